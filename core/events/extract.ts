@@ -1,0 +1,92 @@
+import type { Feature, FeatureGroupSpec, Predicate } from '../featuregroup/schema';
+import { compilePath, isJsonObject, type JsonObject, type JsonValue } from './path';
+import { convertValue, parseEventTime, type StoredValue } from './values';
+
+/** One Kafka record as the extractor sees it. */
+export interface RawRecord {
+  value: Buffer | null;
+  /** The record's Kafka timestamp, epoch milliseconds. */
+  timestamp: number;
+}
+
+export interface ExtractedEvent {
+  entityId: string;
+  eventTimeMs: number;
+  /** Aligned with `valueFeatures(spec)`; undefined where the event does not carry the feature. */
+  values: (StoredValue | undefined)[];
+}
+
+export type Extraction =
+  | { kind: 'event'; event: ExtractedEvent }
+  | { kind: 'skipped' }
+  | { kind: 'invalid'; reason: string };
+
+export const MAX_ENTITY_ID_LENGTH = 1024;
+
+/** Features computed from the latest value of one field (aggregates are computed elsewhere). */
+export function valueFeatures(spec: FeatureGroupSpec): (Feature & { from: string })[] {
+  return spec.features.filter((f): f is Feature & { from: string } => f.from !== undefined);
+}
+
+function compilePredicate(predicate: Predicate): (event: JsonObject) => boolean {
+  const get = compilePath(predicate.field);
+  if (predicate.in !== undefined) {
+    const allowed = new Set<JsonValue>(predicate.in);
+    return (event) => allowed.has(get(event) ?? null);
+  }
+  const expected = predicate.equals;
+  return (event) => get(event) === expected;
+}
+
+function entityIdOf(value: JsonValue | undefined): string | undefined {
+  if (typeof value === 'string') {
+    return value.length > 0 && value.length <= MAX_ENTITY_ID_LENGTH && !value.includes('\u0000') ? value : undefined;
+  }
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+  return undefined;
+}
+
+/**
+ * Compiles a group's spec into a function from a Kafka record to its typed feature values.
+ * Everything derivable from the spec is done here once, not per event.
+ */
+export function compileExtractor(spec: FeatureGroupSpec): (record: RawRecord) => Extraction {
+  const getKey = compilePath(spec.entity.keyField);
+  const getTime = spec.source.eventTimeField ? compilePath(spec.source.eventTimeField) : undefined;
+  const passes = spec.source.filter ? compilePredicate(spec.source.filter) : () => true;
+  const features = valueFeatures(spec).map((f) => ({ name: f.name, type: f.type, get: compilePath(f.from) }));
+  const keyField = spec.entity.keyField;
+  const timeField = spec.source.eventTimeField;
+
+  return (record) => {
+    if (record.value === null || record.value.length === 0) return { kind: 'invalid', reason: 'empty record value' };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(record.value.toString('utf8'));
+    } catch (error) {
+      return { kind: 'invalid', reason: `value is not JSON: ${(error as Error).message}` };
+    }
+    if (!isJsonObject(parsed)) return { kind: 'invalid', reason: 'value is not a JSON object' };
+    if (!passes(parsed)) return { kind: 'skipped' };
+
+    const entityId = entityIdOf(getKey(parsed));
+    if (entityId === undefined) {
+      return { kind: 'invalid', reason: `entity key ${keyField} is missing or not a non-empty string of at most ${MAX_ENTITY_ID_LENGTH} chars` };
+    }
+    let eventTimeMs = record.timestamp;
+    if (getTime) {
+      eventTimeMs = parseEventTime(getTime(parsed));
+      if (Number.isNaN(eventTimeMs)) return { kind: 'invalid', reason: `event time ${timeField} is missing or not ISO-8601/epoch ms` };
+    }
+    const values: (StoredValue | undefined)[] = new Array(features.length);
+    for (let i = 0; i < features.length; i++) {
+      const feature = features[i]!;
+      const raw = feature.get(parsed);
+      if (raw === undefined || raw === null) continue;
+      const converted = convertValue(feature.type, raw);
+      if (!converted.ok) return { kind: 'invalid', reason: `feature ${feature.name}: ${converted.reason}` };
+      values[i] = converted.value;
+    }
+    return { kind: 'event', event: { entityId, eventTimeMs, values } };
+  };
+}

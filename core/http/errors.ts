@@ -1,0 +1,48 @@
+import type { ErrorRequestHandler } from 'express';
+import type { Logger } from '../logger';
+
+/** An error meant for the client: status, a stable code, and the field it concerns. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** The one JSON error shape of every API (`detail` as FastAPI, which the original served). */
+export interface ErrorBody {
+  detail: string;
+  code: string;
+  field?: string;
+}
+
+interface BodyParserError {
+  type?: string;
+  status?: number;
+  message: string;
+}
+
+/** Maps every error to JSON in one place; anything unexpected is a 500 that leaks no internals. */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (error: unknown, _req, res, _next) => {
+    let status = 500;
+    let body: ErrorBody = { detail: 'internal error', code: 'E_INTERNAL' };
+    if (error instanceof HttpError) {
+      status = error.status;
+      body = { detail: error.message, code: error.code, ...(error.field ? { field: error.field } : {}) };
+      res.set(error.headers);
+    } else if (typeof error === 'object' && error !== null && typeof (error as BodyParserError).type === 'string') {
+      const parserError = error as BodyParserError;
+      status = parserError.status ?? 400;
+      const code = parserError.type === 'entity.too.large' ? 'E_PAYLOAD_TOO_LARGE' : 'E_BAD_BODY';
+      body = { detail: parserError.message, code, field: 'body' };
+    }
+    if (status >= 500) log.error({ err: error }, 'request failed');
+    res.status(status).json(body);
+  };
+}

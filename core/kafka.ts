@@ -1,0 +1,24 @@
+import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+import type { Logger } from './logger';
+
+const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+/** A kafkajs client whose logs go through pino. */
+export function createKafka(brokers: string[], clientId: string, log: Logger): Kafka {
+  const kafkaLog = log.child({ lib: 'kafkajs' });
+  return new Kafka({
+    clientId,
+    brokers,
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry: LogEntry) => {
+      const { message, ...extra } = entry.log;
+      kafkaLog[LEVELS[entry.level] ?? 'info']({ ...extra, namespace: entry.namespace }, message);
+    },
+    retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 8 },
+  });
+}

@@ -1,0 +1,84 @@
+import type { Pool } from 'pg';
+import type { FeatureType } from '../featuregroup/schema';
+import type { JsonValue } from '../events/path';
+import { ENTITY_COLUMN, type StoreLayout } from './layout';
+import { quoteIdent, statementName } from './identifiers';
+
+export interface StoredFeature {
+  value: JsonValue;
+  eventTime: Date;
+}
+
+export interface StoredEntity {
+  entityId: string;
+  /** Aligned with the reader's feature list; null where the entity has no value yet. */
+  features: (StoredFeature | null)[];
+}
+
+const identity = (value: unknown): JsonValue => value as JsonValue;
+/** bigint arrives as text; it is served as a number where a JS number holds it exactly. */
+const int64 = (value: unknown): JsonValue => {
+  if (value === null) return null;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : (value as string);
+};
+const timestamp = (value: unknown): JsonValue => (value instanceof Date ? value.toISOString() : (value as JsonValue));
+const PARSERS: Record<FeatureType, (value: unknown) => JsonValue> = {
+  string: identity,
+  int64,
+  float64: identity,
+  bool: identity,
+  timestamp,
+  json: identity,
+};
+
+/**
+ * Reads a chosen set of a group's features for one or many entities, each in one round trip
+ * through a prepared statement. Columns are the group's validated identifiers, never input.
+ */
+export class GroupReader {
+  private readonly one: { name: string; text: string };
+  private readonly many: { name: string; text: string };
+  private readonly parsers: ((v: unknown) => JsonValue)[];
+
+  constructor(layout: StoreLayout, readonly featureNames: readonly string[]) {
+    const columns = featureNames.map((name) => {
+      const f = layout.features.find((c) => c.name === name);
+      if (!f) throw new Error(`unknown feature ${name}`);
+      return f;
+    });
+    const select = [ENTITY_COLUMN, ...columns.flatMap((f) => [f.value, f.eventTime])].map(quoteIdent).join(', ');
+    const base = `SELECT ${select} FROM ${layout.sqlTable} WHERE ${quoteIdent(ENTITY_COLUMN)}`;
+    this.one = { text: `${base} = $1`, name: '' };
+    this.one.name = statementName('read1', this.one.text);
+    this.many = { text: `${base} = ANY($1::text[])`, name: '' };
+    this.many.name = statementName('readn', this.many.text);
+    this.parsers = columns.map((f) => PARSERS[f.type]);
+  }
+
+  async readOne(pool: Pool, entityId: string): Promise<StoredEntity | undefined> {
+    const result = await pool.query({ ...this.one, values: [entityId], rowMode: 'array' });
+    const row = result.rows[0] as unknown[] | undefined;
+    return row && this.decode(row);
+  }
+
+  /** Returns the stored entities keyed by id; ids with no row are absent. */
+  async readMany(pool: Pool, entityIds: readonly string[]): Promise<Map<string, StoredEntity>> {
+    const result = await pool.query({ ...this.many, values: [entityIds], rowMode: 'array' });
+    const found = new Map<string, StoredEntity>();
+    for (const row of result.rows as unknown[][]) {
+      const entity = this.decode(row);
+      found.set(entity.entityId, entity);
+    }
+    return found;
+  }
+
+  private decode(row: unknown[]): StoredEntity {
+    const features: (StoredFeature | null)[] = new Array(this.parsers.length);
+    for (let i = 0; i < this.parsers.length; i++) {
+      const time = row[2 + i * 2] as Date | null;
+      features[i] = time === null ? null : { value: this.parsers[i]!(row[1 + i * 2]), eventTime: time };
+    }
+    return { entityId: row[0] as string, features };
+  }
+}

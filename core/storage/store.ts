@@ -1,0 +1,43 @@
+import type { Pool } from 'pg';
+import type { FeatureGroupSpec, GroupRef } from '../featuregroup/schema';
+import { FEATURES_SCHEMA } from './identifiers';
+import { layoutFor, planStore, type ObservedColumns } from './layout';
+import { upsertGroup } from './registry';
+
+export class StoreConflictError extends Error {
+  readonly code = 'E_STORE_CONFLICT';
+  constructor(readonly conflicts: string[]) {
+    super(conflicts.join('; '));
+  }
+}
+
+async function observeColumns(pool: Pool, table: string): Promise<ObservedColumns | undefined> {
+  const result = await pool.query<{ column_name: string; data_type: string }>(
+    'SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2',
+    [FEATURES_SCHEMA, table],
+  );
+  return result.rows.length === 0 ? undefined : new Map(result.rows.map((r) => [r.column_name, r.data_type]));
+}
+
+/**
+ * Makes a group's storage match its spec and records it in the registry, idempotently: creates the
+ * table or adds missing columns online. A type change throws StoreConflictError and alters nothing.
+ */
+export async function applyStore(pool: Pool, ref: GroupRef, spec: FeatureGroupSpec, generation: number): Promise<{ table: string; statements: string[] }> {
+  const layout = layoutFor(ref, spec);
+  const plan = planStore(layout, await observeColumns(pool, layout.table));
+  if (plan.conflicts.length > 0) throw new StoreConflictError(plan.conflicts);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    for (const statement of plan.statements) await client.query(statement);
+    await upsertGroup(client, ref, spec, layout.table, generation);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+  return { table: layout.table, statements: plan.statements };
+}

@@ -1,0 +1,161 @@
+import type { Pool, PoolClient } from 'pg';
+import type { ExtractedEvent } from '../events/extract';
+import type { StoredValue } from '../events/values';
+import { ENTITY_COLUMN, COLUMN_TYPES, type StoreLayout } from './layout';
+import { PLATFORM_SCHEMA, qualified, quoteIdent, statementName } from './identifiers';
+
+export interface OffsetEvent {
+  offset: bigint;
+  event: ExtractedEvent;
+}
+
+/** The newest observation of each feature of one entity within a batch. */
+interface EntityRow {
+  times: number[];
+  offsets: bigint[];
+  values: (StoredValue | undefined)[];
+}
+
+/**
+ * Folds a batch down to one row per entity, keeping for each feature the observation with the
+ * greatest (event time, offset). The database applies the same rule against what it holds, so
+ * the outcome is independent of batch boundaries and arrival order.
+ */
+export function reduceByEntity(events: readonly OffsetEvent[], featureCount: number): Map<string, EntityRow> {
+  const rows = new Map<string, EntityRow>();
+  for (const { offset, event } of events) {
+    let row = rows.get(event.entityId);
+    if (row === undefined) {
+      row = { times: new Array(featureCount).fill(-Infinity), offsets: new Array(featureCount).fill(-1n), values: new Array(featureCount) };
+      rows.set(event.entityId, row);
+    }
+    for (let i = 0; i < featureCount; i++) {
+      const value = event.values[i];
+      if (value === undefined) continue;
+      const time = row.times[i]!;
+      if (event.eventTimeMs > time || (event.eventTimeMs === time && offset > row.offsets[i]!)) {
+        row.times[i] = event.eventTimeMs;
+        row.offsets[i] = offset;
+        row.values[i] = value;
+      }
+    }
+  }
+  return rows;
+}
+
+/** Builds, once per group, the single multi-row upsert that applies a reduced batch. */
+export function buildUpsertSql(layout: StoreLayout): string {
+  const columns = [ENTITY_COLUMN];
+  const casts = ['text[]'];
+  const assignments: string[] = [];
+  for (const f of layout.features) {
+    columns.push(f.value, f.eventTime, f.offset);
+    casts.push(`${COLUMN_TYPES[f.type].ddl}[]`, 'timestamptz[]', 'bigint[]');
+    const [v, ts, off] = [quoteIdent(f.value), quoteIdent(f.eventTime), quoteIdent(f.offset)];
+    const newer = `excluded.${ts} IS NOT NULL AND (t.${ts} IS NULL OR (excluded.${ts}, excluded.${off}) > (t.${ts}, t.${off}))`;
+    for (const column of [v, ts, off]) assignments.push(`${column} = CASE WHEN ${newer} THEN excluded.${column} ELSE t.${column} END`);
+  }
+  const params = casts.map((cast, i) => `$${i + 1}::${cast}`).join(', ');
+  return (
+    `INSERT INTO ${layout.sqlTable} AS t (${columns.map(quoteIdent).join(', ')})\n` +
+    `SELECT * FROM unnest(${params})\n` +
+    `ON CONFLICT (${quoteIdent(ENTITY_COLUMN)}) DO UPDATE SET\n  ${assignments.join(',\n  ')}`
+  );
+}
+
+/** Column-major parameters for `buildUpsertSql`: one array per column, one element per entity. */
+export function upsertParams(layout: StoreLayout, rows: Map<string, EntityRow>): unknown[] {
+  const n = layout.features.length;
+  const entityIds: string[] = [];
+  const columns: unknown[][] = Array.from({ length: n * 3 }, () => []);
+  for (const [entityId, row] of rows) {
+    entityIds.push(entityId);
+    for (let i = 0; i < n; i++) {
+      const observed = row.values[i] !== undefined;
+      columns[i * 3]!.push(observed ? row.values[i] : null);
+      columns[i * 3 + 1]!.push(observed ? new Date(row.times[i]!).toISOString() : null);
+      columns[i * 3 + 2]!.push(observed ? row.offsets[i]!.toString() : null);
+    }
+  }
+  return [entityIds, ...columns];
+}
+
+const OFFSETS = qualified(PLATFORM_SCHEMA, 'consumer_offsets');
+/** Locks the partition's offset row (creating it at 0) and returns what is stored. */
+const LOCK_OFFSET_SQL =
+  `INSERT INTO ${OFFSETS} AS o (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0)\n` +
+  `ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = o.next_offset RETURNING next_offset`;
+const STORE_OFFSET_SQL =
+  `UPDATE ${OFFSETS} SET next_offset = $4, updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND partition = $3`;
+const READ_OFFSETS_SQL = `SELECT partition, next_offset FROM ${OFFSETS} WHERE consumer_group = $1 AND topic = $2`;
+
+export interface PartitionBatch {
+  consumerGroup: string;
+  topic: string;
+  partition: number;
+  /** Offset after the batch's last record, valid or not: what the consumer resumes from. */
+  nextOffset: bigint;
+  events: readonly OffsetEvent[];
+}
+
+export interface BatchOutcome {
+  /** Events whose values were applied (before per-entity reduction). */
+  applied: number;
+  /** Events already covered by the stored offset: a replay after a crash. */
+  replayed: number;
+  /** Distinct entities written. */
+  entities: number;
+}
+
+/** Writes the feature values of one batch and its next offset atomically, one Postgres transaction. */
+export class GroupWriter {
+  private readonly upsertSql: string;
+  private readonly statementName: string;
+
+  constructor(private readonly layout: StoreLayout) {
+    this.upsertSql = buildUpsertSql(layout);
+    this.statementName = statementName('upsert', this.upsertSql);
+  }
+
+  async write(pool: Pool, batch: PartitionBatch): Promise<BatchOutcome> {
+    const client = await pool.connect();
+    let released = false;
+    try {
+      await client.query('BEGIN');
+      const key = [batch.consumerGroup, batch.topic, batch.partition];
+      const locked = await client.query<{ next_offset: string }>({ name: 'fs_lock_offset', text: LOCK_OFFSET_SQL, values: key });
+      const stored = BigInt(locked.rows[0]!.next_offset);
+      const fresh = batch.events.filter((e) => e.offset >= stored);
+      const outcome: BatchOutcome = { applied: fresh.length, replayed: batch.events.length - fresh.length, entities: 0 };
+      if (batch.nextOffset <= stored) {
+        await client.query('ROLLBACK');
+        return outcome;
+      }
+      if (fresh.length > 0) {
+        const rows = reduceByEntity(fresh, this.layout.features.length);
+        outcome.entities = rows.size;
+        await this.upsert(client, rows);
+      }
+      await client.query({ name: 'fs_store_offset', text: STORE_OFFSET_SQL, values: [...key, batch.nextOffset.toString()] });
+      await client.query('COMMIT');
+      return outcome;
+    } catch (error) {
+      // A connection that failed mid-transaction is not reused: destroy it rather than roll back.
+      client.release(error as Error);
+      released = true;
+      throw error;
+    } finally {
+      if (!released) client.release();
+    }
+  }
+
+  private async upsert(client: PoolClient, rows: Map<string, EntityRow>): Promise<void> {
+    await client.query({ name: this.statementName, text: this.upsertSql, values: upsertParams(this.layout, rows) });
+  }
+}
+
+/** Offsets this consumer group stored per partition of a topic: where to resume. */
+export async function readStoredOffsets(pool: Pool, consumerGroup: string, topic: string): Promise<Map<number, bigint>> {
+  const result = await pool.query<{ partition: number; next_offset: string }>(READ_OFFSETS_SQL, [consumerGroup, topic]);
+  return new Map(result.rows.map((r) => [r.partition, BigInt(r.next_offset)]));
+}

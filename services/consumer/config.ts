@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { baseEnv, databaseUrl, kafkaBrokers, loadConfig, port } from '../../core/config';
+
+export const consumerEnv = baseEnv.extend({
+  /** Health and metrics; 0 picks a free port (several consumers on one machine). */
+  PORT: port(8083),
+  DATABASE_URL: databaseUrl,
+  KAFKA_BROKERS: kafkaBrokers,
+  FEATURE_GROUP: z.string({ error: 'is required (<namespace>/<name> of a registered FeatureGroup)' }),
+  /** How long a fetch waits for data before returning what it has: bounds freshness under low load. */
+  CONSUMER_MAX_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(100),
+  CONSUMER_MAX_BYTES_PER_PARTITION: z.coerce.number().int().positive().default(8 * 1024 * 1024),
+  DB_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(4),
+});
+
+export type ConsumerConfig = z.infer<typeof consumerEnv>;
+
+export const loadConsumerConfig = (env: NodeJS.ProcessEnv = process.env): ConsumerConfig => loadConfig(consumerEnv, env);

@@ -1,0 +1,74 @@
+import express from 'express';
+import { Pool } from 'pg';
+import { parseGroupId, groupId, type GroupRef } from '../../core/featuregroup/schema';
+import { mountOps } from '../../core/http/ops';
+import { createKafka } from '../../core/kafka';
+import { createLogger, type Logger } from '../../core/logger';
+import { createRegistry } from '../../core/metrics';
+import { retryWithBackoff } from '../../core/retry';
+import { onShutdown } from '../../core/shutdown';
+import { getGroup, type RegisteredGroup } from '../../core/storage/registry';
+import { loadConsumerConfig } from './config';
+import { consumerGroupName, GroupRunner } from './runner';
+
+/** The operator registers a group before it starts its consumer; wait for that rather than crash. */
+async function awaitRegistration(pool: Pool, ref: GroupRef, log: Logger): Promise<RegisteredGroup> {
+  const group = await retryWithBackoff(
+    async () => {
+      const found = await getGroup(pool, ref);
+      if (!found) throw new Error(`feature group ${groupId(ref)} is not in the registry yet`);
+      return found;
+    },
+    () => true,
+    (error, attempt) => log.warn({ err: error, attempt }, 'waiting for the feature group'),
+  );
+  return group!;
+}
+
+async function main(): Promise<void> {
+  const config = loadConsumerConfig();
+  const ref = parseGroupId(config.FEATURE_GROUP);
+  const log = createLogger('consumer', config.LOG_LEVEL).child({ group: groupId(ref) });
+  const pool = new Pool({ connectionString: config.DATABASE_URL, max: config.DB_POOL_SIZE, application_name: `featurestore-consumer ${groupId(ref)}` });
+  pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
+  const group = await awaitRegistration(pool, ref, log);
+
+  const kafka = createKafka(config.KAFKA_BROKERS, `featurestore-consumer-${ref.namespace}-${ref.name}`, log);
+  const consumer = kafka.consumer({
+    groupId: consumerGroupName(ref),
+    maxWaitTimeInMs: config.CONSUMER_MAX_WAIT_MS,
+    maxBytesPerPartition: config.CONSUMER_MAX_BYTES_PER_PARTITION,
+    maxBytes: config.CONSUMER_MAX_BYTES_PER_PARTITION * 4,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3_000,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 10_000 },
+  });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+  await producer.connect();
+
+  const registry = createRegistry('consumer');
+  const runner = new GroupRunner({ group, consumer, producer, pool, registry, log });
+  let consuming = false;
+  consumer.on(consumer.events.GROUP_JOIN, () => (consuming = true));
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    log.error({ err: payload.error, restart: payload.restart }, 'kafka consumer crashed');
+    if (!payload.restart) process.exit(1);
+  });
+
+  const app = express();
+  mountOps(app, registry, async () => consuming && (await pool.query('SELECT 1')).rowCount === 1);
+  const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'consumer health and metrics listening'));
+
+  await runner.start();
+  onShutdown(log, async () => {
+    await runner.stop();
+    await producer.disconnect();
+    server.close();
+    await pool.end();
+  });
+}
+
+main().catch((error: unknown) => {
+  console.error(`consumer failed: ${(error as Error).message}`);
+  process.exit(1);
+});

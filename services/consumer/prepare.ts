@@ -1,0 +1,35 @@
+import type { KafkaMessage } from 'kafkajs';
+import type { Extraction, RawRecord } from '../../core/events/extract';
+import type { OffsetEvent } from '../../core/storage/writer';
+
+export interface DeadLetter {
+  message: KafkaMessage;
+  reason: string;
+}
+
+export interface PreparedBatch {
+  events: OffsetEvent[];
+  deadLetters: DeadLetter[];
+  skipped: number;
+  /** Offset after the last message, valid or not. */
+  nextOffset: bigint;
+}
+
+/** Turns raw Kafka messages into typed events and dead letters; never throws on bad input. */
+export function prepareBatch(messages: readonly KafkaMessage[], extract: (record: RawRecord) => Extraction): PreparedBatch {
+  const prepared: PreparedBatch = { events: [], deadLetters: [], skipped: 0, nextOffset: 0n };
+  for (const message of messages) {
+    let result: Extraction;
+    try {
+      result = extract({ value: message.value, timestamp: Number(message.timestamp) });
+    } catch (error) {
+      result = { kind: 'invalid', reason: `extraction failed: ${(error as Error).message}` };
+    }
+    if (result.kind === 'event') prepared.events.push({ offset: BigInt(message.offset), event: result.event });
+    else if (result.kind === 'invalid') prepared.deadLetters.push({ message, reason: result.reason });
+    else prepared.skipped++;
+  }
+  const last = messages[messages.length - 1];
+  prepared.nextOffset = last ? BigInt(last.offset) + 1n : 0n;
+  return prepared;
+}

@@ -1,0 +1,149 @@
+import type { Consumer, EachBatchPayload, Producer } from 'kafkajs';
+import type { Pool } from 'pg';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { compileExtractor } from '../../core/events/extract';
+import { groupId, type GroupRef } from '../../core/featuregroup/schema';
+import type { Logger } from '../../core/logger';
+import { retryWithBackoff } from '../../core/retry';
+import type { RegisteredGroup } from '../../core/storage/registry';
+import { layoutFor } from '../../core/storage/layout';
+import { GroupWriter, readStoredOffsets } from '../../core/storage/writer';
+import { deadLetterTopicFor, publishDeadLetters } from './dead-letters';
+import { prepareBatch } from './prepare';
+
+export function consumerGroupName(ref: GroupRef): string {
+  return `featurestore.${ref.namespace}.${ref.name}`;
+}
+
+export interface RunnerDeps {
+  group: RegisteredGroup;
+  consumer: Consumer;
+  producer: Producer;
+  pool: Pool;
+  registry: Registry;
+  log: Logger;
+}
+
+/**
+ * Kafka → Postgres for one FeatureGroup. Per chunk of a fetched batch: dead-letter the invalid
+ * records, write values and next offset in one transaction, then commit to Kafka. Postgres is the
+ * source of truth for offsets: it is where the consumer resumes, and what filters a replay.
+ */
+export class GroupRunner {
+  private readonly writer: GroupWriter;
+  private readonly extract: ReturnType<typeof compileExtractor>;
+  private readonly consumerGroup: string;
+  private readonly dlqTopic: string;
+  private readonly events: Counter<'outcome'>;
+  private readonly batchSeconds: Histogram;
+  private readonly retries: Counter;
+  private stopping = false;
+
+  constructor(private readonly deps: RunnerDeps) {
+    const { group, registry } = deps;
+    this.writer = new GroupWriter(layoutFor(group.ref, group.spec));
+    this.extract = compileExtractor(group.spec);
+    this.consumerGroup = consumerGroupName(group.ref);
+    this.dlqTopic = deadLetterTopicFor(group.spec.source.topic, group.ref, group.spec.source.deadLetterTopic);
+    this.events = new Counter({
+      name: 'featurestore_consumer_events_total',
+      help: 'Records consumed, by outcome: applied, replayed (already stored), skipped (filter), dead_lettered',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.batchSeconds = new Histogram({
+      name: 'featurestore_consumer_batch_seconds',
+      help: 'Time to write one batch and its offsets',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    });
+    this.retries = new Counter({ name: 'featurestore_consumer_retries_total', help: 'Batch attempts that failed and were retried', registers: [registry] });
+  }
+
+  async start(): Promise<void> {
+    const { consumer, group, log } = this.deps;
+    const topic = group.spec.source.topic;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      const partitions = payload.memberAssignment[topic] ?? [];
+      void this.seekToStored(partitions).catch((error: unknown) => log.warn({ err: error }, 'seek to stored offsets failed; replay will be filtered'));
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => this.handleBatch(payload),
+    });
+    log.info({ group: groupId(group.ref), topic, consumerGroup: this.consumerGroup, dlq: this.dlqTopic }, 'consuming');
+  }
+
+  /** Finish the chunk in flight (its commit included), then leave the consumer group. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.deps.consumer.disconnect();
+  }
+
+  private async seekToStored(partitions: number[]): Promise<void> {
+    const { consumer, group, pool, log } = this.deps;
+    const topic = group.spec.source.topic;
+    const stored = await readStoredOffsets(pool, this.consumerGroup, topic);
+    for (const partition of partitions) {
+      const offset = stored.get(partition);
+      if (offset === undefined || offset === 0n) continue;
+      consumer.seek({ topic, partition, offset: offset.toString() });
+      log.info({ topic, partition, offset: offset.toString() }, 'resuming from offset stored in Postgres');
+    }
+  }
+
+  private async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const { group, pool, producer, consumer, log } = this.deps;
+    const chunkSize = group.spec.consumer.batchSize;
+    const source = { group: groupId(group.ref), topic: batch.topic, partition: batch.partition };
+    const live = (): boolean => isRunning() && !isStale();
+
+    for (let start = 0; start < batch.messages.length; start += chunkSize) {
+      if (this.stopping && start > 0) return;
+      if (!live()) return;
+      const chunk = batch.messages.slice(start, start + chunkSize);
+      const prepared = prepareBatch(chunk, this.extract);
+      let deadLettersSent = false;
+      const timer = this.batchSeconds.startTimer();
+      const outcome = await retryWithBackoff(
+        async () => {
+          if (!deadLettersSent) {
+            await publishDeadLetters(producer, this.dlqTopic, source, prepared.deadLetters);
+            deadLettersSent = true;
+          }
+          return this.writer.write(pool, {
+            consumerGroup: this.consumerGroup,
+            topic: batch.topic,
+            partition: batch.partition,
+            nextOffset: prepared.nextOffset,
+            events: prepared.events,
+          });
+        },
+        () => live() && !this.stopping,
+        (error, attempt, delayMs) => {
+          this.retries.inc();
+          log.warn({ err: error, attempt, delayMs, partition: batch.partition }, 'batch failed; retrying, nothing committed');
+          heartbeat().catch(() => undefined);
+        },
+      );
+      if (outcome === undefined) return;
+      timer();
+      this.events.inc({ outcome: 'applied' }, outcome.applied);
+      this.events.inc({ outcome: 'replayed' }, outcome.replayed);
+      this.events.inc({ outcome: 'skipped' }, prepared.skipped);
+      this.events.inc({ outcome: 'dead_lettered' }, prepared.deadLetters.length);
+
+      const lastOffset = chunk[chunk.length - 1]!.offset;
+      resolveOffset(lastOffset);
+      // Postgres already holds this offset; a failed Kafka commit only means a filtered replay.
+      await consumer
+        .commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: prepared.nextOffset.toString() }])
+        .catch((error: unknown) => log.warn({ err: error }, 'kafka offset commit failed; postgres offsets stay authoritative'));
+      await heartbeat().catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,96 @@
+import { HttpError } from '../../core/http/errors';
+import { compilePath, isJsonObject, type JsonObject, type JsonValue } from '../../core/events/path';
+
+export interface OutgoingEvent {
+  key: string | null;
+  value: string;
+}
+
+export interface Rejection {
+  index: number;
+  reason: string;
+}
+
+export interface ParsedEvents {
+  events: OutgoingEvent[];
+  rejected: Rejection[];
+}
+
+export interface EventLimits {
+  maxEventBytes: number;
+  maxEvents: number;
+  keyField: string;
+}
+
+type BodyFormat = 'json' | 'ndjson';
+
+export function formatOf(contentType: string | undefined): BodyFormat {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type === 'application/json' || type.endsWith('+json')) return 'json';
+  if (type === 'application/x-ndjson' || type === 'application/jsonl' || type === 'application/x-jsonlines') return 'ndjson';
+  throw new HttpError(
+    415,
+    'E_UNSUPPORTED_MEDIA_TYPE',
+    `Content-Type ${type || '(none)'} is not supported: send application/json (one event or an array) or application/x-ndjson`,
+    'content-type',
+  );
+}
+
+/**
+ * Splits a request body into Kafka-ready events. A body that cannot be read at all is a 400; an
+ * individual bad event is rejected with its index and reason while the others go through.
+ */
+export function parseEvents(body: Buffer, format: BodyFormat, limits: EventLimits): ParsedEvents {
+  if (body.length === 0) throw new HttpError(400, 'E_EMPTY_BODY', 'request body is empty', 'body');
+  const getKey = compilePath(limits.keyField);
+  const result: ParsedEvents = { events: [], rejected: [] };
+  const accept = (index: number, value: JsonValue, text: string): void => {
+    if (!isJsonObject(value)) return void result.rejected.push({ index, reason: 'event must be a JSON object' });
+    if (Buffer.byteLength(text) > limits.maxEventBytes) {
+      return void result.rejected.push({ index, reason: `event exceeds ${limits.maxEventBytes} bytes` });
+    }
+    result.events.push({ key: keyOf(getKey(value as JsonObject)), value: text });
+  };
+
+  const text = body.toString('utf8');
+  if (format === 'json') {
+    let parsed: JsonValue;
+    try {
+      parsed = JSON.parse(text) as JsonValue;
+    } catch (error) {
+      throw new HttpError(400, 'E_INVALID_JSON', `body is not valid JSON: ${(error as Error).message}`, 'body');
+    }
+    if (Array.isArray(parsed)) {
+      checkCount(parsed.length, limits.maxEvents);
+      parsed.forEach((event, index) => accept(index, event, JSON.stringify(event)));
+    } else {
+      accept(0, parsed, text);
+    }
+    return result;
+  }
+  const lines = text.split('\n');
+  checkCount(lines.length, limits.maxEvents + 1);
+  let index = 0;
+  for (const raw of lines) {
+    const line = raw.trim();
+    if (line === '') continue;
+    try {
+      accept(index, JSON.parse(line) as JsonValue, line);
+    } catch (error) {
+      result.rejected.push({ index, reason: `line is not valid JSON: ${(error as Error).message}` });
+    }
+    index++;
+  }
+  checkCount(index, limits.maxEvents);
+  return result;
+}
+
+function checkCount(count: number, max: number): void {
+  if (count > max) throw new HttpError(413, 'E_TOO_MANY_EVENTS', `at most ${max} events per request`, 'body');
+}
+
+function keyOf(value: JsonValue | undefined): string | null {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return null;
+}

@@ -1,0 +1,96 @@
+import express, { type Express } from 'express';
+import type { Pool } from 'pg';
+import type { Registry } from 'prom-client';
+import { parseGroupId } from '../../core/featuregroup/schema';
+import { errorHandler, HttpError } from '../../core/http/errors';
+import { mountOps, requestMetrics } from '../../core/http/ops';
+import type { Logger } from '../../core/logger';
+import type { Catalog, ServedGroup } from './catalog';
+import type { ServingConfig } from './config';
+import { readEntity } from './entity';
+import { getOnlineFeatures, parseOnlineRequest } from './online';
+import { openApiDocument } from './openapi';
+
+export interface ServingDeps {
+  config: ServingConfig;
+  pool: Pool;
+  catalog: Catalog;
+  registry: Registry;
+  log: Logger;
+}
+
+function describeGroup(group: ServedGroup) {
+  const { ref, spec, table } = group.registered;
+  return {
+    namespace: ref.namespace,
+    name: ref.name,
+    entity: spec.entity,
+    source: spec.source,
+    ttl: spec.ttl ?? null,
+    table,
+    features: spec.features.map((f) => ({
+      name: f.name,
+      type: f.type,
+      kind: f.aggregate ? 'aggregate' : 'value',
+      served: group.types.has(f.name),
+      ref: `${ref.namespace === 'default' ? '' : `${ref.namespace}/`}${ref.name}:${f.name}`,
+    })),
+  };
+}
+
+export function createServingApp({ config, pool, catalog, registry, log }: ServingDeps): Express {
+  const limits = { maxEntities: config.SERVING_MAX_ENTITIES, maxFeatures: config.SERVING_MAX_FEATURES };
+  const databaseAnswers = async (): Promise<boolean> => (await pool.query('SELECT 1')).rowCount === 1;
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('query parser', 'simple');
+  app.use(requestMetrics(registry));
+  mountOps(app, registry, async () => catalog.loaded && (await databaseAnswers()));
+
+  app.get('/health', async (_req, res) => {
+    const ok = await databaseAnswers().catch(() => false);
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable' });
+  });
+
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApiDocument);
+  });
+
+  app.get('/features/:entityId', async (req, res) => {
+    const entityId = req.params.entityId;
+    const found = await readEntity(pool, catalog, entityId);
+    if (!found) {
+      res.status(404).json({ detail: `No features found for entity_id=${entityId}` });
+      return;
+    }
+    res.json(found);
+  });
+
+  app.get('/v1/feature-groups', (_req, res) => {
+    res.json({ groups: catalog.all().map(describeGroup) });
+  });
+
+  app.get(['/v1/feature-groups/:namespace/:name', '/v1/feature-groups/:name'], (req, res) => {
+    const { namespace = 'default', name } = req.params as { namespace?: string; name: string };
+    let id: string;
+    try {
+      const ref = parseGroupId(`${namespace}/${name}`);
+      id = `${ref.namespace}/${ref.name}`;
+    } catch {
+      throw new HttpError(400, 'E_BAD_GROUP', `"${namespace}/${name}" is not a valid feature group name`, 'name');
+    }
+    const group = catalog.get(id);
+    if (!group) throw new HttpError(404, 'E_UNKNOWN_GROUP', `feature group ${id} does not exist`, 'name');
+    res.json(describeGroup(group));
+  });
+
+  app.post('/get-online-features', express.json({ limit: config.SERVING_MAX_BODY_BYTES, type: () => true }), async (req, res) => {
+    const request = parseOnlineRequest(req.body, catalog, limits);
+    res.json(await getOnlineFeatures(pool, request));
+  });
+
+  app.use((req, _res, next) => next(new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${req.path}`)));
+  app.use(errorHandler(log));
+  return app;
+}

@@ -1,0 +1,88 @@
+import type { Pool } from 'pg';
+import { parseDuration } from '../../core/featuregroup/duration';
+import { groupId, type FeatureType } from '../../core/featuregroup/schema';
+import type { Logger } from '../../core/logger';
+import { layoutFor, type StoreLayout } from '../../core/storage/layout';
+import { GroupReader } from '../../core/storage/reader';
+import { listGroups, registryVersion, type RegisteredGroup } from '../../core/storage/registry';
+
+export interface ServedGroup {
+  id: string;
+  registered: RegisteredGroup;
+  layout: StoreLayout;
+  ttlMs: number | undefined;
+  /** Features that have a stored value (aggregates are not served yet). */
+  types: Map<string, FeatureType>;
+  /** Reader of every value feature, for `GET /features/{id}`. */
+  readAll: GroupReader;
+  readerFor(features: readonly string[]): GroupReader;
+}
+
+function serve(registered: RegisteredGroup): ServedGroup {
+  const layout = layoutFor(registered.ref, registered.spec);
+  const readers = new Map<string, GroupReader>();
+  const all = layout.features.map((f) => f.name);
+  const readAll = new GroupReader(layout, all);
+  return {
+    id: groupId(registered.ref),
+    registered,
+    layout,
+    ttlMs: registered.spec.ttl ? parseDuration(registered.spec.ttl) : undefined,
+    types: new Map(layout.features.map((f) => [f.name, f.type])),
+    readAll,
+    readerFor(features) {
+      const key = features.join(',');
+      let reader = readers.get(key);
+      if (!reader) {
+        if (readers.size > 1_000) readers.clear();
+        reader = new GroupReader(layout, features);
+        readers.set(key, reader);
+      }
+      return reader;
+    },
+  };
+}
+
+/** What can be served, reloaded from the registry when it changes. */
+export class Catalog {
+  private groups = new Map<string, ServedGroup>();
+  private version = '';
+  private timer: NodeJS.Timeout | undefined;
+  loaded = false;
+
+  constructor(private readonly pool: Pool, private readonly log: Logger) {}
+
+  get(id: string): ServedGroup | undefined {
+    return this.groups.get(id);
+  }
+
+  all(): ServedGroup[] {
+    return [...this.groups.values()];
+  }
+
+  async refresh(): Promise<void> {
+    const version = await registryVersion(this.pool);
+    if (version === this.version && this.loaded) return;
+    const next = new Map<string, ServedGroup>();
+    for (const registered of await listGroups(this.pool)) {
+      const previous = this.groups.get(groupId(registered.ref));
+      const unchanged = previous && previous.registered.updatedAt.getTime() === registered.updatedAt.getTime();
+      next.set(groupId(registered.ref), unchanged ? previous : serve(registered));
+    }
+    this.groups = next;
+    this.version = version;
+    this.loaded = true;
+    this.log.info({ groups: next.size }, 'catalog loaded');
+  }
+
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => {
+      this.refresh().catch((error: unknown) => this.log.warn({ err: error }, 'registry refresh failed; serving the last catalog'));
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

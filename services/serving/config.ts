@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { baseEnv, databaseUrl, loadConfig, port } from '../../core/config';
+
+export const servingEnv = baseEnv.extend({
+  PORT: port(8080),
+  DATABASE_URL: databaseUrl,
+  /** Optional read replica: serving reads go there when set. */
+  DATABASE_READ_URL: databaseUrl.optional(),
+  DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  REGISTRY_REFRESH_MS: z.coerce.number().int().min(100).default(2_000),
+  SERVING_MAX_ENTITIES: z.coerce.number().int().positive().default(1_000),
+  SERVING_MAX_FEATURES: z.coerce.number().int().positive().default(500),
+  SERVING_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+});
+
+export type ServingConfig = z.infer<typeof servingEnv>;
+
+export const loadServingConfig = (env: NodeJS.ProcessEnv = process.env): ServingConfig => loadConfig(servingEnv, env);

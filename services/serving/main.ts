@@ -1,0 +1,38 @@
+import { Pool } from 'pg';
+import { createLogger } from '../../core/logger';
+import { createRegistry } from '../../core/metrics';
+import { onShutdown } from '../../core/shutdown';
+import { createServingApp } from './app';
+import { Catalog } from './catalog';
+import { loadServingConfig } from './config';
+
+async function main(): Promise<void> {
+  const config = loadServingConfig();
+  const log = createLogger('serving', config.LOG_LEVEL);
+  const pool = new Pool({
+    connectionString: config.DATABASE_READ_URL ?? config.DATABASE_URL,
+    max: config.DB_POOL_SIZE,
+    application_name: 'featurestore-serving',
+    // A read that cannot finish quickly is failed rather than queued behind a stuck database.
+    statement_timeout: 5_000,
+    connectionTimeoutMillis: 5_000,
+  });
+  pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
+  const catalog = new Catalog(pool, log);
+  await catalog.refresh().catch((error: unknown) => log.warn({ err: error }, 'registry not readable yet; will retry'));
+  catalog.start(config.REGISTRY_REFRESH_MS);
+
+  const app = createServingApp({ config, pool, catalog, registry: createRegistry('serving'), log });
+  const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'serving listening'));
+  server.keepAliveTimeout = 65_000;
+  onShutdown(log, async () => {
+    catalog.stop();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await pool.end();
+  });
+}
+
+main().catch((error: unknown) => {
+  console.error(`serving failed to start: ${(error as Error).message}`);
+  process.exit(1);
+});

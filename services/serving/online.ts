@@ -1,0 +1,133 @@
+import type { Pool } from 'pg';
+import { z } from 'zod';
+import type { JsonValue } from '../../core/events/path';
+import { describeIssues, parseGroupId } from '../../core/featuregroup/schema';
+import { HttpError } from '../../core/http/errors';
+import { formatTime } from '../../core/time';
+import type { Catalog, ServedGroup } from './catalog';
+
+export const FeatureStatus = { PRESENT: 'PRESENT', NOT_FOUND: 'NOT_FOUND', OUTSIDE_MAX_AGE: 'OUTSIDE_MAX_AGE' } as const;
+export type FeatureStatus = (typeof FeatureStatus)[keyof typeof FeatureStatus];
+
+/** Feast's "no timestamp" marker, which its clients expect for the entity column and misses. */
+const NO_TIMESTAMP = '1970-01-01T00:00:00Z';
+
+const entityValue = z.union([z.string().min(1).max(1024), z.number().int()]);
+export const onlineRequestSchema = z
+  .object({
+    features: z.array(z.string().min(3).max(600)).min(1),
+    entities: z.record(z.string(), z.array(entityValue)),
+    full_feature_names: z.boolean().optional(),
+  })
+  .strict();
+
+export interface OnlineResult {
+  values: JsonValue[];
+  statuses: FeatureStatus[];
+  event_timestamps: string[];
+}
+
+export interface OnlineResponse {
+  metadata: { feature_names: string[] };
+  results: OnlineResult[];
+}
+
+interface RequestedFeature {
+  ref: string;
+  group: ServedGroup;
+  feature: string;
+}
+
+export interface OnlineLimits {
+  maxEntities: number;
+  maxFeatures: number;
+}
+
+/** `group:feature` (default namespace) or `namespace/group:feature`. */
+function resolveFeature(catalog: Catalog, ref: string, index: number): RequestedFeature {
+  const colon = ref.lastIndexOf(':');
+  const field = `features.${index}`;
+  if (colon <= 0) throw new HttpError(400, 'E_BAD_FEATURE_REF', `feature "${ref}" must be "group:feature" or "namespace/group:feature"`, field);
+  let groupKey: string;
+  try {
+    const parsed = parseGroupId(ref.slice(0, colon));
+    groupKey = `${parsed.namespace}/${parsed.name}`;
+  } catch {
+    throw new HttpError(400, 'E_BAD_FEATURE_REF', `feature "${ref}" names an invalid group`, field);
+  }
+  const group = catalog.get(groupKey);
+  if (!group) throw new HttpError(404, 'E_UNKNOWN_GROUP', `feature group ${groupKey} does not exist`, field);
+  const feature = ref.slice(colon + 1);
+  if (!group.types.has(feature)) throw new HttpError(404, 'E_UNKNOWN_FEATURE', `feature group ${groupKey} has no served feature "${feature}"`, field);
+  return { ref, group, feature };
+}
+
+export function parseOnlineRequest(body: unknown, catalog: Catalog, limits: OnlineLimits) {
+  const parsed = onlineRequestSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HttpError(400, 'E_BAD_REQUEST', describeIssues(parsed.error), issue.path.join('.') || 'body');
+  }
+  const { features, entities, full_feature_names } = parsed.data;
+  if (features.length > limits.maxFeatures) throw new HttpError(400, 'E_TOO_MANY_FEATURES', `at most ${limits.maxFeatures} features per request`, 'features');
+  const keys = Object.keys(entities);
+  if (keys.length !== 1) throw new HttpError(400, 'E_BAD_ENTITIES', 'entities must name exactly one entity key, e.g. {"user": ["u1"]}', 'entities');
+  const entityKey = keys[0]!;
+  const ids = entities[entityKey]!;
+  if (ids.length > limits.maxEntities) throw new HttpError(400, 'E_TOO_MANY_ENTITIES', `at most ${limits.maxEntities} entities per request`, `entities.${entityKey}`);
+  const requested = features.map((ref, i) => resolveFeature(catalog, ref, i));
+  for (const r of requested) {
+    if (r.group.registered.spec.entity.name !== entityKey) {
+      throw new HttpError(400, 'E_ENTITY_MISMATCH', `feature ${r.ref} is keyed by entity "${r.group.registered.spec.entity.name}", not "${entityKey}"`, 'entities');
+    }
+  }
+  return { entityKey, ids, requested, fullNames: full_feature_names === true };
+}
+
+/**
+ * Many entities × many features, in Feast's column-major response shape. One query per group
+ * involved, run concurrently; entities are read once per group whatever the feature count.
+ */
+export async function getOnlineFeatures(pool: Pool, request: ReturnType<typeof parseOnlineRequest>, now = Date.now()): Promise<OnlineResponse> {
+  const { entityKey, ids, requested, fullNames } = request;
+  const keys = ids.map(String);
+  const byGroup = new Map<ServedGroup, RequestedFeature[]>();
+  for (const r of requested) byGroup.set(r.group, [...(byGroup.get(r.group) ?? []), r]);
+
+  const columns = new Map<RequestedFeature, OnlineResult>();
+  await Promise.all(
+    [...byGroup].map(async ([group, wanted]) => {
+      const names = [...new Set(wanted.map((w) => w.feature))];
+      const rows = await group.readerFor(names).readMany(pool, [...new Set(keys)]);
+      const ttl = group.ttlMs;
+      for (const w of wanted) {
+        const index = names.indexOf(w.feature);
+        const result: OnlineResult = { values: [], statuses: [], event_timestamps: [] };
+        for (const key of keys) {
+          const stored = rows.get(key)?.features[index] ?? null;
+          if (stored === null) {
+            result.values.push(null);
+            result.statuses.push(FeatureStatus.NOT_FOUND);
+            result.event_timestamps.push(NO_TIMESTAMP);
+            continue;
+          }
+          const stale = ttl !== undefined && now - stored.eventTime.getTime() > ttl;
+          result.values.push(stored.value);
+          result.statuses.push(stale ? FeatureStatus.OUTSIDE_MAX_AGE : FeatureStatus.PRESENT);
+          result.event_timestamps.push(formatTime(stored.eventTime));
+        }
+        columns.set(w, result);
+      }
+    }),
+  );
+
+  const entityColumn: OnlineResult = {
+    values: ids,
+    statuses: ids.map(() => FeatureStatus.PRESENT),
+    event_timestamps: ids.map(() => NO_TIMESTAMP),
+  };
+  return {
+    metadata: { feature_names: [entityKey, ...requested.map((r) => (fullNames ? `${r.group.registered.ref.name}__${r.feature}` : r.feature))] },
+    results: [entityColumn, ...requested.map((r) => columns.get(r)!)],
+  };
+}

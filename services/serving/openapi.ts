@@ -1,0 +1,90 @@
+/** The serving API's OpenAPI 3.1 document, served at `/openapi.json`. */
+const error = { $ref: '#/components/schemas/Error' };
+const json = (schema: object) => ({ content: { 'application/json': { schema } } });
+
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: { title: 'Feature store serving API', version: 'v1alpha1' },
+  paths: {
+    '/features/{entity_id}': {
+      get: {
+        summary: 'Every stored feature of one entity (the original contract)',
+        parameters: [{ name: 'entity_id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: {
+          '200': { description: 'Features', ...json({ $ref: '#/components/schemas/EntityFeatures' }) },
+          '404': { description: 'Unknown entity', ...json({ type: 'object', properties: { detail: { type: 'string' } } }) },
+        },
+      },
+    },
+    '/get-online-features': {
+      post: {
+        summary: 'Many entities × many features, in the shape of Feast’s feature server',
+        requestBody: { required: true, ...json({ $ref: '#/components/schemas/OnlineRequest' }) },
+        responses: {
+          '200': { description: 'Column-major results', ...json({ $ref: '#/components/schemas/OnlineResponse' }) },
+          '400': { description: 'Invalid request', ...json(error) },
+          '404': { description: 'Unknown group or feature', ...json(error) },
+        },
+      },
+    },
+    '/v1/feature-groups': { get: { summary: 'Feature groups that can be served', responses: { '200': { description: 'Groups' } } } },
+    '/v1/feature-groups/{namespace}/{name}': {
+      get: {
+        summary: 'One feature group',
+        parameters: [
+          { name: 'namespace', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+        ],
+        responses: { '200': { description: 'The group' }, '404': { description: 'Unknown group', ...json(error) } },
+      },
+    },
+    '/health': { get: { summary: 'ok when the database answers', responses: { '200': { description: 'ok' }, '503': { description: 'database unavailable' } } } },
+    '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
+    '/readyz': { get: { summary: 'Readiness: catalog loaded and database answers', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
+    '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } } },
+  },
+  components: {
+    schemas: {
+      Error: {
+        type: 'object',
+        required: ['detail', 'code'],
+        properties: { detail: { type: 'string' }, code: { type: 'string' }, field: { type: 'string' } },
+      },
+      EntityFeatures: {
+        type: 'object',
+        required: ['entity_id', 'features', 'last_updated'],
+        properties: {
+          entity_id: { type: 'string' },
+          features: { type: 'object', additionalProperties: true },
+          last_updated: { type: 'string', format: 'date-time' },
+        },
+      },
+      OnlineRequest: {
+        type: 'object',
+        required: ['features', 'entities'],
+        properties: {
+          features: { type: 'array', items: { type: 'string', examples: ['user-activity:last_action', 'ml/user-activity:last_action'] } },
+          entities: { type: 'object', additionalProperties: { type: 'array', items: { type: ['string', 'integer'] } } },
+          full_feature_names: { type: 'boolean' },
+        },
+      },
+      OnlineResponse: {
+        type: 'object',
+        properties: {
+          metadata: { type: 'object', properties: { feature_names: { type: 'array', items: { type: 'string' } } } },
+          results: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                values: { type: 'array', items: {} },
+                statuses: { type: 'array', items: { enum: ['PRESENT', 'NOT_FOUND', 'OUTSIDE_MAX_AGE'] } },
+                event_timestamps: { type: 'array', items: { type: 'string', format: 'date-time' } },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;

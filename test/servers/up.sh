@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Start local Postgres, then Kafka, and write $STATE_DIR/servers.env (also printed on stdout):
+#   DATABASE_URL=...
+#   KAFKA_BROKERS=...
+# If DATABASE_URL (or KAFKA_BROKERS) is already exported, that server is not started and the
+# given value is written instead. Load it with: set -a; . .local/servers.env; set +a
+# Env: see postgres.sh and kafka.sh (FS_STATE_DIR, FS_PG_PORT, FS_KAFKA_PORT, ...).
+set -euo pipefail
+LOG_TAG=up
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+t0=$SECONDS
+ensure_state_dir
+if [[ -n "${DATABASE_URL:-}" ]]; then
+  log "DATABASE_URL is set by the caller; not starting local Postgres"
+  db_url="$DATABASE_URL"
+else
+  "$SERVERS_DIR/postgres.sh" start
+  db_url="$("$SERVERS_DIR/postgres.sh" env)"; db_url="${db_url#DATABASE_URL=}"
+fi
+if [[ -n "${KAFKA_BROKERS:-}" ]]; then
+  log "KAFKA_BROKERS is set by the caller; not starting local Kafka"
+  brokers="$KAFKA_BROKERS"
+else
+  "$SERVERS_DIR/kafka.sh" start || die "Kafka failed to start (Postgres is left running)" \
+    "see the Kafka log above; run test/servers/down.sh to stop everything"
+  brokers="$("$SERVERS_DIR/kafka.sh" env)"; brokers="${brokers#KAFKA_BROKERS=}"
+fi
+printf 'DATABASE_URL=%s\nKAFKA_BROKERS=%s\n' "$db_url" "$brokers" >"$STATE_DIR/servers.env.tmp"
+mv -f "$STATE_DIR/servers.env.tmp" "$STATE_DIR/servers.env"
+log "all up in $((SECONDS - t0))s; wrote $STATE_DIR/servers.env"
+cat "$STATE_DIR/servers.env"
