@@ -68,12 +68,11 @@ export function parseEvents(body: Buffer, format: BodyFormat, limits: EventLimit
     }
     return result;
   }
-  const lines = text.split('\n');
-  checkCount(lines.length, limits.maxEvents + 1);
   let index = 0;
-  for (const raw of lines) {
+  for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (line === '') continue;
+    checkCount(index + 1, limits.maxEvents);
     try {
       accept(index, JSON.parse(line) as JsonValue, line);
     } catch (error) {
@@ -81,7 +80,6 @@ export function parseEvents(body: Buffer, format: BodyFormat, limits: EventLimit
     }
     index++;
   }
-  checkCount(index, limits.maxEvents);
   return result;
 }
 

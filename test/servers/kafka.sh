@@ -55,9 +55,9 @@ cmd_fetch() {
   </dependencies>
 </project>
 EOF
-  log "fetching org.apache.kafka:kafka_2.13:$KAFKA_VERSION + deps with Maven into $LIBS (first time: ~1 min) ..."
+  log "fetching org.apache.kafka:kafka_2.13:$KAFKA_VERSION + deps with Maven into $LIBS (first time ~10-60s) ..."
   local t0=$SECONDS
-  if ! mvn -B -q -f "$tmp/pom.xml" org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+  if ! mvn -B -q -Dstyle.color=never -f "$tmp/pom.xml" org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
       -DincludeScope=runtime -DexcludeArtifactIds=logback-classic,logback-core,slf4j-log4j12,log4j \
       -DoutputDirectory="$tmp/libs" >"$tmp/mvn.log" 2>&1; then
     log_tail "$tmp/mvn.log" 30
@@ -104,6 +104,9 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
 group.initial.rebalance.delay.ms=0
+# After a kill -9 the restarted broker waits for its old registration to expire (default 9s).
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
 message.max.bytes=10485760
 replica.fetch.max.bytes=10485760
 EOF
@@ -116,6 +119,12 @@ log4j.logger.kafka.request.logger=WARN
 log4j.logger.state.change.logger=WARN
 log4j.logger.kafka.log.LogCleaner=WARN
 EOF
+  write_tools_log4j
+}
+
+# Quiet log4j config for one-shot tools (StorageTool, TopicCommand).
+write_tools_log4j() {
+  mkdir -p "$K_DIR"
   cat >"$K_DIR/tools-log4j.properties" <<'EOF'
 log4j.rootLogger=WARN, stderr
 log4j.appender.stderr=org.apache.log4j.ConsoleAppender
@@ -133,7 +142,7 @@ cmd_start() {
   mkdir -p "$K_DIR"
   local p
   for p in "$KAFKA_PORT" "$CONTROLLER_PORT"; do
-    ! port_open 127.0.0.1 "$p" || die "port $p is already in use by another process" \
+    wait_port_free 127.0.0.1 "$p" 10 || die "port $p is already in use by another process" \
       "stop it (ss -ltnp 'sport = :$p') or set FS_KAFKA_PORT / FS_KAFKA_CONTROLLER_PORT"
   done
   write_config
@@ -180,6 +189,8 @@ cmd_stop() {
     kill -KILL "$pid" 2>/dev/null || true
     while pid_alive "$pid"; do sleep 0.1; done
   fi
+  # The JVM's main thread can be reaped before its other threads let go of the sockets.
+  wait_port_free 127.0.0.1 "$KAFKA_PORT" 10 || warn "port $KAFKA_PORT still open 10s after the broker exited"
   rm -f "$K_PID"
   log "stopped"
 }
@@ -198,6 +209,7 @@ case "${1:-}" in
   topics)
     shift
     [[ -f "$DIST/.complete" ]] || die "Kafka jars not fetched" "run: $0 fetch"
+    write_tools_log4j
     exec java -Dlog4j.configuration="file:$K_DIR/tools-log4j.properties" -cp "$LIBS/*" \
       org.apache.kafka.tools.TopicCommand --bootstrap-server "$BROKERS" "$@" ;;
   *) die "usage: $0 {fetch|start|stop|restart|status|pid|env|topics [ARGS...]}" "pick one of the subcommands above" ;;

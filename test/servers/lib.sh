@@ -41,6 +41,15 @@ ensure_cmd() {
 # port_open HOST PORT: true if something accepts TCP connections there.
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# wait_port_free HOST PORT TIMEOUT_SECONDS: e.g. a just-killed server still releasing its socket.
+wait_port_free() {
+  local deadline=$((SECONDS + $3))
+  while port_open "$1" "$2"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
 # wait_for_port HOST PORT TIMEOUT_SECONDS
 wait_for_port() {
   local host=$1 port=$2 timeout=$3 deadline=$((SECONDS + $3))

@@ -16,6 +16,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_PORT="${FS_PG_PORT:-55432}"
 PG_DIR="$STATE_DIR/postgres"
+# The postgres OS user must reach the data dir; under a 0700 parent (e.g. a clone in /root) it
+# can't, so fall back to a per-state-dir directory in /var/tmp.
+if [[ $EUID -eq 0 ]] && id -u postgres >/dev/null 2>&1; then
+  _probe="$STATE_DIR"
+  while [[ ! -e "$_probe" ]]; do _probe="$(dirname "$_probe")"; done
+  if ! runuser -u postgres -- test -x "$_probe"; then
+    PG_DIR="/var/tmp/feature-store-pg-$(printf '%s' "$STATE_DIR" | cksum | cut -d' ' -f1)"
+  fi
+fi
 PG_DATA="$PG_DIR/data"
 PG_LOG="$PG_DIR/postgres.log"
 PG_TIMEOUT="${PG_START_TIMEOUT:-30}"
@@ -68,15 +77,28 @@ ensure_pg_user() {
     || die "could not create the postgres OS user" "create it by hand: useradd --system --user-group postgres"
 }
 
+postmaster_pid() { [[ -f "$PG_DATA/postmaster.pid" ]] && head -n1 "$PG_DATA/postmaster.pid"; }
+
+# Like `pg_ctl status`, but a killed postmaster that is still a zombie counts as stopped.
 is_running() {
-  [[ -n "$PG_BIN" && -f "$PG_DATA/PG_VERSION" ]] || return 1
-  as_pg "$PG_BIN/pg_ctl" status -D "$PG_DATA" >/dev/null 2>&1
+  local pid; pid="$(postmaster_pid 2>/dev/null)" || return 1
+  pid_alive "$pid" && grep -qa postgres "/proc/$pid/cmdline" 2>/dev/null
 }
 
-postmaster_pid() { [[ -f "$PG_DATA/postmaster.pid" ]] && head -n1 "$PG_DATA/postmaster.pid"; }
+# After a kill -9 the old postmaster can linger as a zombie (or its pid be reused),
+# which makes postgres refuse to start: wait for it to vanish, then drop the stale lock.
+clear_stale_pidfile() {
+  local pid deadline=$((SECONDS + 10))
+  pid="$(postmaster_pid 2>/dev/null)" || return 0
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  log "removing stale lock files of the previous postmaster (pid $pid)"
+  rm -f "$PG_DATA/postmaster.pid" "$PG_SOCK/.s.PGSQL.$PG_PORT.lock"
+}
 
 prepare_dirs() {
   ensure_state_dir
+  [[ "$PG_DIR" == "$STATE_DIR/postgres" ]] \
+    || log "note: the postgres OS user cannot traverse $STATE_DIR, so its data lives in $PG_DIR"
   mkdir -p "$PG_DIR" "$PG_SOCK"
   if [[ $EUID -eq 0 ]]; then
     chown postgres:postgres "$PG_DIR" "$PG_SOCK"
@@ -144,7 +166,8 @@ cmd_start() {
       "discard the test data: rm -rf '$PG_DATA' && $0 start"
   fi
   write_conf
-  if port_open 127.0.0.1 "$PG_PORT"; then
+  clear_stale_pidfile
+  if ! wait_port_free 127.0.0.1 "$PG_PORT" 10; then
     die "port $PG_PORT is already in use by another process" "stop it (ss -ltnp 'sport = :$PG_PORT') or use FS_PG_PORT=<free port>"
   fi
   log "starting on 127.0.0.1:$PG_PORT (data $PG_DATA, log $PG_LOG)"
@@ -166,6 +189,7 @@ cmd_stop() {
   log "stopping (pid $pid)"
   as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -w -t 60 >/dev/null \
     || { log_tail "$PG_LOG"; die "pg_ctl stop failed" "force it: kill -9 $pid (data is crash-safe)"; }
+  [[ "$PG_SOCK" == "$PG_DIR" ]] || rmdir "$PG_SOCK" 2>/dev/null || true
   log "stopped"
 }
 

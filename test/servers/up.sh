@@ -3,7 +3,9 @@
 #   DATABASE_URL=...
 #   KAFKA_BROKERS=...
 # If DATABASE_URL (or KAFKA_BROKERS) is already exported, that server is not started and the
-# given value is written instead. Load it with: set -a; . .local/servers.env; set +a
+# given value is written instead -- unless it equals the local server's own value (e.g. after
+# sourcing an old servers.env), in which case the local server is started as usual.
+# Load the file with: set -a; . .local/servers.env; set +a
 # Env: see postgres.sh and kafka.sh (FS_STATE_DIR, FS_PG_PORT, FS_KAFKA_PORT, ...).
 set -euo pipefail
 LOG_TAG=up
@@ -12,20 +14,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 t0=$SECONDS
 ensure_state_dir
-if [[ -n "${DATABASE_URL:-}" ]]; then
+local_db="$("$SERVERS_DIR/postgres.sh" env)"; local_db="${local_db#DATABASE_URL=}"
+local_kafka="$("$SERVERS_DIR/kafka.sh" env)"; local_kafka="${local_kafka#KAFKA_BROKERS=}"
+if [[ -n "${DATABASE_URL:-}" && "$DATABASE_URL" != "$local_db" ]]; then
   log "DATABASE_URL is set by the caller; not starting local Postgres"
   db_url="$DATABASE_URL"
 else
   "$SERVERS_DIR/postgres.sh" start
-  db_url="$("$SERVERS_DIR/postgres.sh" env)"; db_url="${db_url#DATABASE_URL=}"
+  db_url="$local_db"
 fi
-if [[ -n "${KAFKA_BROKERS:-}" ]]; then
+if [[ -n "${KAFKA_BROKERS:-}" && "$KAFKA_BROKERS" != "$local_kafka" ]]; then
   log "KAFKA_BROKERS is set by the caller; not starting local Kafka"
   brokers="$KAFKA_BROKERS"
 else
   "$SERVERS_DIR/kafka.sh" start || die "Kafka failed to start (Postgres is left running)" \
     "see the Kafka log above; run test/servers/down.sh to stop everything"
-  brokers="$("$SERVERS_DIR/kafka.sh" env)"; brokers="${brokers#KAFKA_BROKERS=}"
+  brokers="$local_kafka"
 fi
 printf 'DATABASE_URL=%s\nKAFKA_BROKERS=%s\n' "$db_url" "$brokers" >"$STATE_DIR/servers.env.tmp"
 mv -f "$STATE_DIR/servers.env.tmp" "$STATE_DIR/servers.env"

@@ -1,0 +1,47 @@
+# The two commands that matter: `make up` (the platform on this machine) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NPM_STAMP := node_modules/.package-lock.json
+
+.PHONY: help deps build typecheck unit test servers servers-down up down bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(NPM_STAMP): package.json package-lock.json
+	@echo "==> installing npm dependencies (npm ci)"
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(NPM_STAMP) ## Install npm dependencies
+
+build: deps ## Compile every entry point into dist/
+	npm run build --silent
+
+typecheck: deps ## Type-check sources and tests (tsc --noEmit)
+	npm run typecheck --silent
+
+unit: deps ## Unit tests only (no servers)
+	npx jest --selectProjects unit
+
+test: build typecheck ## Every test: unit, then integration against real Postgres and Kafka it starts
+	npx jest --selectProjects unit
+	npx jest --selectProjects integration --runInBand
+
+servers: ## Start local Postgres and Kafka (fetched and cached on first use)
+	bash test/servers/up.sh
+
+servers-down: ## Stop local Postgres and Kafka
+	bash test/servers/down.sh
+
+up: build ## Run the whole platform locally, send sample events, show served features
+	bash test/servers/stack.sh up
+
+down: ## Stop what `make up` started
+	bash test/servers/stack.sh down
+
+bench: build ## Benchmarks (figures printed and written to bench/results/)
+	bash bench/run.sh
+
+clean: ## Remove build output and local server state (the server cache in ~/.cache stays)
+	rm -rf dist .local

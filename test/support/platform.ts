@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { Kafka, logLevel, type IHeaders } from 'kafkajs';
+import { Pool } from 'pg';
+import { featureGroupSpecSchema, type FeatureGroupSpecInput, type GroupRef } from '../../core/featuregroup/schema';
+import { migrationsDir } from '../../core/paths';
+import { migrate } from '../../core/storage/migrate';
+import { applyStore } from '../../core/storage/store';
+import { requireEnv } from './services';
+
+export const uniqueName = (prefix: string): string => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+export function testPool(): Pool {
+  const pool = new Pool({ connectionString: requireEnv('DATABASE_URL'), max: 4 });
+  // Idle connections die when a test restarts Postgres; the next query reconnects.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+export function testKafka(): Kafka {
+  return new Kafka({ clientId: 'featurestore-tests', brokers: requireEnv('KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING });
+}
+
+export async function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function registerGroup(pool: Pool, ref: GroupRef, spec: FeatureGroupSpecInput): Promise<string> {
+  await migrate(pool, migrationsDir());
+  const { table } = await applyStore(pool, ref, featureGroupSpecSchema.parse(spec), 1);
+  return table;
+}
+
+export interface ReadRecord {
+  partition: number;
+  offset: bigint;
+  key: string | null;
+  value: string;
+  headers: Record<string, string>;
+}
+
+function headersOf(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) out[k] = Array.isArray(v) ? String(v[0]) : String(v);
+  return out;
+}
+
+/** Reads a topic from the beginning until `count` records arrived (or the timeout says how many did). */
+export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 60_000): Promise<ReadRecord[]> {
+  const consumer = kafka.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 100 });
+  const records: ReadRecord[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`read ${records.length}/${count} records of ${topic} in ${timeoutMs} ms`)), timeoutMs);
+      if (count === 0) {
+        clearTimeout(timer);
+        resolve();
+      }
+      void consumer.run({
+        eachBatch: async ({ batch }) => {
+          for (const m of batch.messages) {
+            records.push({ partition: batch.partition, offset: BigInt(m.offset), key: m.key?.toString() ?? null, value: m.value?.toString() ?? '', headers: headersOf(m.headers) });
+          }
+          if (records.length >= count) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return records;
+}
+
+export async function storedOffsetTotal(pool: Pool, consumerGroup: string): Promise<number> {
+  const result = await pool.query<{ total: string | null }>('SELECT sum(next_offset) AS total FROM featurestore.consumer_offsets WHERE consumer_group = $1', [consumerGroup]);
+  return Number(result.rows[0]?.total ?? 0);
+}

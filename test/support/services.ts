@@ -1,0 +1,119 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+const root = join(__dirname, '..', '..');
+const ENTRY = {
+  ingest: 'dist/services/ingest/main.js',
+  serving: 'dist/services/serving/main.js',
+  consumer: 'dist/services/consumer/main.js',
+} as const;
+export type ServiceKind = keyof typeof ENTRY;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** A built service running as its own OS process, as it would in a pod. */
+export class RunningService {
+  private exited: Promise<number | null>;
+  readonly output: string[] = [];
+
+  constructor(readonly kind: ServiceKind, readonly proc: ChildProcess, readonly port: number, logFile: string) {
+    const log = createWriteStream(logFile, { flags: 'a' });
+    const keep = (chunk: Buffer): void => {
+      log.write(chunk);
+      this.output.push(...chunk.toString().split('\n').filter(Boolean));
+      if (this.output.length > 200) this.output.splice(0, this.output.length - 200);
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    this.exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  tail(lines = 30): string {
+    return this.output.slice(-lines).join('\n');
+  }
+
+  async waitReady(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!this.running) throw new Error(`${this.kind} exited before it was ready:\n${this.tail()}`);
+      const ok = await fetch(`${this.url}/readyz`).then((r) => r.ok, () => false);
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${this.kind} not ready after ${timeoutMs} ms:\n${this.tail()}`);
+  }
+
+  /** kill -9: no drain, no goodbye, as when a node dies. */
+  async crash(): Promise<void> {
+    if (!this.running) return;
+    this.proc.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** SIGTERM and wait for a graceful exit; returns the exit code. */
+  async stop(): Promise<number | null> {
+    if (this.running) this.proc.kill('SIGTERM');
+    return this.exited;
+  }
+
+  async metric(name: string): Promise<number> {
+    const text = await (await fetch(`${this.url}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((line) => line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{'))
+      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  }
+}
+
+export async function startService(kind: ServiceKind, env: Record<string, string>, label: string = kind): Promise<RunningService> {
+  const port = await freePort();
+  const logDir = join(root, '.local', 'test-logs');
+  mkdirSync(logDir, { recursive: true });
+  const proc = spawn(process.execPath, [join(root, ENTRY[kind])], {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: 'info', ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new RunningService(kind, proc, port, join(logDir, `${label}.log`));
+}
+
+export function requireEnv(name: 'DATABASE_URL' | 'KAFKA_BROKERS'): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: integration tests need the real servers (make test starts them)`);
+  return value;
+}
+
+export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
