@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { Pool } from 'pg';
 import { featureGroupSpecSchema } from '../core/featuregroup/schema';
 import { migrationsDir, projectRoot } from '../core/paths';
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
   await admin.disconnect();
-  const producer = kafka.producer();
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   const base = Date.parse('2026-01-01T00:00:00Z');
   const loadStart = Date.now();
@@ -61,7 +61,8 @@ async function main(): Promise<void> {
   await producer.disconnect();
   const loadSeconds = (Date.now() - loadStart) / 1000;
 
-  const consumer = spawn(process.execPath, [join(projectRoot(), 'dist/services/consumer/main.js')], {
+  const profile = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+  const consumer = spawn(process.execPath, [...profile, join(projectRoot(), 'dist/services/consumer/main.js')], {
     env: { ...process.env, FEATURE_GROUP: `default/${name}`, PORT: '0', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -4,15 +4,19 @@ import type { StoredValue } from '../events/values';
 import { ENTITY_COLUMN, COLUMN_TYPES, type StoreLayout } from './layout';
 import { PLATFORM_SCHEMA, qualified, quoteIdent, statementName } from './identifiers';
 
+/**
+ * Kafka offsets are int64; they are handled as JS numbers, exact below 2^53 (a partition would
+ * need nine quadrillion records to pass it), which keeps BigInt off the per-event path.
+ */
 export interface OffsetEvent {
-  offset: bigint;
+  offset: number;
   event: ExtractedEvent;
 }
 
 /** The newest observation of each feature of one entity within a batch. */
 interface EntityRow {
   times: number[];
-  offsets: bigint[];
+  offsets: number[];
   values: (StoredValue | undefined)[];
 }
 
@@ -26,7 +30,7 @@ export function reduceByEntity(events: readonly OffsetEvent[], featureCount: num
   for (const { offset, event } of events) {
     let row = rows.get(event.entityId);
     if (row === undefined) {
-      row = { times: new Array(featureCount).fill(-Infinity), offsets: new Array(featureCount).fill(-1n), values: new Array(featureCount) };
+      row = { times: new Array(featureCount).fill(-Infinity), offsets: new Array(featureCount).fill(-1), values: new Array(featureCount) };
       rows.set(event.entityId, row);
     }
     for (let i = 0; i < featureCount; i++) {
@@ -43,22 +47,30 @@ export function reduceByEntity(events: readonly OffsetEvent[], featureCount: num
   return rows;
 }
 
-/** Builds, once per group, the single multi-row upsert that applies a reduced batch. */
+/**
+ * Builds, once per group, the single multi-row upsert that applies a reduced batch. Event times
+ * travel as epoch milliseconds (bigint[]) and become timestamptz in SQL: exact, and no date
+ * formatting per value in Node.
+ */
 export function buildUpsertSql(layout: StoreLayout): string {
   const columns = [ENTITY_COLUMN];
   const casts = ['text[]'];
+  const selects = ['u.c0'];
   const assignments: string[] = [];
   for (const f of layout.features) {
+    const n = columns.length;
     columns.push(f.value, f.eventTime, f.offset);
-    casts.push(`${COLUMN_TYPES[f.type].ddl}[]`, 'timestamptz[]', 'bigint[]');
+    casts.push(`${COLUMN_TYPES[f.type].ddl}[]`, 'bigint[]', 'bigint[]');
+    selects.push(`u.c${n}`, `'epoch'::timestamptz + u.c${n + 1} * interval '1 millisecond'`, `u.c${n + 2}`);
     const [v, ts, off] = [quoteIdent(f.value), quoteIdent(f.eventTime), quoteIdent(f.offset)];
     const newer = `excluded.${ts} IS NOT NULL AND (t.${ts} IS NULL OR (excluded.${ts}, excluded.${off}) > (t.${ts}, t.${off}))`;
     for (const column of [v, ts, off]) assignments.push(`${column} = CASE WHEN ${newer} THEN excluded.${column} ELSE t.${column} END`);
   }
   const params = casts.map((cast, i) => `$${i + 1}::${cast}`).join(', ');
+  const aliases = casts.map((_, i) => `c${i}`).join(', ');
   return (
     `INSERT INTO ${layout.sqlTable} AS t (${columns.map(quoteIdent).join(', ')})\n` +
-    `SELECT * FROM unnest(${params})\n` +
+    `SELECT ${selects.join(', ')} FROM unnest(${params}) AS u(${aliases})\n` +
     `ON CONFLICT (${quoteIdent(ENTITY_COLUMN)}) DO UPDATE SET\n  ${assignments.join(',\n  ')}`
   );
 }
@@ -68,13 +80,16 @@ export function upsertParams(layout: StoreLayout, rows: Map<string, EntityRow>):
   const n = layout.features.length;
   const entityIds: string[] = [];
   const columns: unknown[][] = Array.from({ length: n * 3 }, () => []);
-  for (const [entityId, row] of rows) {
+  // Rows go in key order, so concurrent batches that share entities lock them in the same order.
+  const ordered = [...rows.keys()].sort();
+  for (const entityId of ordered) {
+    const row = rows.get(entityId)!;
     entityIds.push(entityId);
     for (let i = 0; i < n; i++) {
       const observed = row.values[i] !== undefined;
       columns[i * 3]!.push(observed ? row.values[i] : null);
-      columns[i * 3 + 1]!.push(observed ? new Date(row.times[i]!).toISOString() : null);
-      columns[i * 3 + 2]!.push(observed ? row.offsets[i]!.toString() : null);
+      columns[i * 3 + 1]!.push(observed ? row.times[i]! : null);
+      columns[i * 3 + 2]!.push(observed ? row.offsets[i]! : null);
     }
   }
   return [entityIds, ...columns];
@@ -94,7 +109,7 @@ export interface PartitionBatch {
   topic: string;
   partition: number;
   /** Offset after the batch's last record, valid or not: what the consumer resumes from. */
-  nextOffset: bigint;
+  nextOffset: number;
   events: readonly OffsetEvent[];
 }
 
@@ -124,7 +139,7 @@ export class GroupWriter {
       await client.query('BEGIN');
       const key = [batch.consumerGroup, batch.topic, batch.partition];
       const locked = await client.query<{ next_offset: string }>({ name: 'fs_lock_offset', text: LOCK_OFFSET_SQL, values: key });
-      const stored = BigInt(locked.rows[0]!.next_offset);
+      const stored = Number(locked.rows[0]!.next_offset);
       const fresh = batch.events.filter((e) => e.offset >= stored);
       const outcome: BatchOutcome = { applied: fresh.length, replayed: batch.events.length - fresh.length, entities: 0 };
       if (batch.nextOffset <= stored) {
@@ -136,7 +151,7 @@ export class GroupWriter {
         outcome.entities = rows.size;
         await this.upsert(client, rows);
       }
-      await client.query({ name: 'fs_store_offset', text: STORE_OFFSET_SQL, values: [...key, batch.nextOffset.toString()] });
+      await client.query({ name: 'fs_store_offset', text: STORE_OFFSET_SQL, values: [...key, batch.nextOffset] });
       await client.query('COMMIT');
       return outcome;
     } catch (error) {
@@ -155,7 +170,7 @@ export class GroupWriter {
 }
 
 /** Offsets this consumer group stored per partition of a topic: where to resume. */
-export async function readStoredOffsets(pool: Pool, consumerGroup: string, topic: string): Promise<Map<number, bigint>> {
+export async function readStoredOffsets(pool: Pool, consumerGroup: string, topic: string): Promise<Map<number, number>> {
   const result = await pool.query<{ partition: number; next_offset: string }>(READ_OFFSETS_SQL, [consumerGroup, topic]);
-  return new Map(result.rows.map((r) => [r.partition, BigInt(r.next_offset)]));
+  return new Map(result.rows.map((r) => [r.partition, Number(r.next_offset)]));
 }

@@ -10,6 +10,10 @@ export const consumerEnv = baseEnv.extend({
   /** How long a fetch waits for data before returning what it has: bounds freshness under low load. */
   CONSUMER_MAX_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(100),
   CONSUMER_MAX_BYTES_PER_PARTITION: z.coerce.number().int().positive().default(8 * 1024 * 1024),
+  /** How long the group waits for a silent member (e.g. a killed pod) before moving its partitions. */
+  CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(30_000),
+  /** Partitions processed at once, each in its own transaction: overlaps Postgres and Node work. */
+  CONSUMER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(4),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(4),
 });
 

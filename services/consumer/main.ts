@@ -1,4 +1,5 @@
 import express from 'express';
+import { Partitioners } from 'kafkajs';
 import { Pool } from 'pg';
 import { parseGroupId, groupId, type GroupRef } from '../../core/featuregroup/schema';
 import { mountOps } from '../../core/http/ops';
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
   const config = loadConsumerConfig();
   const ref = parseGroupId(config.FEATURE_GROUP);
   const log = createLogger('consumer', config.LOG_LEVEL).child({ group: groupId(ref) });
-  const pool = new Pool({ connectionString: config.DATABASE_URL, max: config.DB_POOL_SIZE, application_name: `featurestore-consumer ${groupId(ref)}` });
+  const pool = new Pool({ connectionString: config.DATABASE_URL, max: Math.max(config.DB_POOL_SIZE, config.CONSUMER_PARTITIONS_CONCURRENTLY + 1), application_name: `featurestore-consumer ${groupId(ref)}` });
   pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
   const group = await awaitRegistration(pool, ref, log);
 
@@ -39,15 +40,15 @@ async function main(): Promise<void> {
     maxWaitTimeInMs: config.CONSUMER_MAX_WAIT_MS,
     maxBytesPerPartition: config.CONSUMER_MAX_BYTES_PER_PARTITION,
     maxBytes: config.CONSUMER_MAX_BYTES_PER_PARTITION * 4,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
+    sessionTimeout: config.CONSUMER_SESSION_TIMEOUT_MS,
+    heartbeatInterval: Math.min(3_000, config.CONSUMER_SESSION_TIMEOUT_MS / 3),
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 10_000 },
   });
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
 
   const registry = createRegistry('consumer');
-  const runner = new GroupRunner({ group, consumer, producer, pool, registry, log });
+  const runner = new GroupRunner({ group, consumer, producer, pool, registry, log, partitionsConcurrently: config.CONSUMER_PARTITIONS_CONCURRENTLY });
   let consuming = false;
   consumer.on(consumer.events.GROUP_JOIN, () => (consuming = true));
   consumer.on(consumer.events.CRASH, ({ payload }) => {

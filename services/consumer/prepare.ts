@@ -12,12 +12,12 @@ export interface PreparedBatch {
   deadLetters: DeadLetter[];
   skipped: number;
   /** Offset after the last message, valid or not. */
-  nextOffset: bigint;
+  nextOffset: number;
 }
 
 /** Turns raw Kafka messages into typed events and dead letters; never throws on bad input. */
 export function prepareBatch(messages: readonly KafkaMessage[], extract: (record: RawRecord) => Extraction): PreparedBatch {
-  const prepared: PreparedBatch = { events: [], deadLetters: [], skipped: 0, nextOffset: 0n };
+  const prepared: PreparedBatch = { events: [], deadLetters: [], skipped: 0, nextOffset: 0 };
   for (const message of messages) {
     let result: Extraction;
     try {
@@ -25,11 +25,11 @@ export function prepareBatch(messages: readonly KafkaMessage[], extract: (record
     } catch (error) {
       result = { kind: 'invalid', reason: `extraction failed: ${(error as Error).message}` };
     }
-    if (result.kind === 'event') prepared.events.push({ offset: BigInt(message.offset), event: result.event });
+    if (result.kind === 'event') prepared.events.push({ offset: Number(message.offset), event: result.event });
     else if (result.kind === 'invalid') prepared.deadLetters.push({ message, reason: result.reason });
     else prepared.skipped++;
   }
   const last = messages[messages.length - 1];
-  prepared.nextOffset = last ? BigInt(last.offset) + 1n : 0n;
+  prepared.nextOffset = last ? Number(last.offset) + 1 : 0;
   return prepared;
 }

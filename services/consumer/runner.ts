@@ -22,6 +22,7 @@ export interface RunnerDeps {
   pool: Pool;
   registry: Registry;
   log: Logger;
+  partitionsConcurrently: number;
 }
 
 /**
@@ -72,7 +73,7 @@ export class GroupRunner {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      partitionsConsumedConcurrently: this.deps.partitionsConcurrently,
       eachBatch: (payload) => this.handleBatch(payload),
     });
     log.info({ group: groupId(group.ref), topic, consumerGroup: this.consumerGroup, dlq: this.dlqTopic }, 'consuming');
@@ -90,7 +91,7 @@ export class GroupRunner {
     const stored = await readStoredOffsets(pool, this.consumerGroup, topic);
     for (const partition of partitions) {
       const offset = stored.get(partition);
-      if (offset === undefined || offset === 0n) continue;
+      if (offset === undefined || offset === 0) continue;
       consumer.seek({ topic, partition, offset: offset.toString() });
       log.info({ topic, partition, offset: offset.toString() }, 'resuming from offset stored in Postgres');
     }

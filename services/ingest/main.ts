@@ -1,3 +1,4 @@
+import { Partitioners } from 'kafkajs';
 import { createKafka } from '../../core/kafka';
 import { createLogger } from '../../core/logger';
 import { createRegistry } from '../../core/metrics';
@@ -10,7 +11,7 @@ async function main(): Promise<void> {
   const config = loadIngestConfig();
   const log = createLogger('ingest', config.LOG_LEVEL);
   const kafka = createKafka(config.KAFKA_BROKERS, 'featurestore-ingest', log);
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
   const publisher = kafkaPublisher(producer);
   await producer.connect();
   const app = createIngestApp({ config, publisher, registry: createRegistry('ingest'), log });

@@ -3,9 +3,9 @@
  * After every kill the stored state must equal the oracle over exactly the events below the stored
  * offsets (no offset ran ahead of its data, no data ahead of its offset); at the end, all of them.
  */
-import type { Kafka, Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
-import { expectedState, generateStream, storedState, TEST_GROUP_SPEC, type Expected } from '../support/oracle';
+import { expectedState, generateStream, kafkaKeyOf, storedState, TEST_GROUP_SPEC, type Expected } from '../support/oracle';
 import { createTopic, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 
@@ -45,7 +45,7 @@ describe('exactly once across kill -9', () => {
     DATABASE_URL: requireEnv('DATABASE_URL'),
     KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'),
     FEATURE_GROUP: `default/${name}`,
-    CONSUMER_MAX_BYTES_PER_PARTITION: '65536',
+    CONSUMER_MAX_BYTES_PER_PARTITION: '65536', CONSUMER_SESSION_TIMEOUT_MS: '6000',
   });
 
   beforeAll(async () => {
@@ -54,7 +54,7 @@ describe('exactly once across kill -9', () => {
     await createTopic(kafka, topic, 4);
     // Small transactions so that kills land between and inside many of them.
     table = await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic }, consumer: { batchSize: 200 } });
-    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
   });
 
@@ -64,15 +64,11 @@ describe('exactly once across kill -9', () => {
   });
 
   it('stores each event exactly once, whatever moment the consumer dies', async () => {
-    const keyOf = (line: string): string | null => {
-      const id = (JSON.parse(line) as { entity_id?: unknown }).entity_id;
-      return typeof id === 'string' ? id : null;
-    };
     // Stream the events in over a few seconds while the consumer is being killed.
     const producing = (async () => {
       for (let i = 0; i < stream.lines.length; i += 2_500) {
         const chunk = stream.lines.slice(i, i + 2_500);
-        await producer.send({ topic, acks: -1, messages: chunk.map((value) => ({ key: keyOf(value), value })) });
+        await producer.send({ topic, acks: -1, messages: chunk.map((value) => ({ key: kafkaKeyOf(value), value })) });
         await new Promise((r) => setTimeout(r, 150));
       }
     })();

@@ -4,11 +4,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import type { Kafka, Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
-import { expectedState, generateStream, storedState, TEST_GROUP_SPEC } from '../support/oracle';
+import { expectedState, generateStream, kafkaKeyOf, storedState, TEST_GROUP_SPEC } from '../support/oracle';
 import { createTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
-import { eventually, requireEnv, startService } from '../support/services';
+import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 
 const postgresScript = join(__dirname, '..', 'servers', 'postgres.sh');
 
@@ -29,7 +29,7 @@ describe('Postgres outage', () => {
     kafka = testKafka();
     await createTopic(kafka, topic, 2);
     table = await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic }, consumer: { batchSize: 500 } });
-    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
   });
 
@@ -42,12 +42,20 @@ describe('Postgres outage', () => {
   it('retries through the outage and ends exact', async () => {
     const consumer = await startService(
       'consumer',
-      { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'), FEATURE_GROUP: `default/${name}`, CONSUMER_MAX_BYTES_PER_PARTITION: '65536' },
+      { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'), FEATURE_GROUP: `default/${name}`, CONSUMER_MAX_BYTES_PER_PARTITION: '65536', CONSUMER_SESSION_TIMEOUT_MS: '6000' },
       `${name}-consumer`,
     );
-    await consumer.waitReady();
+    try {
+      await consumer.waitReady();
+      await streamThroughOutage(consumer);
+    } finally {
+      await consumer.stop();
+    }
+  });
+
+  async function streamThroughOutage(consumer: RunningService): Promise<void> {
     const send = (lines: string[]) =>
-      producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: (JSON.parse(value) as { entity_id?: string }).entity_id ?? null, value: value })) });
+      producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
 
     await send(stream.lines.slice(0, 5_000));
     execFileSync('bash', [postgresScript, 'stop'], { stdio: 'inherit' });
@@ -63,5 +71,5 @@ describe('Postgres outage', () => {
     expect(retriesDuringOutage).toBeGreaterThan(0);
     expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(stream.lines, stream.invalid));
     expect(await consumer.stop()).toBe(0);
-  });
+  }
 });

@@ -105,3 +105,9 @@ export async function storedState(query: (sql: string) => Promise<{ rows: Record
   }
   return state;
 }
+
+/** The Kafka key a producer would use: the entity id when it is a string, else none. */
+export function kafkaKeyOf(line: string): string | null {
+  const id = (JSON.parse(line) as { entity_id?: unknown }).entity_id;
+  return typeof id === 'string' ? id : null;
+}

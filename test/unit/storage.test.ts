@@ -63,7 +63,7 @@ describe('planStore', () => {
 
 describe('reduceByEntity', () => {
   const ev = (offset: number, entityId: string, eventTimeMs: number, values: (string | number | undefined)[]) => ({
-    offset: BigInt(offset),
+    offset,
     event: { entityId, eventTimeMs, values },
   });
 
@@ -72,16 +72,17 @@ describe('reduceByEntity', () => {
       [ev(1, 'u', 200, ['new', undefined]), ev(2, 'u', 100, ['old', 5]), ev(3, 'u', 200, ['tie-later', undefined]), ev(4, 'v', 1, ['x', 1])],
       2,
     );
-    expect(rows.get('u')).toEqual({ times: [200, 100], offsets: [3n, 2n], values: ['tie-later', 5] });
+    expect(rows.get('u')).toEqual({ times: [200, 100], offsets: [3, 2], values: ['tie-later', 5] });
     const params = upsertParams(layout, rows);
     expect(params[0]).toEqual(['u', 'v']);
     expect(params[1]).toEqual(['tie-later', 'x']);
-    expect(params[6]).toEqual(['2', '4']);
+    expect(params[6]).toEqual([2, 4]);
   });
 
   it('binds every value: the SQL holds no data', () => {
     const sql = buildUpsertSql(layout);
-    expect(sql).toContain('unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::double precision[]');
+    expect(sql).toContain('unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::double precision[]');
+    expect(sql).toContain("'epoch'::timestamptz + u.c2 * interval '1 millisecond'");
     expect(sql).toContain('(excluded."amount__ts", excluded."amount__off") > (t."amount__ts", t."amount__off")');
   });
 });
