@@ -14,8 +14,17 @@ import { featureGroupSpecSchema } from '../core/featuregroup/schema';
 import { migrationsDir, projectRoot } from '../core/paths';
 import { migrate } from '../core/storage/migrate';
 import { applyStore } from '../core/storage/store';
+import { deleteGroup } from '../core/storage/registry';
+import { FEATURES_SCHEMA, qualified } from '../core/storage/identifiers';
 
 const ACTIONS = ['click', 'view', 'purchase', 'search'];
+
+/** Leaves the database as it was: benchmark groups must not show up in served features. */
+async function dropBenchGroup(pool: Pool, name: string, table: string): Promise<void> {
+  await deleteGroup(pool, { namespace: 'default', name });
+  await pool.query('DELETE FROM featurestore.consumer_offsets WHERE consumer_group = $1', [`featurestore.default.${name}`]);
+  await pool.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, table)}`);
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { events: { type: 'string', default: '500000' }, entities: { type: 'string', default: '100000' }, partitions: { type: 'string', default: '4' } } });
@@ -79,6 +88,7 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - firstAt) / 1000;
   consumer.kill('SIGTERM');
   const rows = Number((await pool.query(`SELECT count(*) AS n FROM features."${table}"`)).rows[0].n);
+  await dropBenchGroup(pool, name, table);
   await pool.end();
   const result = {
     benchmark: 'consumer_throughput_value_features',

@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { FeatureType } from '../featuregroup/schema';
 import type { JsonValue } from '../events/path';
+import { formatTime } from '../time';
 import { ENTITY_COLUMN, type StoreLayout } from './layout';
 import { quoteIdent, statementName } from './identifiers';
 
@@ -22,7 +23,7 @@ const int64 = (value: unknown): JsonValue => {
   const n = Number(value);
   return Number.isSafeInteger(n) ? n : (value as string);
 };
-const timestamp = (value: unknown): JsonValue => (value instanceof Date ? value.toISOString() : (value as JsonValue));
+const timestamp = (value: unknown): JsonValue => (value instanceof Date ? formatTime(value) : (value as JsonValue));
 const PARSERS: Record<FeatureType, (value: unknown) => JsonValue> = {
   string: identity,
   int64,

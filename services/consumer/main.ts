@@ -44,7 +44,14 @@ async function main(): Promise<void> {
     heartbeatInterval: Math.min(3_000, config.CONSUMER_SESSION_TIMEOUT_MS / 3),
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 10_000 },
   });
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
+  // Dead letters must not be lost: the idempotent producer retries until Kafka takes them.
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: true,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 10_000 },
+  });
   await producer.connect();
 
   const registry = createRegistry('consumer');

@@ -69,7 +69,14 @@ export class GroupRunner {
       void this.seekToStored(partitions).catch((error: unknown) => log.warn({ err: error }, 'seek to stored offsets failed; replay will be filtered'));
     });
     await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
+    // The source topic may not exist yet (created on first produce): wait for it, do not crash.
+    await retryWithBackoff(
+      () => consumer.subscribe({ topic, fromBeginning: true }),
+      () => !this.stopping,
+      (error, attempt) => log.warn({ err: error, topic, attempt }, 'source topic not available yet; waiting'),
+      { initialMs: 500, maxMs: 10_000 },
+    );
+    if (this.stopping) return;
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,

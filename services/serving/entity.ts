@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import type { JsonValue } from '../../core/events/path';
 import { formatTime } from '../../core/time';
-import type { Catalog } from './catalog';
+import type { Catalog, ServedGroup } from './catalog';
 
 /** The original contract: `GET /features/{entity_id}`. */
 export interface EntityFeatures {
@@ -12,13 +12,14 @@ export interface EntityFeatures {
 }
 
 /**
- * Every value feature of every group that holds the entity. Names are plain as in the original;
- * a name that two groups share is given as `group:feature` for every group after the first.
+ * Every value feature of every group that holds the entity, under its plain name as in the
+ * original. Where several groups share a feature name, the plain name carries the value with the
+ * newest event time and each group's own value is also given as `group:feature`.
  */
 export async function readEntity(pool: Pool, catalog: Catalog, entityId: string): Promise<EntityFeatures | undefined> {
   const groups = catalog.all();
   const found = await Promise.all(groups.map((g) => g.readAll.readOne(pool, entityId)));
-  const features: Record<string, JsonValue> = {};
+  const candidates = new Map<string, { group: ServedGroup; value: JsonValue; time: number }[]>();
   let newest = -Infinity;
   let any = false;
   found.forEach((entity, gi) => {
@@ -27,11 +28,18 @@ export async function readEntity(pool: Pool, catalog: Catalog, entityId: string)
     const group = groups[gi]!;
     group.readAll.featureNames.forEach((name, i) => {
       const stored = entity.features[i] ?? null;
-      const key = name in features ? `${group.registered.ref.name}:${name}` : name;
-      features[key] = stored ? stored.value : null;
-      if (stored) newest = Math.max(newest, stored.eventTime.getTime());
+      const time = stored ? stored.eventTime.getTime() : -Infinity;
+      newest = Math.max(newest, time);
+      const list = candidates.get(name) ?? [];
+      list.push({ group, value: stored ? stored.value : null, time });
+      candidates.set(name, list);
     });
   });
   if (!any) return undefined;
+  const features: Record<string, JsonValue> = {};
+  for (const [name, list] of candidates) {
+    features[name] = list.reduce((a, b) => (b.time > a.time ? b : a)).value;
+    if (list.length > 1) for (const c of list) features[`${c.group.registered.ref.name}:${name}`] = c.value;
+  }
   return { entity_id: entityId, features, last_updated: formatTime(Number.isFinite(newest) ? newest : 0) };
 }
