@@ -25,8 +25,10 @@ unit: deps ## Unit tests only (no servers)
 	npx jest --selectProjects unit
 
 test: build typecheck ## Every test: unit, then integration against real Postgres and Kafka it starts
-	npx jest --selectProjects unit
-	npx jest --selectProjects integration --runInBand
+	@mkdir -p .local
+	npx jest --selectProjects unit --json --outputFile=.local/jest-unit.json
+	npx jest --selectProjects integration --runInBand --json --outputFile=.local/jest-integration.json
+	@node test/support/print-summary.js .local/jest-unit.json .local/jest-integration.json
 
 servers: ## Start local Postgres and Kafka (fetched and cached on first use)
 	bash test/servers/up.sh

@@ -111,6 +111,23 @@ describe('end to end: ingest → Kafka → consumer → Postgres → serving', (
     expect(await missing.json()).toEqual({ detail: `No features found for entity_id=${prefix}nobody` });
   });
 
+  it('serves the seed\'s own event for user_123 in the seed\'s shape', async () => {
+    const timestamp = formatTime(Date.now() + 1000);
+    const sent = await fetch(`${ingest.url}/v1/events?topic=${topic}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ entity_id: 'user_123', action: 'click', timestamp }),
+    });
+    expect(sent.status).toBe(202);
+    const body = await eventually(async () => {
+      const response = await fetch(`${serving.url}/features/user_123`);
+      const json = (await response.json()) as { last_updated?: string };
+      return response.status === 200 && json.last_updated === timestamp ? json : undefined;
+    }, 'user_123 to be served');
+    expect(body).toEqual({ entity_id: 'user_123', features: expect.objectContaining({ last_action: 'click' }), last_updated: timestamp });
+    accepted++;
+  });
+
   it('dead-letters every invalid event with the reason in its headers', async () => {
     const invalidSent = stream.lines.filter((line) => stream.invalid.has(line));
     const letters = await readTopic(kafka, `featurestore.dlq.default.${name}`, invalidSent.length);
