@@ -22,3 +22,8 @@ export function createKafka(brokers: string[], clientId: string, log: Logger): K
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 8 },
   });
 }
+
+/** The Kafka consumer group of a FeatureGroup's consumers; its replicas share it. */
+export function consumerGroupFor(ref: { namespace: string; name: string }): string {
+  return `featurestore.${ref.namespace}.${ref.name}`;
+}

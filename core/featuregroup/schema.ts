@@ -10,8 +10,12 @@ export const API_GROUP = 'featurestore.dev';
 export const API_VERSION = 'v1alpha1';
 export const KIND = 'FeatureGroup';
 
-/** Lower-case SQL-safe name; `__` is reserved for the storage layout's own column suffixes. */
-export const IDENTIFIER_PATTERN = /^[a-z](?:[a-z0-9]|_(?!_))*$/;
+/**
+ * Lower-case SQL-safe name; `__` is reserved for the storage layout's own column suffixes. Each `_`
+ * must be followed by a letter or digit (so no `__` and no trailing `_`), written without lookaround
+ * so that the CRD's copy of this pattern runs on Kubernetes' RE2 engine.
+ */
+export const IDENTIFIER_PATTERN = /^[a-z](?:_?[a-z0-9])*$/;
 /** A dotted path into an event: `user.id`, `amount`. */
 export const FIELD_PATH_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*$/;
 export const TOPIC_PATTERN = /^[A-Za-z0-9._-]{1,249}$/;
@@ -23,7 +27,7 @@ export const AGGREGATE_FUNCTIONS = ['count', 'sum', 'avg', 'min', 'max', 'last_n
 export type FeatureType = (typeof FEATURE_TYPES)[number];
 export type AggregateFunction = (typeof AGGREGATE_FUNCTIONS)[number];
 
-const identifier = z.string().max(48).regex(IDENTIFIER_PATTERN, 'must match [a-z][a-z0-9_]* without "__"');
+const identifier = z.string().max(48).regex(IDENTIFIER_PATTERN, 'must match [a-z][a-z0-9_]* without "__" or a trailing "_"');
 const fieldPath = z.string().min(1).max(256).regex(FIELD_PATH_PATTERN, 'must be a dotted field path such as user.id');
 const duration = z.string().regex(DURATION_PATTERN, 'must be a duration such as 30s, 10m, 1h or 7d');
 const scalar = z.union([z.string(), z.number(), z.boolean()]);

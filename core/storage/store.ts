@@ -1,8 +1,8 @@
 import type { Pool } from 'pg';
 import type { FeatureGroupSpec, GroupRef } from '../featuregroup/schema';
-import { FEATURES_SCHEMA } from './identifiers';
+import { FEATURES_SCHEMA, PLATFORM_SCHEMA, qualified, tableNameFor } from './identifiers';
 import { layoutFor, planStore, type ObservedColumns } from './layout';
-import { upsertGroup } from './registry';
+import { deleteGroup, upsertGroup } from './registry';
 
 export class StoreConflictError extends Error {
   readonly code = 'E_STORE_CONFLICT';
@@ -40,4 +40,22 @@ export async function applyStore(pool: Pool, ref: GroupRef, spec: FeatureGroupSp
     client.release();
   }
   return { table: layout.table, statements: plan.statements };
+}
+
+/** `deletionPolicy: Delete`: drops the group's table, its registry row and its stored offsets. */
+export async function dropStore(pool: Pool, ref: GroupRef, consumerGroup: string): Promise<void> {
+  const table = tableNameFor(ref);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, table)}`);
+    await deleteGroup(client, ref);
+    await client.query(`DELETE FROM ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} WHERE consumer_group = $1`, [consumerGroup]);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 }

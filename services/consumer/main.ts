@@ -3,14 +3,14 @@ import { Partitioners } from 'kafkajs';
 import { Pool } from 'pg';
 import { parseGroupId, groupId, type GroupRef } from '../../core/featuregroup/schema';
 import { mountOps } from '../../core/http/ops';
-import { createKafka } from '../../core/kafka';
+import { consumerGroupFor, createKafka } from '../../core/kafka';
 import { createLogger, type Logger } from '../../core/logger';
 import { createRegistry } from '../../core/metrics';
 import { retryWithBackoff } from '../../core/retry';
 import { onShutdown } from '../../core/shutdown';
 import { getGroup, type RegisteredGroup } from '../../core/storage/registry';
 import { loadConsumerConfig } from './config';
-import { consumerGroupName, GroupRunner } from './runner';
+import { GroupRunner } from './runner';
 
 /** The operator registers a group before it starts its consumer; wait for that rather than crash. */
 async function awaitRegistration(pool: Pool, ref: GroupRef, log: Logger): Promise<RegisteredGroup> {
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
 
   const kafka = createKafka(config.KAFKA_BROKERS, `featurestore-consumer-${ref.namespace}-${ref.name}`, log);
   const consumer = kafka.consumer({
-    groupId: consumerGroupName(ref),
+    groupId: consumerGroupFor(ref),
     maxWaitTimeInMs: config.CONSUMER_MAX_WAIT_MS,
     maxBytesPerPartition: config.CONSUMER_MAX_BYTES_PER_PARTITION,
     maxBytes: config.CONSUMER_MAX_BYTES_PER_PARTITION * 4,

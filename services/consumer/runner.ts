@@ -2,7 +2,8 @@ import type { Consumer, EachBatchPayload, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { compileExtractor } from '../../core/events/extract';
-import { groupId, type GroupRef } from '../../core/featuregroup/schema';
+import { groupId } from '../../core/featuregroup/schema';
+import { consumerGroupFor } from '../../core/kafka';
 import type { Logger } from '../../core/logger';
 import { retryWithBackoff } from '../../core/retry';
 import type { RegisteredGroup } from '../../core/storage/registry';
@@ -10,10 +11,6 @@ import { layoutFor } from '../../core/storage/layout';
 import { GroupWriter, readStoredOffsets } from '../../core/storage/writer';
 import { deadLetterTopicFor, publishDeadLetters } from './dead-letters';
 import { prepareBatch } from './prepare';
-
-export function consumerGroupName(ref: GroupRef): string {
-  return `featurestore.${ref.namespace}.${ref.name}`;
-}
 
 export interface RunnerDeps {
   group: RegisteredGroup;
@@ -44,7 +41,7 @@ export class GroupRunner {
     const { group, registry } = deps;
     this.writer = new GroupWriter(layoutFor(group.ref, group.spec));
     this.extract = compileExtractor(group.spec);
-    this.consumerGroup = consumerGroupName(group.ref);
+    this.consumerGroup = consumerGroupFor(group.ref);
     this.dlqTopic = deadLetterTopicFor(group.spec.source.topic, group.ref, group.spec.source.deadLetterTopic);
     this.events = new Counter({
       name: 'featurestore_consumer_events_total',

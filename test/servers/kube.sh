@@ -6,11 +6,13 @@
 # into $CACHE_DIR/kube-<version>/bin and $CACHE_DIR/etcd-<version>/bin.
 #
 # Usage: kube.sh {build|start|stop|restart|status|pid [etcd|apiserver]|env|kubeconfig|kubectl [ARGS...]}
-#   build       compile kube-apiserver + kubectl and etcd once (first time 10-20 min on 2 cores)
+#   build       compile kube-apiserver + kubectl and etcd once (first time ~5-20 min on 2 cores)
 #   start       build if needed, make certs/token once, start etcd then kube-apiserver, wait for
 #               /readyz, write $STATE_DIR/kubeconfig (idempotent; starts only what is not running)
 #   stop        stop kube-apiserver, then etcd: SIGTERM, 30s, SIGKILL (idempotent)
 #   restart     stop + start (same data)
+#               (start/stop/restart are serialized per state dir with a lock file, and find their
+#               servers even if a pidfile got lost, so concurrent test runners are safe)
 #   status      exit 0 if both run (also reports /readyz), 3 if not
 #   pid         print the pid of kube-apiserver (default) or etcd, e.g. for kill -STOP fault tests
 #   env         print KUBECONFIG=...
@@ -123,15 +125,15 @@ build_kube_locked() {
       "-X $pkg.gitTreeState=clean" "-X $pkg.buildDate=$date")
   done
   log "building Kubernetes $KUBE_VERSION (kube-apiserver, kubectl) from the Go module proxy into $KUBE_DIST/bin"
-  log "  the FIRST build takes 10-20 min on 2 cores (nice -n 19; ~1 GB of modules in $(go env GOMODCACHE), a few GB of $(go env GOCACHE)); it is done once per version"
+  log "  the FIRST build takes ~5-20 min on 2 cores (nice -n 19; ~1 GB of modules in $(go env GOMODCACHE), a few GB of $(go env GOCACHE)); it is done once per version"
   export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
   mkdir -p "$tmp/bin"
-  go_build kube-apiserver "$MOD_DIR" "$tmp/build-apiserver.log" k8s.io/kubernetes/cmd/kube-apiserver \
+  go_build kube-apiserver "$MOD_DIR" "$CACHE_DIR/build-kube-apiserver-$KUBE_VERSION.log" k8s.io/kubernetes/cmd/kube-apiserver \
     "$tmp/bin/kube-apiserver" "-s -w ${ldflags[*]}"
-  go_build kubectl "$MOD_DIR" "$tmp/build-kubectl.log" k8s.io/kubernetes/cmd/kubectl \
+  go_build kubectl "$MOD_DIR" "$CACHE_DIR/build-kubectl-$KUBE_VERSION.log" k8s.io/kubernetes/cmd/kubectl \
     "$tmp/bin/kubectl" "-s -w ${ldflags[*]}"
-  "$tmp/bin/kube-apiserver" --version >&2 || die "the built kube-apiserver does not run" "see $tmp/build-apiserver.log"
-  rm -f "$tmp"/build-*.log
+  "$tmp/bin/kube-apiserver" --version >&2 || die "the built kube-apiserver does not run" "see $CACHE_DIR/build-kube-apiserver-$KUBE_VERSION.log"
+  rm -f "$CACHE_DIR/build-kube-apiserver-$KUBE_VERSION.log" "$CACHE_DIR/build-kubectl-$KUBE_VERSION.log"
   finish_dist "$tmp" "$KUBE_DIST" $((SECONDS - t0))
   trap - EXIT
   log "Kubernetes $KUBE_VERSION ready in $KUBE_DIST/bin ($(du -sh "$KUBE_DIST" | cut -f1), built in $((SECONDS - t0))s)"
@@ -144,12 +146,12 @@ build_etcd_locked() {
   tmp="$(mktemp -d "$CACHE_DIR/.etcd-$ETCD_VERSION.XXXXXX")"
   # shellcheck disable=SC2064 # expand $tmp now
   trap "rm -rf '$tmp'" EXIT
-  log "building etcd $ETCD_VERSION from the Go module proxy into $ETCD_DIST/bin (first time 2-5 min)"
+  log "building etcd $ETCD_VERSION from the Go module proxy into $ETCD_DIST/bin (first time 1-5 min)"
   export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
   mkdir -p "$tmp/bin"
-  go_build etcd "$ETCD_MOD_DIR" "$tmp/build-etcd.log" go.etcd.io/etcd/server/v3 "$tmp/bin/etcd" "-s -w"
-  "$tmp/bin/etcd" --version >&2 || die "the built etcd does not run" "see $tmp/build-etcd.log"
-  rm -f "$tmp"/build-*.log
+  go_build etcd "$ETCD_MOD_DIR" "$CACHE_DIR/build-etcd-$ETCD_VERSION.log" go.etcd.io/etcd/server/v3 "$tmp/bin/etcd" "-s -w"
+  "$tmp/bin/etcd" --version >&2 || die "the built etcd does not run" "see $CACHE_DIR/build-etcd-$ETCD_VERSION.log"
+  rm -f "$CACHE_DIR/build-etcd-$ETCD_VERSION.log"
   finish_dist "$tmp" "$ETCD_DIST" $((SECONDS - t0))
   trap - EXIT
   log "etcd $ETCD_VERSION ready in $ETCD_DIST/bin ($(du -sh "$ETCD_DIST" | cut -f1), built in $((SECONDS - t0))s)"
@@ -266,13 +268,44 @@ write_kubeconfig() {
 # processes
 
 read_pid() { [[ -f "$1" ]] && cat "$1"; }
-# proc_running PIDFILE BINARY: the pid is alive and really is that binary (not a reused pid).
-proc_running() {
-  local pid; pid="$(read_pid "$1")" || return 1
-  pid_alive "$pid" && grep -qaF "$2" "/proc/$pid/cmdline" 2>/dev/null
+# drop_pidfile FILE PID: remove FILE only if it still names PID.
+drop_pidfile() { [[ "$(read_pid "$1" 2>/dev/null)" != "$2" ]] || rm -f "$1"; }
+
+# cmdline_is PID BINARY MARKER: argv[0] is BINARY and one argument is exactly MARKER.
+cmdline_is() {
+  local args
+  args="$({ tr '\0' '\n' <"/proc/$1/cmdline"; } 2>/dev/null)" || return 1
+  [[ "${args%%$'\n'*}" == "$2" ]] && grep -qxF -- "$3" <<<"$args"
 }
-etcd_running() { proc_running "$ETCD_PID" "$ETCD_BIN"; }
-apiserver_running() { proc_running "$API_PID" "$APISERVER_BIN"; }
+
+# proc_running PIDFILE BINARY MARKER: the process of this state dir is alive (also when SIGSTOPped).
+# MARKER (an argument naming this state dir) tells it apart from a reused pid or another state
+# dir's server. Without a valid pidfile (lost, e.g. by a crashed script), a matching live process
+# is adopted, so that `stop` can still stop it and `start` does not start a second one.
+proc_running() {
+  local pid
+  if pid="$(read_pid "$1")" && pid_alive "$pid" && cmdline_is "$pid" "$2" "$3"; then return 0; fi
+  while IFS=/ read -r _ _ pid _; do
+    if pid_alive "$pid" && cmdline_is "$pid" "$2" "$3"; then
+      [[ -d "$(dirname "$1")" ]] && echo "$pid" >"$1"
+      return 0
+    fi
+  done < <(grep -laF -- "$3" /proc/[0-9]*/cmdline 2>/dev/null)
+  return 1
+}
+ETCD_MARKER="--data-dir=$ETCD_DATA"
+API_MARKER="--cert-dir=$PKI"
+etcd_running() { proc_running "$ETCD_PID" "$ETCD_BIN" "$ETCD_MARKER"; }
+apiserver_running() { proc_running "$API_PID" "$APISERVER_BIN" "$API_MARKER"; }
+
+# lock_state: one start/stop/restart at a time per state dir (test runners and people share
+# .local); held until this script exits, and not inherited by the servers (see launch).
+lock_state() {
+  ensure_state_dir
+  mkdir -p "$K_DIR"
+  exec 8>"$K_DIR/.lock"
+  flock -n 8 || { log "another kube.sh start/stop is running for $K_DIR; waiting for it ..."; flock 8; }
+}
 
 etcd_healthy() { curl -fsS -m 2 "$ETCD_URL/health" 2>/dev/null | grep -q '"health":"true"'; }
 apiserver_ready() {
@@ -283,7 +316,7 @@ apiserver_ready() {
 launch() {
   local pidfile=$1 logf=$2; shift 2
   [[ -f "$logf" ]] && mv -f "$logf" "$logf.1"
-  setsid nohup "$@" </dev/null >"$logf" 2>&1 &
+  setsid nohup "$@" </dev/null >"$logf" 2>&1 8>&- &
   echo $! >"$pidfile"
 }
 
@@ -293,8 +326,6 @@ check_port_free() {
 }
 
 start_etcd() {
-  check_port_free "$ETCD_PORT" etcd FS_ETCD_PORT
-  check_port_free "$ETCD_PEER_PORT" "etcd peers" FS_ETCD_PEER_PORT
   mkdir -p "$ETCD_DATA"
   chmod 700 "$ETCD_DATA"
   local fsync=(--unsafe-no-fsync=true)
@@ -307,11 +338,12 @@ start_etcd() {
     --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster="feature-store-test=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state=new \
     --initial-cluster-token=feature-store-test "${fsync[@]}" ${FS_ETCD_ARGS:-}
+  # (--data-dir is also ETCD_MARKER, by which proc_running recognizes this server.)
   local pid deadline=$((SECONDS + 30))
   pid="$(read_pid "$ETCD_PID")"
   until etcd_healthy; do
     if ! pid_alive "$pid"; then
-      rm -f "$ETCD_PID"; log_tail "$ETCD_LOG"
+      drop_pidfile "$ETCD_PID" "$pid"; log_tail "$ETCD_LOG"
       die "etcd exited during startup" "read the log above ($ETCD_LOG); if the data is corrupt or from another etcd version: rm -rf '$ETCD_DATA' && $0 start"
     fi
     ((SECONDS < deadline)) || { log_tail "$ETCD_LOG"; die "etcd not healthy after 30s (pid $pid still running)" "read $ETCD_LOG; '$0 stop' then retry"; }
@@ -321,22 +353,23 @@ start_etcd() {
 }
 
 start_apiserver() {
-  check_port_free "$KUBE_PORT" kube-apiserver FS_KUBE_PORT
   log "starting kube-apiserver $KUBE_VERSION on $SERVER_URL (log $API_LOG)"
   # Flags follow envtest's defaults. Admission: everything default-on except ServiceAccount, which
   # rejects pods until kube-controller-manager (absent here) has created the namespace's
-  # 'default' ServiceAccount.
+  # 'default' ServiceAccount. --endpoint-reconciler-type=none: the 'kubernetes' Service is still
+  # created, but its Endpoints are not, because 127.0.0.1 is an invalid endpoint IP (the default
+  # reconciler would log that error every 10s).
   # shellcheck disable=SC2086 # FS_KUBE_APISERVER_ARGS is a word list
   launch "$API_PID" "$API_LOG" "$APISERVER_BIN" \
     --advertise-address=127.0.0.1 --bind-address=127.0.0.1 --secure-port="$KUBE_PORT" \
     --etcd-servers="$ETCD_URL" \
-    --cert-dir="$PKI" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+    "$API_MARKER" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --client-ca-file="$PKI/ca.crt" --token-auth-file="$TOKEN_FILE" \
     --authorization-mode=RBAC \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount \
+    --disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none \
     ${FS_KUBE_APISERVER_ARGS:-}
 }
 
@@ -346,7 +379,7 @@ wait_apiserver_ready() {
   pid="$(read_pid "$API_PID")"
   until apiserver_ready; do
     if ! pid_alive "$pid"; then
-      rm -f "$API_PID"; log_tail "$API_LOG"
+      drop_pidfile "$API_PID" "$pid"; log_tail "$API_LOG"
       die "kube-apiserver exited during startup" "read the log above ($API_LOG); bad certs: rm -rf '$PKI'; bad data: rm -rf '$ETCD_DATA'; then: $0 start"
     fi
     if ((SECONDS >= deadline)); then
@@ -368,12 +401,21 @@ cmd_start() {
   mkdir -p "$K_DIR"
   ensure_pki
   ensure_token
-  if etcd_running; then
+  # Check every port first, so a conflict doesn't leave etcd running alone.
+  local etcd_up=0 api_up=0
+  etcd_running && etcd_up=1
+  apiserver_running && api_up=1
+  if ((!etcd_up)); then
+    check_port_free "$ETCD_PORT" etcd FS_ETCD_PORT
+    check_port_free "$ETCD_PEER_PORT" "etcd peers" FS_ETCD_PEER_PORT
+  fi
+  ((api_up)) || check_port_free "$KUBE_PORT" kube-apiserver FS_KUBE_PORT
+  if ((etcd_up)); then
     log "etcd already running (pid $(read_pid "$ETCD_PID"), $ETCD_URL)"
   else
     start_etcd
   fi
-  if apiserver_running; then
+  if ((api_up)); then
     log "kube-apiserver already running (pid $(read_pid "$API_PID"), $SERVER_URL)"
   else
     start_apiserver
@@ -383,10 +425,10 @@ cmd_start() {
   log "ready in $((SECONDS - t0))s: KUBECONFIG=$KUBECONFIG_PATH (server $SERVER_URL, Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION)"
 }
 
-# stop_proc NAME PIDFILE BINARY PORT: SIGTERM, up to 30s, then SIGKILL; wait for the port to close.
+# stop_proc NAME PIDFILE BINARY MARKER PORT: SIGTERM, up to 30s, then SIGKILL; wait for the port.
 stop_proc() {
-  local name=$1 pidfile=$2 bin=$3 port=$4
-  if ! proc_running "$pidfile" "$bin"; then rm -f "$pidfile"; log "$name not running"; return 0; fi
+  local name=$1 pidfile=$2 bin=$3 marker=$4 port=$5
+  if ! proc_running "$pidfile" "$bin" "$marker"; then rm -f "$pidfile"; log "$name not running"; return 0; fi
   local pid deadline=$((SECONDS + 30))
   pid="$(read_pid "$pidfile")"
   kill -CONT "$pid" 2>/dev/null || true # in case a test left it SIGSTOPped
@@ -399,12 +441,14 @@ stop_proc() {
     while pid_alive "$pid"; do sleep 0.1; done
   fi
   wait_port_free 127.0.0.1 "$port" 10 || warn "port $port still open 10s after $name exited"
-  rm -f "$pidfile"
+  drop_pidfile "$pidfile" "$pid"
 }
 
 cmd_stop() {
-  stop_proc kube-apiserver "$API_PID" "$APISERVER_BIN" "$KUBE_PORT"
-  stop_proc etcd "$ETCD_PID" "$ETCD_BIN" "$ETCD_PORT"
+  # Resume both first: a SIGSTOPped etcd (fault tests) would stall the apiserver's shutdown.
+  ! etcd_running || kill -CONT "$(read_pid "$ETCD_PID")" 2>/dev/null || true
+  stop_proc kube-apiserver "$API_PID" "$APISERVER_BIN" "$API_MARKER" "$KUBE_PORT"
+  stop_proc etcd "$ETCD_PID" "$ETCD_BIN" "$ETCD_MARKER" "$ETCD_PORT"
   log "stopped"
 }
 
@@ -429,9 +473,9 @@ need_kubeconfig() {
 
 case "${1:-}" in
   build) cmd_build ;;
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  restart) cmd_stop; cmd_start ;;
+  start) lock_state; cmd_start ;;
+  stop) lock_state; cmd_stop ;;
+  restart) lock_state; cmd_stop; cmd_start ;;
   status) cmd_status ;;
   pid)
     case "${2:-apiserver}" in

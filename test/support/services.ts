@@ -8,6 +8,8 @@ const ENTRY = {
   ingest: 'dist/services/ingest/main.js',
   serving: 'dist/services/serving/main.js',
   consumer: 'dist/services/consumer/main.js',
+  operator: 'dist/operator/main.js',
+  'local-runner': 'dist/services/local-runner/main.js',
 } as const;
 export type ServiceKind = keyof typeof ENTRY;
 

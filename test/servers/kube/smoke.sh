@@ -4,10 +4,14 @@
 # (spec and /status written separately), a Deployment (stored, never scheduled: no controllers)
 # and a coordination.k8s.io Lease (leader election). Cleans up its namespace and CRD.
 #
+# Without kube-controller-manager nothing finalizes a deleted namespace (it stays Terminating)
+# and nothing garbage-collects by ownerReferences; so cleanup deletes the objects itself and then
+# clears the namespace's 'kubernetes' finalizer through the /finalize subresource.
+#
 # Usage: test/servers/kube/smoke.sh      (after: test/servers/kube.sh start)
 set -euo pipefail
 LOG_TAG=kube-smoke
-# shellcheck source=../lib.sh source-path=SCRIPTDIR/..
+# shellcheck source=SCRIPTDIR/../lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 KUBE_SH="$SERVERS_DIR/kube.sh"
@@ -17,8 +21,11 @@ NS="smoke-$$"
 GROUP="smoke.featurestore.test"
 
 cleanup() {
-  k delete namespace "$NS" --wait=false --ignore-not-found >/dev/null 2>&1 || true
   k delete crd "widgets.$GROUP" --ignore-not-found >/dev/null 2>&1 || true
+  k -n "$NS" delete deployments,configmaps,serviceaccounts,leases --all >/dev/null 2>&1 || true
+  k delete namespace "$NS" --wait=false --ignore-not-found >/dev/null 2>&1 || true
+  k get namespace "$NS" -o json 2>/dev/null | sed 's/"kubernetes"//' \
+    | k replace --raw "/api/v1/namespaces/$NS/finalize" -f - >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 

@@ -1,0 +1,85 @@
+import { makeInformer, type Informer, type KubernetesObject, type ObjectCache, type V1Deployment } from '@kubernetes/client-node';
+import type { Logger } from '../core/logger';
+import type { KubeClients } from './kube';
+import type { WorkQueue } from './queue';
+import { GROUP, LABELS, MANAGED_BY, PLURAL, VERSION } from './resource';
+
+type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
+const keyOf = (object: KubernetesObject): string | undefined =>
+  object.metadata?.namespace && object.metadata.name ? `${object.metadata.namespace}/${object.metadata.name}` : undefined;
+
+/**
+ * Watches FeatureGroups and the Deployments it owns, and turns every change into a queued key.
+ * Watches that break are restarted; a periodic resync re-queues everything (level-triggered).
+ */
+export class Controller {
+  private informers: Watched<KubernetesObject>[] = [];
+  private resync: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly kube: KubeClients,
+    private readonly queue: WorkQueue,
+    private readonly namespaces: string[],
+    private readonly resyncSeconds: number,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const { custom, apps, config } = this.kube;
+    const scopes = this.namespaces.length ? this.namespaces : [undefined];
+    for (const namespace of scopes) {
+      const groups = namespace
+        ? makeInformer(config, `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`, () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace }))
+        : makeInformer(config, `/apis/${GROUP}/${VERSION}/${PLURAL}`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }));
+      const selector = `${LABELS.managedBy}=${MANAGED_BY}`;
+      const deployments = namespace
+        ? makeInformer(config, `/apis/apps/v1/namespaces/${namespace}/deployments`, () => apps.listNamespacedDeployment({ namespace, labelSelector: selector }), selector)
+        : makeInformer(config, '/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces({ labelSelector: selector }), selector);
+      this.watch(groups as Watched<KubernetesObject>, (object) => keyOf(object), 'featuregroups');
+      this.watch(deployments as Watched<KubernetesObject>, (object) => ownerKey(object as V1Deployment), 'deployments');
+    }
+    await Promise.all(this.informers.map((informer) => informer.start()));
+    this.resync = setInterval(() => this.resyncAll(), this.resyncSeconds * 1000);
+    this.resync.unref();
+    this.resyncAll();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.resync);
+    await Promise.all(this.informers.map((informer) => informer.stop()));
+  }
+
+  private watch(informer: Watched<KubernetesObject>, key: (object: KubernetesObject) => string | undefined, what: string): void {
+    const enqueue = (object: KubernetesObject): void => {
+      const k = key(object);
+      if (k) this.queue.add(k);
+    };
+    informer.on('add', enqueue);
+    informer.on('update', enqueue);
+    informer.on('delete', enqueue);
+    informer.on('error', (error: unknown) => {
+      if (this.stopped) return;
+      this.log.warn({ err: error, watch: what }, 'watch failed; restarting in 3s');
+      setTimeout(() => {
+        if (!this.stopped) informer.start().catch((e: unknown) => this.log.warn({ err: e, watch: what }, 'watch restart failed'));
+      }, 3_000).unref();
+    });
+    this.informers.push(informer);
+  }
+
+  private resyncAll(): void {
+    const groups = this.informers.filter((_, i) => i % 2 === 0);
+    for (const informer of groups) for (const object of informer.list()) {
+      const k = keyOf(object);
+      if (k) this.queue.add(k);
+    }
+  }
+}
+
+function ownerKey(deployment: V1Deployment): string | undefined {
+  const owner = deployment.metadata?.ownerReferences?.find((o) => o.kind === 'FeatureGroup' && o.controller);
+  return owner && deployment.metadata?.namespace ? `${deployment.metadata.namespace}/${owner.name}` : undefined;
+}

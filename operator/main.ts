@@ -1,0 +1,101 @@
+import express from 'express';
+import { Pool } from 'pg';
+import { Counter, Histogram } from 'prom-client';
+import { mountOps } from '../core/http/ops';
+import { createLogger } from '../core/logger';
+import { createRegistry } from '../core/metrics';
+import { migrationsDir } from '../core/paths';
+import { onShutdown } from '../core/shutdown';
+import { migrate } from '../core/storage/migrate';
+import { loadOperatorConfig, type OperatorConfig } from './config';
+import { Controller } from './controller';
+import { kubeClients } from './kube';
+import { LeaderElector } from './leader';
+import { WorkQueue } from './queue';
+import { FeatureGroupReconciler } from './reconcile';
+
+/** The consumer's connection: the operator's database, as the group's writer role. */
+function consumerDatabaseUrl(config: OperatorConfig) {
+  return (role: string, password: string): string => {
+    const url = new URL(config.DATABASE_URL);
+    url.username = role;
+    url.password = password;
+    if (config.CONSUMER_DATABASE_HOST) url.host = config.CONSUMER_DATABASE_HOST;
+    return url.toString();
+  };
+}
+
+async function main(): Promise<void> {
+  const config = loadOperatorConfig();
+  const log = createLogger('operator', config.LOG_LEVEL);
+  const pool = new Pool({ connectionString: config.DATABASE_URL, max: config.RECONCILE_CONCURRENCY + 1, application_name: 'featurestore-operator' });
+  pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
+  const applied = await migrate(pool, migrationsDir());
+  if (applied.length) log.info({ applied }, 'platform migrations applied');
+
+  const kube = kubeClients();
+  const registry = createRegistry('operator');
+  const reconciles = new Counter({ name: 'featurestore_operator_reconciles_total', help: 'Reconciles by outcome', labelNames: ['outcome'], registers: [registry] });
+  const duration = new Histogram({ name: 'featurestore_operator_reconcile_seconds', help: 'Reconcile duration', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
+  const reconciler = new FeatureGroupReconciler({
+    kube,
+    pool,
+    consumer: { image: config.CONSUMER_IMAGE, imagePullPolicy: config.CONSUMER_IMAGE_PULL_POLICY, kafkaBrokers: config.KAFKA_BROKERS, logLevel: config.CONSUMER_LOG_LEVEL },
+    consumerDatabaseUrl: consumerDatabaseUrl(config),
+    log,
+  });
+  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
+    concurrency: config.RECONCILE_CONCURRENCY,
+    log,
+    onResult: (_key, outcome, seconds) => {
+      reconciles.inc({ outcome });
+      duration.observe(seconds);
+    },
+  });
+  const controller = new Controller(kube, queue, config.WATCH_NAMESPACES, config.RESYNC_SECONDS, log);
+
+  let leading = !config.LEADER_ELECTION;
+  const app = express();
+  mountOps(app, registry, async () => (await pool.query('SELECT 1')).rowCount === 1);
+  app.get('/leader', (_req, res) => {
+    res.json({ identity: config.POD_NAME, leading });
+  });
+  const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'operator health and metrics listening'));
+
+  const lead = async (): Promise<void> => {
+    leading = true;
+    log.info({ identity: config.POD_NAME }, 'leading: starting controllers');
+    queue.start();
+    await controller.start();
+  };
+  let elector: LeaderElector | undefined;
+  if (config.LEADER_ELECTION) {
+    elector = new LeaderElector(kube.coordination, { namespace: config.LEASE_NAMESPACE, name: config.LEASE_NAME, identity: config.POD_NAME, log });
+    void elector.run({
+      onStartedLeading: () => void lead().catch((error: unknown) => {
+        log.error({ err: error }, 'controllers failed to start');
+        process.exit(1);
+      }),
+      onStoppedLeading: () => {
+        // Never act on stale leadership: exit and let the Deployment restart us as a follower.
+        log.error('lost leadership; exiting');
+        process.exit(1);
+      },
+    });
+  } else {
+    await lead();
+  }
+
+  onShutdown(log, async () => {
+    await controller.stop();
+    await queue.stop();
+    await elector?.stop();
+    server.close();
+    await pool.end();
+  });
+}
+
+main().catch((error: unknown) => {
+  console.error(`operator failed to start: ${(error as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,147 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { PatchStrategy, type AppsV1Api, type CoreV1Api, type KubernetesObjectApi, type V1Deployment, type V1ResourceRequirements, type V1Secret } from '@kubernetes/client-node';
+import type { FeatureGroupSpec } from '../../core/featuregroup/schema';
+import { FIELD_MANAGER, LABELS, MANAGED_BY, SPEC_HASH_ANNOTATION, type FeatureGroupObject } from '../resource';
+import type { ConditionInput } from '../conditions';
+import { isNotFound } from '../kube';
+
+export interface ConsumerSettings {
+  image: string;
+  imagePullPolicy: string;
+  kafkaBrokers: string[];
+  logLevel: string;
+}
+
+const shortHash = (text: string, length = 8): string => createHash('sha256').update(text).digest('hex').slice(0, length);
+
+/** `<name>-consumer`, shortened with a hash where pod names would pass 63 characters. */
+export function consumerName(groupName: string): string {
+  const name = `${groupName}-consumer`;
+  return name.length <= 52 ? name : `${groupName.slice(0, 34).replace(/[-.]+$/, '')}-${shortHash(groupName)}-consumer`;
+}
+
+export function secretName(groupName: string): string {
+  return `${consumerName(groupName)}-db`;
+}
+
+/** Label values are at most 63 characters; longer group names are labelled by hash. */
+function groupLabel(groupName: string): string {
+  return groupName.length <= 63 ? groupName : shortHash(groupName, 16);
+}
+
+function ownerReference(group: FeatureGroupObject) {
+  return { apiVersion: group.apiVersion, kind: group.kind, name: group.metadata.name, uid: group.metadata.uid, controller: true, blockOwnerDeletion: true };
+}
+
+export function consumerLabels(group: FeatureGroupObject): Record<string, string> {
+  return {
+    [LABELS.name]: 'featurestore-consumer',
+    [LABELS.instance]: groupLabel(group.metadata.name),
+    [LABELS.component]: 'consumer',
+    [LABELS.managedBy]: MANAGED_BY,
+    [LABELS.group]: groupLabel(group.metadata.name),
+  };
+}
+
+/** The desired consumer Deployment: pure, so the same spec always yields the same object. */
+export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupSpec, settings: ConsumerSettings): V1Deployment {
+  const name = consumerName(group.metadata.name);
+  const labels = consumerLabels(group);
+  const selector = { [LABELS.name]: labels[LABELS.name]!, [LABELS.instance]: labels[LABELS.instance]! };
+  const specHash = shortHash(JSON.stringify({ spec, image: settings.image, brokers: settings.kafkaBrokers, logLevel: settings.logLevel }), 16);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: group.metadata.namespace, labels, ownerReferences: [ownerReference(group)] },
+    spec: {
+      replicas: spec.consumer.replicas,
+      selector: { matchLabels: selector },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } },
+      template: {
+        metadata: { labels, annotations: { [SPEC_HASH_ANNOTATION]: specHash } },
+        spec: {
+          terminationGracePeriodSeconds: 45,
+          securityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [
+            {
+              name: 'consumer',
+              image: settings.image,
+              imagePullPolicy: settings.imagePullPolicy,
+              command: ['node', 'dist/services/consumer/main.js'],
+              env: [
+                { name: 'FEATURE_GROUP', value: `${group.metadata.namespace}/${group.metadata.name}` },
+                { name: 'KAFKA_BROKERS', value: settings.kafkaBrokers.join(',') },
+                { name: 'LOG_LEVEL', value: settings.logLevel },
+                { name: 'PORT', value: '8083' },
+                { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: secretName(group.metadata.name), key: 'DATABASE_URL' } } },
+              ],
+              ports: [{ name: 'metrics', containerPort: 8083 }],
+              readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5 },
+              livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 10, failureThreshold: 6 },
+              resources: spec.consumer.resources as V1ResourceRequirements,
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** Server-side apply: the operator owns exactly the fields it sets, and reapplying is a no-op. */
+export async function applyDeployment(objects: KubernetesObjectApi, deployment: V1Deployment): Promise<V1Deployment> {
+  return objects.patch(deployment, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+}
+
+const PASSWORD = /^[0-9a-f]{48}$/;
+
+/**
+ * The consumer's database credentials, kept in a Secret owned by the group. The password is made
+ * once and reused, so reconciling again never rotates it under running pods.
+ */
+export async function ensureCredentials(core: CoreV1Api, objects: KubernetesObjectApi, group: FeatureGroupObject, url: (password: string) => string): Promise<string> {
+  const name = secretName(group.metadata.name);
+  let password: string | undefined;
+  try {
+    const existing = await core.readNamespacedSecret({ name, namespace: group.metadata.namespace });
+    const stored = existing.data?.password ? Buffer.from(existing.data.password, 'base64').toString() : undefined;
+    if (stored && PASSWORD.test(stored)) password = stored;
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+  password ??= randomBytes(24).toString('hex');
+  const secret: V1Secret = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace: group.metadata.namespace, labels: consumerLabels(group), ownerReferences: [ownerReference(group)] },
+    type: 'Opaque',
+    stringData: { password, DATABASE_URL: url(password) },
+  };
+  await objects.patch(secret, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  return password;
+}
+
+/** ConsumerReady from what the Deployment reports: all desired replicas updated and available. */
+export function consumerCondition(deployment: V1Deployment | undefined): ConditionInput {
+  const type = 'ConsumerReady' as const;
+  if (!deployment) return { type, status: 'False', reason: 'DeploymentMissing', message: 'the consumer Deployment does not exist yet' };
+  const desired = deployment.spec?.replicas ?? 1;
+  const status = deployment.status ?? {};
+  const observed = (status.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
+  const available = status.availableReplicas ?? 0;
+  const updated = status.updatedReplicas ?? 0;
+  if (desired === 0) return { type, status: 'True', reason: 'ScaledToZero', message: 'consumer.replicas is 0: nothing consumes this group' };
+  if (observed && available >= desired && updated >= desired) {
+    return { type, status: 'True', reason: 'Available', message: `${available}/${desired} consumer replicas available` };
+  }
+  return { type, status: 'False', reason: 'Progressing', message: `${available}/${desired} consumer replicas available, ${updated} updated` };
+}
+
+export async function readDeployment(apps: AppsV1Api, namespace: string, name: string): Promise<V1Deployment | undefined> {
+  try {
+    return await apps.readNamespacedDeployment({ name, namespace });
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,129 @@
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { Pool } from 'pg';
+import { describeIssues, featureGroupSpecSchema, type GroupRef } from '../../core/featuregroup/schema';
+import type { Logger } from '../../core/logger';
+import { tableNameFor } from '../../core/storage/identifiers';
+import { writerRoleFor } from '../../core/storage/roles';
+import { setCondition, type ConditionInput } from '../conditions';
+import { isNotFound, type KubeClients } from '../kube';
+import type { ReconcileResult } from '../queue';
+import { ConditionType, FINALIZER, GROUP, PLURAL, VERSION, type Condition, type FeatureGroupObject, type FeatureGroupStatus } from '../resource';
+import { applyDeployment, consumerCondition, consumerName, desiredDeployment, ensureCredentials, readDeployment, type ConsumerSettings } from './consumer';
+import { recordTransitions, writeStatus } from './status';
+import { finalizeStore, reconcileStore } from './store';
+
+export interface ReconcilerDeps {
+  kube: KubeClients;
+  pool: Pool;
+  consumer: ConsumerSettings;
+  /** The consumer's DATABASE_URL for a given writer role and password. */
+  consumerDatabaseUrl: (role: string, password: string) => string;
+  log: Logger;
+}
+
+/** While a consumer rolls out nothing else wakes us reliably on every cluster: look again soon. */
+const PROGRESS_REQUEUE_MS = 5_000;
+
+/**
+ * One FeatureGroup, moved one step toward its spec: level-triggered and idempotent, from what the
+ * API server and Postgres say now, never from the event that woke it.
+ */
+export class FeatureGroupReconciler {
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const group = await this.get(namespace, name);
+    if (!group) return {};
+    if (group.metadata.deletionTimestamp) return this.finalize(group);
+    if (!group.metadata.finalizers?.includes(FINALIZER)) {
+      await this.patchFinalizers(group, [...(group.metadata.finalizers ?? []), FINALIZER]);
+      return { requeueAfterMs: 0 };
+    }
+
+    const generation = group.metadata.generation;
+    const parsed = featureGroupSpecSchema.safeParse(group.spec);
+    if (!parsed.success) {
+      const invalid: ConditionInput = { type: ConditionType.StoreReady, status: 'False', reason: 'InvalidSpec', message: describeIssues(parsed.error) };
+      await this.updateStatus(group, [invalid], undefined);
+      return {};
+    }
+    const spec = parsed.data;
+    const ref: GroupRef = { namespace, name };
+    const { core, objects, apps } = this.deps.kube;
+
+    const writerUrl = (password: string) => this.deps.consumerDatabaseUrl(writerRole(ref), password);
+    const password = await ensureCredentials(core, objects, group, writerUrl);
+    let store;
+    try {
+      store = await reconcileStore(this.deps.pool, ref, spec, generation, password);
+    } catch (error) {
+      const message = `database error: ${(error as Error).message}`;
+      await this.updateStatus(group, [{ type: ConditionType.StoreReady, status: 'False', reason: 'DatabaseError', message }], undefined);
+      throw error;
+    }
+    if (store.applied) await applyDeployment(objects, desiredDeployment(group, spec, this.deps.consumer));
+    const deployment = await readDeployment(apps, namespace, consumerName(name));
+    const consumer = consumerCondition(deployment);
+    await this.updateStatus(group, [store.condition, consumer], store.table);
+    return consumer.status === 'True' ? {} : { requeueAfterMs: PROGRESS_REQUEUE_MS };
+  }
+
+  private async finalize(group: FeatureGroupObject): Promise<ReconcileResult> {
+    if (!group.metadata.finalizers?.includes(FINALIZER)) return {};
+    const { namespace, name } = group.metadata;
+    const parsed = featureGroupSpecSchema.safeParse(group.spec);
+    const policy = parsed.success ? parsed.data.deletionPolicy : 'Retain';
+    // Owner references let the cluster's garbage collector remove the Deployment; deleting it here
+    // as well stops consumers before their table goes, and works where no collector runs.
+    await this.deps.kube.apps.deleteNamespacedDeployment({ name: consumerName(name), namespace }).catch((error: unknown) => {
+      if (!isNotFound(error)) throw error;
+    });
+    await finalizeStore(this.deps.pool, { namespace, name }, policy);
+    await this.patchFinalizers(group, (group.metadata.finalizers ?? []).filter((f) => f !== FINALIZER));
+    this.deps.log.info({ group: `${namespace}/${name}`, deletionPolicy: policy }, 'feature group finalized');
+    return {};
+  }
+
+  private async get(namespace: string, name: string): Promise<FeatureGroupObject | undefined> {
+    try {
+      return (await this.deps.kube.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })) as FeatureGroupObject;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Merge patch guarded by resourceVersion: a concurrent writer makes it fail and we retry. */
+  private async patchFinalizers(group: FeatureGroupObject, finalizers: string[]): Promise<void> {
+    await this.deps.kube.custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace: group.metadata.namespace,
+        name: group.metadata.name,
+        body: { metadata: { finalizers, resourceVersion: group.metadata.resourceVersion } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  private async updateStatus(group: FeatureGroupObject, inputs: ConditionInput[], table: string | undefined): Promise<void> {
+    const generation = group.metadata.generation;
+    let conditions: Condition[] = group.status?.conditions ?? [];
+    for (const input of inputs) conditions = setCondition(conditions, input, generation);
+    const failing = conditions.filter((c) => c.type !== ConditionType.Ready && c.status !== 'True');
+    const ready: ConditionInput =
+      failing.length === 0 && conditions.some((c) => c.type === ConditionType.ConsumerReady)
+        ? { type: ConditionType.Ready, status: 'True', reason: 'Ready', message: 'store provisioned and consumer available' }
+        : { type: ConditionType.Ready, status: 'False', reason: failing[0]?.reason ?? 'Reconciling', message: failing[0]?.message ?? 'reconciling' };
+    conditions = setCondition(conditions, ready, generation);
+    const status: FeatureGroupStatus = { observedGeneration: generation, ...(table ? { table } : group.status?.table ? { table: group.status.table } : {}), conditions };
+    await recordTransitions(this.deps.kube.core, group, status, this.deps.log);
+    await writeStatus(this.deps.kube.custom, group, status);
+  }
+}
+
+/** The same naming the grants use, so the consumer's URL always names the role that was granted. */
+const writerRole = (ref: GroupRef): string => writerRoleFor(tableNameFor(ref));

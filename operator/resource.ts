@@ -1,0 +1,52 @@
+import { API_GROUP, API_VERSION, KIND } from '../core/featuregroup/schema';
+
+export const GROUP = API_GROUP;
+export const VERSION = API_VERSION;
+export const PLURAL = 'featuregroups';
+export const FINALIZER = `${API_GROUP}/cleanup`;
+export const FIELD_MANAGER = 'featurestore-operator';
+
+export const LABELS = {
+  name: 'app.kubernetes.io/name',
+  instance: 'app.kubernetes.io/instance',
+  component: 'app.kubernetes.io/component',
+  managedBy: 'app.kubernetes.io/managed-by',
+  group: `${API_GROUP}/group`,
+} as const;
+export const SPEC_HASH_ANNOTATION = `${API_GROUP}/spec-hash`;
+export const MANAGED_BY = 'featurestore-operator';
+
+export const ConditionType = { Ready: 'Ready', StoreReady: 'StoreReady', ConsumerReady: 'ConsumerReady' } as const;
+export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
+
+export interface Condition {
+  type: ConditionType;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration: number;
+}
+
+export interface FeatureGroupStatus {
+  observedGeneration?: number;
+  table?: string;
+  conditions?: Condition[];
+}
+
+/** A FeatureGroup as the API server returns it (spec unvalidated until zod says otherwise). */
+export interface FeatureGroupObject {
+  apiVersion: string;
+  kind: typeof KIND;
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    generation: number;
+    resourceVersion: string;
+    deletionTimestamp?: string;
+    finalizers?: string[];
+  };
+  spec: unknown;
+  status?: FeatureGroupStatus;
+}
