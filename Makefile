@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps build typecheck unit test servers servers-down up down bench clean
+.PHONY: help deps build typecheck unit test crds servers servers-down up down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ test: build typecheck ## Every test: unit, then integration against real Postgre
 	npx jest --selectProjects unit --json --outputFile=.local/jest-unit.json
 	npx jest --selectProjects integration --runInBand --json --outputFile=.local/jest-integration.json
 	@node test/support/print-summary.js .local/jest-unit.json .local/jest-integration.json
+
+crds: build ## Regenerate crds/featuregroup.yaml from the zod schema
+	node dist/crds/generate.js
 
 servers: ## Start local Postgres and Kafka (fetched and cached on first use)
 	bash test/servers/up.sh
