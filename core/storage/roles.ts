@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { FEATURES_SCHEMA, PLATFORM_SCHEMA, qualified, quoteIdent } from './identifiers';
+import { withTransaction } from './transaction';
 
 /** Read-only role for serving: SELECT on the registry and on every group table, nothing else. */
 export const SERVING_ROLE = 'featurestore_serving';
@@ -28,9 +29,7 @@ async function ensureRole(db: PoolClient, role: string, login: boolean): Promise
 export async function applyGrants(pool: Pool, table: string, writerPassword: string): Promise<string> {
   if (!PASSWORD.test(writerPassword)) throw new Error('writer password must be 48 hex characters');
   const writer = writerRoleFor(table);
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(727210002)');
     await ensureRole(client, SERVING_ROLE, false);
     await ensureRole(client, writer, true);
@@ -44,13 +43,7 @@ export async function applyGrants(pool: Pool, table: string, writerPassword: str
     await client.query(`GRANT SELECT ON ${groupTable} TO ${quoteIdent(SERVING_ROLE)}`);
     await client.query(`GRANT SELECT, INSERT, UPDATE ON ${groupTable} TO ${quoteIdent(writer)}`);
     await client.query(`GRANT SELECT, INSERT, UPDATE ON ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} TO ${quoteIdent(writer)}`);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
   return writer;
 }
 
@@ -59,17 +52,9 @@ export async function dropWriterRole(pool: Pool, table: string): Promise<void> {
   const writer = writerRoleFor(table);
   const exists = await pool.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [writer]);
   if (exists.rowCount === 0) return;
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(pool, async (client) => {
     await client.query(`REASSIGN OWNED BY ${quoteIdent(writer)} TO CURRENT_USER`);
     await client.query(`DROP OWNED BY ${quoteIdent(writer)}`);
     await client.query(`DROP ROLE ${quoteIdent(writer)}`);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -3,6 +3,7 @@ import type { FeatureGroupSpec, GroupRef } from '../featuregroup/schema';
 import { FEATURES_SCHEMA, PLATFORM_SCHEMA, qualified, tableNameFor } from './identifiers';
 import { layoutFor, planStore, type ObservedColumns } from './layout';
 import { deleteGroup, upsertGroup } from './registry';
+import { withTransaction } from './transaction';
 
 export class StoreConflictError extends Error {
   readonly code = 'E_STORE_CONFLICT';
@@ -27,35 +28,19 @@ export async function applyStore(pool: Pool, ref: GroupRef, spec: FeatureGroupSp
   const layout = layoutFor(ref, spec);
   const plan = planStore(layout, await observeColumns(pool, layout.table));
   if (plan.conflicts.length > 0) throw new StoreConflictError(plan.conflicts);
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(pool, async (client) => {
     for (const statement of plan.statements) await client.query(statement);
     await upsertGroup(client, ref, spec, layout.table, generation);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
   return { table: layout.table, statements: plan.statements };
 }
 
 /** `deletionPolicy: Delete`: drops the group's table, its registry row and its stored offsets. */
 export async function dropStore(pool: Pool, ref: GroupRef, consumerGroup: string): Promise<void> {
   const table = tableNameFor(ref);
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(pool, async (client) => {
     await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, table)}`);
     await deleteGroup(client, ref);
     await client.query(`DELETE FROM ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} WHERE consumer_group = $1`, [consumerGroup]);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
