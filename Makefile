@@ -33,13 +33,13 @@ test: build typecheck ## Every test: unit, then integration against real Postgre
 crds: build ## Regenerate crds/featuregroup.yaml from the zod schema
 	node dist/crds/generate.js
 
-servers: ## Start local Postgres and Kafka (fetched and cached on first use)
+servers: ## Start local Postgres, Kafka and kube-apiserver+etcd (fetched or built and cached on first use)
 	bash test/servers/up.sh
 
-servers-down: ## Stop local Postgres and Kafka
+servers-down: ## Stop the local servers
 	bash test/servers/down.sh
 
-up: build ## Run the whole platform locally, send sample events, show served features
+up: build ## Run the whole platform locally (operator, runner, services), apply examples/, show served features; Ctrl-C stops
 	bash test/servers/stack.sh up
 
 down: ## Stop what `make up` started

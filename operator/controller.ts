@@ -1,4 +1,5 @@
 import { makeInformer, type Informer, type KubernetesObject, type ObjectCache, type V1Deployment } from '@kubernetes/client-node';
+import { keepWatching } from '../core/kube-watch';
 import type { Logger } from '../core/logger';
 import type { KubeClients } from './kube';
 import type { WorkQueue } from './queue';
@@ -15,6 +16,7 @@ const keyOf = (object: KubernetesObject): string | undefined =>
  */
 export class Controller {
   private informers: Watched<KubernetesObject>[] = [];
+  private groupInformers: Watched<KubernetesObject>[] = [];
   private resync: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -37,6 +39,7 @@ export class Controller {
       const deployments = namespace
         ? makeInformer(config, `/apis/apps/v1/namespaces/${namespace}/deployments`, () => apps.listNamespacedDeployment({ namespace, labelSelector: selector }), selector)
         : makeInformer(config, '/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces({ labelSelector: selector }), selector);
+      this.groupInformers.push(groups as Watched<KubernetesObject>);
       this.watch(groups as Watched<KubernetesObject>, (object) => keyOf(object), 'featuregroups');
       this.watch(deployments as Watched<KubernetesObject>, (object) => ownerKey(object as V1Deployment), 'deployments');
     }
@@ -60,19 +63,12 @@ export class Controller {
     informer.on('add', enqueue);
     informer.on('update', enqueue);
     informer.on('delete', enqueue);
-    informer.on('error', (error: unknown) => {
-      if (this.stopped) return;
-      this.log.warn({ err: error, watch: what }, 'watch failed; restarting in 3s');
-      setTimeout(() => {
-        if (!this.stopped) informer.start().catch((e: unknown) => this.log.warn({ err: e, watch: what }, 'watch restart failed'));
-      }, 3_000).unref();
-    });
+    keepWatching(informer, what, this.log, () => this.stopped);
     this.informers.push(informer);
   }
 
   private resyncAll(): void {
-    const groups = this.informers.filter((_, i) => i % 2 === 0);
-    for (const informer of groups) for (const object of informer.list()) {
+    for (const informer of this.groupInformers) for (const object of informer.list()) {
       const k = keyOf(object);
       if (k) this.queue.add(k);
     }

@@ -58,9 +58,9 @@ export interface AggregateRules {
   /** Functions that refuse to run without `field` (every one but count). */
   needsField: AggregateFunction[];
   /** Functions that refuse to run without `n`. */
-  needsN: AggregateFunction[];
+  needsLimit: AggregateFunction[];
   /** Functions that refuse an `n`. */
-  forbidsN: AggregateFunction[];
+  forbidsLimit: AggregateFunction[];
   /** The feature types each function may yield. */
   resultTypes: Record<AggregateFunction, FeatureType[]>;
 }
@@ -74,12 +74,12 @@ function issuePaths(feature: unknown): string[] {
 export function deriveAggregateRules(): AggregateRules {
   const probe = (aggregate: Record<string, unknown>, type: FeatureType = 'json') =>
     issuePaths({ name: 'probe', type, aggregate: { window: '1h', ...aggregate } });
-  const needsField = AGGREGATE_FUNCTIONS.filter((fn) => probe({ fn, n: 1 }).includes('aggregate.field'));
-  const needsN = AGGREGATE_FUNCTIONS.filter((fn) => probe({ fn, field: 'f' }).includes('aggregate.n'));
-  const forbidsN = AGGREGATE_FUNCTIONS.filter((fn) => probe({ fn, field: 'f', n: 1 }).includes('aggregate.n'));
+  const needsField = AGGREGATE_FUNCTIONS.filter((fn) => probe({ fn, limit: 1 }).includes('aggregate.field'));
+  const needsLimit = AGGREGATE_FUNCTIONS.filter((fn) => probe({ fn, field: 'f' }).includes('aggregate.limit'));
+  const forbidsLimit = AGGREGATE_FUNCTIONS.filter((fn) => probe({ fn, field: 'f', limit: 1 }).includes('aggregate.limit'));
   const resultTypes = {} as Record<AggregateFunction, FeatureType[]>;
   for (const fn of AGGREGATE_FUNCTIONS) {
-    const valid = { fn, field: 'f', ...(needsN.includes(fn) ? { n: 1 } : {}) };
+    const valid = { fn, field: 'f', ...(needsLimit.includes(fn) ? { limit: 1 } : {}) };
     resultTypes[fn] = FEATURE_TYPES.filter((type) => {
       const paths = probe(valid, type);
       const unexpected = paths.filter((p) => p !== 'type');
@@ -88,7 +88,7 @@ export function deriveAggregateRules(): AggregateRules {
     });
     if (resultTypes[fn].length === 0) throw new Error(`crd: aggregate ${fn} accepts no feature type`);
   }
-  return { needsField, needsN, forbidsN, resultTypes };
+  return { needsField, needsLimit, forbidsLimit, resultTypes };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,20 +123,20 @@ export function celRules(): {
       reason: 'FieldValueRequired',
     });
   }
-  if (rules.needsN.length > 0) {
+  if (rules.needsLimit.length > 0) {
     aggregate.push({
-      rule: `${celNotIn('self.fn', rules.needsN)} || has(self.n)`,
-      message: `n is required for aggregate fn ${orList(rules.needsN)}`,
-      fieldPath: '.n',
+      rule: `${celNotIn('self.fn', rules.needsLimit)} || has(self.limit)`,
+      message: `limit is required for aggregate fn ${orList(rules.needsLimit)}`,
+      fieldPath: '.limit',
       reason: 'FieldValueRequired',
     });
   }
-  if (rules.forbidsN.length > 0) {
-    const allowsN = AGGREGATE_FUNCTIONS.filter((fn) => !rules.forbidsN.includes(fn));
+  if (rules.forbidsLimit.length > 0) {
+    const allowsLimit = AGGREGATE_FUNCTIONS.filter((fn) => !rules.forbidsLimit.includes(fn));
     aggregate.push({
-      rule: allowsN.length > 0 ? `${celIn('self.fn', allowsN)} || !has(self.n)` : '!has(self.n)',
-      message: `n applies only to aggregate fn ${orList(allowsN)}`,
-      fieldPath: '.n',
+      rule: allowsLimit.length > 0 ? `${celIn('self.fn', allowsLimit)} || !has(self.limit)` : '!has(self.limit)',
+      message: `limit applies only to aggregate fn ${orList(allowsLimit)}`,
+      fieldPath: '.limit',
       reason: 'FieldValueForbidden',
     });
   }
@@ -217,7 +217,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'features[].aggregate.fn': 'Aggregate function.',
   'features[].aggregate.field': 'Dotted path of the event field to aggregate; not needed for count.',
   'features[].aggregate.window': 'Sliding window, e.g. 30s, 10m, 1h, 7d.',
-  'features[].aggregate.n': 'How many values last_n keeps.',
+  'features[].aggregate.limit': 'How many of the most recent values last_n keeps.',
   'features[].aggregate.where': 'Only events matching this predicate count. Set exactly one of equals or in.',
   ttl: 'Values older than this are served with status OUTSIDE_MAX_AGE.',
   history: 'Keep the history point-in-time queries need.',

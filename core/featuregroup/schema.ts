@@ -48,7 +48,8 @@ export const aggregateSchema = z
     fn: z.enum(AGGREGATE_FUNCTIONS),
     field: fieldPath.optional(),
     window: duration,
-    n: z.number().int().min(1).max(1000).optional(),
+    /** last_n only. Not `n`: YAML 1.1 (kubectl's parser) reads a bare `n` key as false. */
+    limit: z.number().int().min(1).max(1000).optional(),
     where: predicateSchema.optional(),
   })
   .strict()
@@ -56,11 +57,11 @@ export const aggregateSchema = z
     if (a.fn !== 'count' && a.field === undefined) {
       ctx.addIssue({ code: 'custom', path: ['field'], message: `aggregate ${a.fn} needs a field` });
     }
-    if (a.fn === 'last_n' && a.n === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['n'], message: 'aggregate last_n needs n' });
+    if (a.fn === 'last_n' && a.limit === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['limit'], message: 'aggregate last_n needs limit' });
     }
-    if (a.fn !== 'last_n' && a.n !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['n'], message: 'n applies only to last_n' });
+    if (a.fn !== 'last_n' && a.limit !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['limit'], message: 'limit applies only to last_n' });
     }
   });
 

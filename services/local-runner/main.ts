@@ -7,13 +7,19 @@
 import { createHash } from 'node:crypto';
 import { AppsV1Api, CoreV1Api, KubeConfig, makeInformer, PatchStrategy, setHeaderOptions, type V1Deployment, type V1EnvVar } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { baseEnv, loadConfig } from '../../core/config';
+import express from 'express';
+import { baseEnv, loadConfig, port } from '../../core/config';
+import { mountOps } from '../../core/http/ops';
+import { keepWatching } from '../../core/kube-watch';
 import { createLogger, type Logger } from '../../core/logger';
+import { createRegistry } from '../../core/metrics';
 import { projectRoot } from '../../core/paths';
 import { onShutdown } from '../../core/shutdown';
 import { Replica } from './replica';
 
 const env = baseEnv.extend({
+  /** Health and metrics of the runner itself. */
+  PORT: port(8089),
   /** Label selector of the Deployments to run. */
   RUNNER_SELECTOR: z.string().default('app.kubernetes.io/managed-by=featurestore-operator'),
   /** First local port handed to replicas as PORT (each gets its own). */
@@ -32,6 +38,7 @@ class LocalRunner {
   private readonly core: CoreV1Api;
   private nextPort: number;
   private statusTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(private readonly kube: KubeConfig, private readonly selector: string, basePort: number, private readonly log: Logger) {
     this.apps = kube.makeApiClient(AppsV1Api);
@@ -45,15 +52,13 @@ class LocalRunner {
     informer.on('add', sync);
     informer.on('update', sync);
     informer.on('delete', (d) => void this.remove(keyOf(d)));
-    informer.on('error', (error: unknown) => {
-      this.log.warn({ err: error }, 'watch failed; restarting in 3s');
-      setTimeout(() => void informer.start().catch(() => undefined), 3_000).unref();
-    });
+    keepWatching(informer, 'deployments', this.log, () => this.stopped);
     await informer.start();
     this.statusTimer = setInterval(() => void this.reportAll(informer.list()), 1_000);
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.statusTimer);
     await Promise.all([...this.workloads.keys()].map((key) => this.remove(key)));
   }
@@ -137,7 +142,13 @@ async function main(): Promise<void> {
   const runner = new LocalRunner(kube, config.RUNNER_SELECTOR, config.RUNNER_BASE_PORT, log);
   await runner.start();
   log.info({ selector: config.RUNNER_SELECTOR }, 'running consumer Deployments as local processes');
-  onShutdown(log, () => runner.stop());
+  const app = express();
+  mountOps(app, createRegistry('local-runner'), async () => true);
+  const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'runner health listening'));
+  onShutdown(log, async () => {
+    server.close();
+    await runner.stop();
+  });
 }
 
 main().catch((error: unknown) => {

@@ -7,7 +7,7 @@ import type { Kafka } from 'kafkajs';
 import type { Pool } from 'pg';
 import { DLQ_HEADERS } from '../../services/consumer/dead-letters';
 import { expectedState, generateStream, HOSTILE_IDS, TEST_GROUP_SPEC, type Expected } from '../support/oracle';
-import { createTopic, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
+import { createTopic, readTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 
 const formatTime = (ms: number): string => new Date(ms).toISOString().replace('.000Z', 'Z');
@@ -58,6 +58,7 @@ describe('end to end: ingest → Kafka → consumer → Postgres → serving', (
 
   afterAll(async () => {
     await Promise.all([ingest?.stop(), consumer?.stop(), serving?.stop()]);
+    if (pool) await dropRegisteredGroups(pool);
     await pool?.end();
   });
 

@@ -6,7 +6,7 @@
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { expectedState, generateStream, kafkaKeyOf, storedState, TEST_GROUP_SPEC, type Expected } from '../support/oracle';
-import { createTopic, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
+import { createTopic, readTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 
 interface Snapshot {
@@ -60,6 +60,7 @@ describe('exactly once across kill -9', () => {
 
   afterAll(async () => {
     await producer?.disconnect();
+    if (pool) await dropRegisteredGroups(pool);
     await pool?.end();
   });
 

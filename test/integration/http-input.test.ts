@@ -4,7 +4,7 @@
  */
 import type { Pool } from 'pg';
 import { TEST_GROUP_SPEC } from '../support/oracle';
-import { registerGroup, testPool, uniqueName } from '../support/platform';
+import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../support/platform';
 import { requireEnv, startService, type RunningService } from '../support/services';
 
 interface Case {
@@ -35,6 +35,7 @@ describe('bad HTTP input', () => {
 
   afterAll(async () => {
     await Promise.all([ingest?.stop(), serving?.stop()]);
+    if (pool) await dropRegisteredGroups(pool);
     await pool?.end();
   });
 

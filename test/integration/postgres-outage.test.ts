@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { expectedState, generateStream, kafkaKeyOf, storedState, TEST_GROUP_SPEC } from '../support/oracle';
-import { createTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
+import { createTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 
 const postgresScript = join(__dirname, '..', 'servers', 'postgres.sh');
@@ -36,6 +36,7 @@ describe('Postgres outage', () => {
   afterAll(async () => {
     execFileSync('bash', [postgresScript, 'start'], { stdio: 'inherit' });
     await producer?.disconnect();
+    if (pool) await dropRegisteredGroups(pool);
     await pool?.end();
   });
 

@@ -1,7 +1,7 @@
 /** Serving needs nothing but SELECT: it runs here as a role that can do nothing else. */
 import { Pool } from 'pg';
 import { TEST_GROUP_SPEC } from '../support/oracle';
-import { registerGroup, testPool, uniqueName } from '../support/platform';
+import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../support/platform';
 import { requireEnv, startService, type RunningService } from '../support/services';
 
 describe('serving with a read-only role', () => {
@@ -22,6 +22,7 @@ describe('serving with a read-only role', () => {
 
   afterAll(async () => {
     await serving?.stop();
+    if (pool) await dropRegisteredGroups(pool);
     await pool?.end();
   });
 

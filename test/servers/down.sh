@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop local Kafka, then Postgres (idempotent), and remove $STATE_DIR/servers.env.
+# Stop the local kube-apiserver+etcd, Kafka, then Postgres (idempotent), and remove $STATE_DIR/servers.env.
 # Data stays in $STATE_DIR; delete it (rm -rf .local) for a clean slate.
 set -euo pipefail
 LOG_TAG=down
@@ -7,6 +7,7 @@ LOG_TAG=down
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 rc=0
+"$SERVERS_DIR/kube.sh" stop || rc=1
 "$SERVERS_DIR/kafka.sh" stop || rc=1
 "$SERVERS_DIR/postgres.sh" stop || rc=1
 rm -f "$STATE_DIR/servers.env"

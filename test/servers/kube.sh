@@ -5,11 +5,11 @@
 # Both are compiled once from the Go module proxy (test/servers/kube/go.mod, .../kube/etcd/go.mod)
 # into $CACHE_DIR/kube-<version>/bin and $CACHE_DIR/etcd-<version>/bin.
 #
-# Usage: kube.sh {build|start|stop|restart|status|pid [etcd|apiserver]|env|kubeconfig|kubectl [ARGS...]}
+# Usage: kube.sh {build|start|stop|restart|status|pid [etcd|apiserver]|env|kubeconfig|kubectl [ARGS...]|kubectl-path}
 #   build       compile kube-apiserver + kubectl and etcd once (first time ~5-20 min on 2 cores)
 #   start       build if needed, make certs/token once, start etcd then kube-apiserver, wait for
 #               /readyz, write $STATE_DIR/kubeconfig (idempotent; starts only what is not running)
-#   stop        stop kube-apiserver, then etcd: SIGTERM, 30s, SIGKILL (idempotent)
+#   stop        stop kube-apiserver (SIGTERM, 5s, SIGKILL), then etcd (SIGTERM, 30s, SIGKILL); idempotent
 #   restart     stop + start (same data)
 #               (start/stop/restart are serialized per state dir with a lock file, and find their
 #               servers even if a pidfile got lost, so concurrent test runners are safe)
@@ -18,6 +18,7 @@
 #   env         print KUBECONFIG=...
 #   kubeconfig  print the kubeconfig (server, CA data, admin token) on stdout
 #   kubectl     run the built kubectl against this server, e.g. `kubectl get ns`
+#   kubectl-path  print the path of the built kubectl (for callers with their own KUBECONFIG)
 # Env: FS_KUBE_PORT (56443), FS_ETCD_PORT (52379), FS_ETCD_PEER_PORT (52380),
 #      FS_KUBE_START_TIMEOUT (90), FS_ETCD_FSYNC (0: etcd runs with --unsafe-no-fsync, which only
 #      loses data if the machine itself crashes), FS_KUBE_APISERVER_ARGS / FS_ETCD_ARGS (extra flags),
@@ -425,18 +426,19 @@ cmd_start() {
   log "ready in $((SECONDS - t0))s: KUBECONFIG=$KUBECONFIG_PATH (server $SERVER_URL, Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION)"
 }
 
-# stop_proc NAME PIDFILE BINARY MARKER PORT: SIGTERM, up to 30s, then SIGKILL; wait for the port.
+# stop_proc NAME PIDFILE BINARY MARKER PORT GRACE: SIGTERM, up to GRACE seconds, then SIGKILL; wait
+# for the port.
 stop_proc() {
-  local name=$1 pidfile=$2 bin=$3 marker=$4 port=$5
+  local name=$1 pidfile=$2 bin=$3 marker=$4 port=$5 grace=$6
   if ! proc_running "$pidfile" "$bin" "$marker"; then rm -f "$pidfile"; log "$name not running"; return 0; fi
-  local pid deadline=$((SECONDS + 30))
+  local pid deadline=$((SECONDS + grace))
   pid="$(read_pid "$pidfile")"
   kill -CONT "$pid" 2>/dev/null || true # in case a test left it SIGSTOPped
   log "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
   if pid_alive "$pid"; then
-    warn "$name still running after 30s; sending SIGKILL"
+    log "$name still running after ${grace}s; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
     while pid_alive "$pid"; do sleep 0.1; done
   fi
@@ -447,8 +449,10 @@ stop_proc() {
 cmd_stop() {
   # Resume both first: a SIGSTOPped etcd (fault tests) would stall the apiserver's shutdown.
   ! etcd_running || kill -CONT "$(read_pid "$ETCD_PID")" 2>/dev/null || true
-  stop_proc kube-apiserver "$API_PID" "$APISERVER_BIN" "$API_MARKER" "$KUBE_PORT"
-  stop_proc etcd "$ETCD_PID" "$ETCD_BIN" "$ETCD_MARKER" "$ETCD_PORT"
+  # With a watch open, kube-apiserver's graceful shutdown waits for it far longer than a test
+  # restart should take; it keeps no state of its own (etcd does), so it gets 5s, then SIGKILL.
+  stop_proc kube-apiserver "$API_PID" "$APISERVER_BIN" "$API_MARKER" "$KUBE_PORT" 5
+  stop_proc etcd "$ETCD_PID" "$ETCD_BIN" "$ETCD_MARKER" "$ETCD_PORT" 30
   log "stopped"
 }
 
@@ -484,6 +488,7 @@ case "${1:-}" in
       *) die "usage: $0 pid [apiserver|etcd]" "pick one of the two" ;;
     esac ;;
   env) echo "KUBECONFIG=$KUBECONFIG_PATH" ;;
+  kubectl-path) [[ -x "$KUBECTL_BIN" ]] || die "kubectl not built" "run: $0 build"; echo "$KUBECTL_BIN" ;;
   kubeconfig) need_kubeconfig; render_kubeconfig ;;
   kubectl)
     shift
@@ -491,5 +496,5 @@ case "${1:-}" in
     need_kubeconfig
     [[ -f "$KUBECONFIG_PATH" ]] || write_kubeconfig
     exec "$KUBECTL_BIN" --kubeconfig "$KUBECONFIG_PATH" "$@" ;;
-  *) die "usage: $0 {build|start|stop|restart|status|pid [etcd|apiserver]|env|kubeconfig|kubectl [ARGS...]}" "pick one of the subcommands above" ;;
+  *) die "usage: $0 {build|start|stop|restart|status|pid [etcd|apiserver]|env|kubeconfig|kubectl [ARGS...]|kubectl-path}" "pick one of the subcommands above" ;;
 esac

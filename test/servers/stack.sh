@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole platform on one machine (what `make up` / `make down` run):
-#   up:   real Postgres + Kafka (up.sh), register examples/*.yaml (a stand-in for the operator),
-#         start serving (:8080), ingest (:8081) and one consumer per FeatureGroup as local
-#         processes, send sample events through ingest and print a served response.
+#   up:   real Postgres, Kafka and kube-apiserver+etcd (up.sh); the FeatureGroup CRD; the operator
+#         (:8082), the local runner (runs each consumer Deployment as a local process, :8090+),
+#         serving (:8080) and ingest (:8081); `kubectl apply -f examples/`; waits for every
+#         FeatureGroup to be Ready; sends sample events through ingest and prints a served
+#         response. Then it stays in the foreground: Ctrl-C stops everything (DETACH=1 returns
+#         instead, and `make down` stops it later).
 #   down: stop those processes, then the servers.
-# Logs: .local/stack/*.log. Env: SERVING_PORT, INGEST_PORT, SAMPLE_EVENTS (default 2000).
+# Logs: .local/stack/*.log. Env: SERVING_PORT, INGEST_PORT, OPERATOR_PORT, SAMPLE_EVENTS (2000), DETACH.
 set -euo pipefail
 LOG_TAG=stack
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -13,6 +16,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RUN_DIR="$STATE_DIR/stack"
 SERVING_PORT="${SERVING_PORT:-8080}"
 INGEST_PORT="${INGEST_PORT:-8081}"
+OPERATOR_PORT="${OPERATOR_PORT:-8082}"
+RUNNER_PORT="${RUNNER_PORT:-8089}"
 
 # start NAME PORT ENTRY [VAR=VALUE...]: one component as a background process with a pidfile.
 start() {
@@ -43,21 +48,29 @@ up() {
   bash "$SERVERS_DIR/up.sh" >/dev/null
   set -a; source "$STATE_DIR/servers.env"; set +a
 
-  log "registering examples/*.yaml (tables and registry rows)"
-  local groups
-  groups=$(node "$REPO/dist/examples/register.js" "$REPO"/examples/*.yaml | tee /dev/stderr | sed -n 's/^registered \([^ ]*\) .*/\1/p')
+  local kubectl
+  kubectl="$(bash "$SERVERS_DIR/kube.sh" kubectl-path)"
+  kubectl=("$kubectl" --kubeconfig "$KUBECONFIG")
 
+  log "installing the FeatureGroup CRD (crds/featuregroup.yaml)"
+  "${kubectl[@]}" apply --server-side --force-conflicts --field-manager featurestore-stack -f "$REPO/crds/featuregroup.yaml" >/dev/null
+  "${kubectl[@]}" wait --for=condition=Established --timeout=60s crd/featuregroups.featurestore.dev >/dev/null
+
+  start operator "$OPERATOR_PORT" dist/operator/main.js POD_NAME=operator-local
+  start local-runner "$RUNNER_PORT" dist/services/local-runner/main.js RUNNER_BASE_PORT=8090
   start serving "$SERVING_PORT" dist/services/serving/main.js
   start ingest "$INGEST_PORT" dist/services/ingest/main.js
-  local port=8090 group
-  for group in $groups; do
-    start "consumer-${group//\//-}" "$port" dist/services/consumer/main.js FEATURE_GROUP="$group" CONSUMER_MAX_WAIT_MS=50
-    port=$((port + 1))
-  done
+  wait_ready operator "$OPERATOR_PORT"
+  wait_ready local-runner "$RUNNER_PORT"
   wait_ready serving "$SERVING_PORT"
   wait_ready ingest "$INGEST_PORT"
-  port=8090
-  for group in $groups; do wait_ready "consumer-${group//\//-}" "$port"; port=$((port + 1)); done
+
+  log "kubectl apply -f examples/"
+  "${kubectl[@]}" apply -f "$REPO/examples/" >&2
+  log "waiting for every FeatureGroup to be Ready (operator: tables, grants, consumer Deployment; runner: consumers)"
+  "${kubectl[@]}" wait --for=condition=Ready --timeout=120s -f "$REPO/examples/" >/dev/null \
+    || die "FeatureGroups did not become Ready within 120s" "see kubectl describe fg -A, $RUN_DIR/operator.log and $RUN_DIR/local-runner.log"
+  "${kubectl[@]}" get -f "$REPO/examples/" >&2
 
   log "sending ${SAMPLE_EVENTS:-2000} sample events through ingest, then the seed's own event for user_123"
   node "$REPO/dist/examples/producer.js" --url "http://127.0.0.1:$INGEST_PORT" --count "${SAMPLE_EVENTS:-2000}" --rate 5000 --users 100 >&2
@@ -71,25 +84,43 @@ up() {
   cat <<MSG
 
 The platform is up:
-  serving  http://127.0.0.1:$SERVING_PORT   (GET /features/{id}, POST /get-online-features, /openapi.json)
-  ingest   http://127.0.0.1:$INGEST_PORT   (POST /v1/events)
-  postgres $DATABASE_URL
-  kafka    $KAFKA_BROKERS
-  logs     $RUN_DIR/*.log
+  serving    http://127.0.0.1:$SERVING_PORT   (GET /features/{id}, POST /get-online-features, /openapi.json)
+  ingest     http://127.0.0.1:$INGEST_PORT   (POST /v1/events)
+  operator   http://127.0.0.1:$OPERATOR_PORT   (/metrics, /leader)
+  kubeconfig $KUBECONFIG   (kubectl: ${kubectl[0]})
+  postgres   $DATABASE_URL
+  kafka      $KAFKA_BROKERS
+  logs       $RUN_DIR/*.log
 
 curl http://127.0.0.1:$SERVING_PORT/features/user_123
 $answer
 
-More events: npm run produce -- --rate 1000 --count 10000     Stop everything: make down
+More events:  npm run produce -- --rate 1000 --count 10000
+FeatureGroups: KUBECONFIG=$KUBECONFIG ${kubectl[0]} get fg -A
 MSG
+  if [[ -n "${DETACH:-}" ]]; then
+    log "left running (DETACH set); stop everything with: make down"
+    return 0
+  fi
+  log "running in the foreground; Ctrl-C stops everything"
+  trap 'echo >&2; log "stopping"; down; exit 0' INT TERM
+  while true; do sleep 3600 & wait $!; done
 }
 
+# Consumers (children of the local runner) drain on SIGTERM, so wait for every process to exit
+# before stopping Kafka and Postgres under them.
 down() {
-  local pidfile
+  local pidfile pids=()
   for pidfile in "$RUN_DIR"/*.pid; do
     [[ -e "$pidfile" ]] || continue
-    kill "$(cat "$pidfile")" 2>/dev/null || true
+    pids+=("$(cat "$pidfile")")
     rm -f "$pidfile"
+  done
+  ((${#pids[@]} == 0)) || kill "${pids[@]}" 2>/dev/null || true
+  local pid deadline=$((SECONDS + 30))
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
   done
   bash "$SERVERS_DIR/down.sh"
 }

@@ -4,7 +4,8 @@ import { Pool } from 'pg';
 import { featureGroupSpecSchema, type FeatureGroupSpecInput, type GroupRef } from '../../core/featuregroup/schema';
 import { migrationsDir } from '../../core/paths';
 import { migrate } from '../../core/storage/migrate';
-import { applyStore } from '../../core/storage/store';
+import { consumerGroupFor } from '../../core/kafka';
+import { applyStore, dropStore } from '../../core/storage/store';
 import { requireEnv } from './services';
 
 export const uniqueName = (prefix: string): string => `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -30,10 +31,24 @@ export async function createTopic(kafka: Kafka, topic: string, partitions: numbe
   }
 }
 
+const registered: GroupRef[] = [];
+
+/** Provisions a group's store as the operator would; dropRegisteredGroups removes it again. */
 export async function registerGroup(pool: Pool, ref: GroupRef, spec: FeatureGroupSpecInput): Promise<string> {
   await migrate(pool, migrationsDir());
   const { table } = await applyStore(pool, ref, featureGroupSpecSchema.parse(spec), 1);
+  registered.push(ref);
   return table;
+}
+
+/**
+ * Drops the tables, registry rows and offsets of the groups this suite registered, so that
+ * serving in later runs or `make up` on the same servers does not answer from test data.
+ * FS_KEEP_TEST_DATA=1 keeps them for debugging.
+ */
+export async function dropRegisteredGroups(pool: Pool): Promise<void> {
+  if (process.env.FS_KEEP_TEST_DATA === '1') return;
+  for (const ref of registered.splice(0)) await dropStore(pool, ref, consumerGroupFor(ref));
 }
 
 export interface ReadRecord {

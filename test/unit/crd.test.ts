@@ -133,6 +133,11 @@ describe('crds/featuregroup.yaml', () => {
     expect(parse(committed)).toEqual(crd);
   });
 
+  it('reads the same under YAML 1.1, as kubectl parses it (no bare y/n/on/off/yes/no keys or values)', () => {
+    const committed = readFileSync(join(root, 'crds/featuregroup.yaml'), 'utf8');
+    expect(parse(committed, { version: '1.1' })).toEqual(parse(committed));
+  });
+
   it('is rendered deterministically', () => {
     expect(renderFeatureGroupCrd()).toBe(renderFeatureGroupCrd());
   });
@@ -222,7 +227,7 @@ describe('the FeatureGroup CRD', () => {
     const features = (specSchema.properties as any).features;
     expect(features).toMatchObject({ type: 'array', minItems: 1, maxItems: 200 });
     expect(features.items.properties.name).toMatchObject({ type: 'string', maxLength: 48, pattern: IDENTIFIER_PATTERN.source });
-    expect(features.items.properties.aggregate.properties.n).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 });
+    expect(features.items.properties.aggregate.properties.limit).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 });
     expect(features.items.required).toEqual(['name', 'type']);
     const props = specSchema.properties as any;
     expect(specSchema.required).toEqual(['entity', 'source', 'features']);
@@ -279,8 +284,8 @@ describe('the CRD CEL rules', () => {
   it('reads what the zod refinements decide', () => {
     expect(deriveAggregateRules()).toEqual({
       needsField: ['sum', 'avg', 'min', 'max', 'last_n'],
-      needsN: ['last_n'],
-      forbidsN: ['count', 'sum', 'avg', 'min', 'max'],
+      needsLimit: ['last_n'],
+      forbidsLimit: ['count', 'sum', 'avg', 'min', 'max'],
       resultTypes: {
         count: ['int64'],
         sum: ['int64', 'float64'],
@@ -301,8 +306,8 @@ describe('the CRD CEL rules', () => {
     expect(rulesAt('root.spec.features[].name').map((r) => r.rule)).toEqual(["!(self in ['entity_id'])"]);
     expect(rulesAt('root.spec.features[].aggregate')).toEqual([
       expect.objectContaining({ rule: "self.fn == 'count' || has(self.field)", fieldPath: '.field', reason: 'FieldValueRequired' }),
-      expect.objectContaining({ rule: "self.fn != 'last_n' || has(self.n)", fieldPath: '.n', reason: 'FieldValueRequired' }),
-      expect.objectContaining({ rule: "self.fn == 'last_n' || !has(self.n)", fieldPath: '.n', reason: 'FieldValueForbidden' }),
+      expect.objectContaining({ rule: "self.fn != 'last_n' || has(self.limit)", fieldPath: '.limit', reason: 'FieldValueRequired' }),
+      expect.objectContaining({ rule: "self.fn == 'last_n' || !has(self.limit)", fieldPath: '.limit', reason: 'FieldValueForbidden' }),
     ]);
     expect(rulesAt('root.spec.entity.name')).toEqual([]);
   });
