@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # `make bench`: start the real servers, run each benchmark, write bench/results/<date>.json.
+# Each benchmark prints one JSON line of figures; they are collected into one results file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/servers/up.sh >/dev/null
 set -a; source .local/servers.env; set +a
 out="bench/results/$(date -u +%Y-%m-%dT%H%M%SZ).json"
+results=()
+echo "bench: consumer throughput (Kafka -> Postgres, one consumer)" >&2
+results+=("$(node dist/bench/consumer-throughput.js)")
+echo "bench: 200 FeatureGroups applied at once until all Ready (operator)" >&2
+results+=("$(node dist/bench/operator-ready.js --groups 200)")
 {
   echo "{\"machine\": {\"cores\": $(nproc), \"node\": \"$(node --version)\", \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\"},"
   echo " \"results\": ["
-  node dist/bench/consumer-throughput.js "$@"
+  (IFS=$'\n'; echo "${results[*]}") | sed '$!s/$/,/'
   echo " ]}"
 } | tee "$out"
 echo "wrote $out" >&2

@@ -1,4 +1,5 @@
 import { ApiException, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../core/kube-config';
 
 export interface KubeClients {
   config: KubeConfig;
@@ -9,8 +10,7 @@ export interface KubeClients {
   objects: KubernetesObjectApi;
 }
 
-/** In a pod: the service account; elsewhere: KUBECONFIG or ~/.kube/config. */
-export function kubeClients(config: KubeConfig = defaultConfig()): KubeClients {
+export function kubeClients(config: KubeConfig = loadKubeConfig()): KubeClients {
   return {
     config,
     custom: config.makeApiClient(CustomObjectsApi),
@@ -21,11 +21,6 @@ export function kubeClients(config: KubeConfig = defaultConfig()): KubeClients {
   };
 }
 
-function defaultConfig(): KubeConfig {
-  const config = new KubeConfig();
-  config.loadFromDefault();
-  return config;
-}
 
 export const statusOf = (error: unknown): number | undefined => (error instanceof ApiException ? error.code : undefined);
 export const isNotFound = (error: unknown): boolean => statusOf(error) === 404;

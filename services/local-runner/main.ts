@@ -10,6 +10,7 @@ import { z } from 'zod';
 import express from 'express';
 import { baseEnv, loadConfig, port } from '../../core/config';
 import { mountOps } from '../../core/http/ops';
+import { loadKubeConfig } from '../../core/kube-config';
 import { keepWatching } from '../../core/kube-watch';
 import { createLogger, type Logger } from '../../core/logger';
 import { createRegistry } from '../../core/metrics';
@@ -137,8 +138,7 @@ const keyOf = (d: V1Deployment): string => `${d.metadata?.namespace}/${d.metadat
 async function main(): Promise<void> {
   const config = loadConfig(env);
   const log = createLogger('local-runner', config.LOG_LEVEL);
-  const kube = new KubeConfig();
-  kube.loadFromDefault();
+  const kube = loadKubeConfig();
   const runner = new LocalRunner(kube, config.RUNNER_SELECTOR, config.RUNNER_BASE_PORT, log);
   await runner.start();
   log.info({ selector: config.RUNNER_SELECTOR }, 'running consumer Deployments as local processes');
