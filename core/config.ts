@@ -14,6 +14,9 @@ export const kafkaBrokers = z
   .transform((v) => v.split(',').map((b) => b.trim()).filter(Boolean))
   .refine((list) => list.length > 0 && list.every((b) => /^[^\s:]+:\d{1,5}$/.test(b)), 'must be host:port[,host:port...]');
 
+/** Bearer tokens, one per line (a mounted Secret key); unset means no auth. */
+export const authTokensFile = z.string().min(1).optional();
+
 export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 
 export class ConfigError extends Error {

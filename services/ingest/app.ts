@@ -1,5 +1,6 @@
 import express, { type Express } from 'express';
 import { Counter, type Registry } from 'prom-client';
+import { bearerAuth } from '../../core/http/auth';
 import { errorHandler, HttpError } from '../../core/http/errors';
 import { mountOps, requestMetrics } from '../../core/http/ops';
 import type { Logger } from '../../core/logger';
@@ -11,10 +12,12 @@ export interface IngestDeps {
   config: IngestConfig;
   publisher: Publisher;
   registry: Registry;
+  /** Accepted bearer-token digests; absent means the API is open (auth off). */
+  authTokens?: () => readonly Buffer[];
   log: Logger;
 }
 
-export function createIngestApp({ config, publisher, registry, log }: IngestDeps): Express {
+export function createIngestApp({ config, publisher, registry, log, authTokens }: IngestDeps): Express {
   const accepted = new Counter({ name: 'featurestore_ingest_events_accepted_total', help: 'Events handed to Kafka', labelNames: ['topic'], registers: [registry] });
   const rejected = new Counter({ name: 'featurestore_ingest_events_rejected_total', help: 'Events refused at the API', registers: [registry] });
   const allowedTopics = new Set(config.INGEST_TOPICS);
@@ -24,6 +27,7 @@ export function createIngestApp({ config, publisher, registry, log }: IngestDeps
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use(requestMetrics(registry));
+  if (authTokens) app.use(bearerAuth(authTokens));
   mountOps(app, registry, async () => publisher.ready());
 
   app.post('/v1/events', express.raw({ type: () => true, limit: config.INGEST_MAX_BODY_BYTES }), async (req, res) => {

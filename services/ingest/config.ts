@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnv, kafkaBrokers, loadConfig, port } from '../../core/config';
+import { authTokensFile, baseEnv, kafkaBrokers, loadConfig, port } from '../../core/config';
 import { FIELD_PATH_PATTERN, TOPIC_PATTERN } from '../../core/featuregroup/schema';
 
 const topicList = z
@@ -16,6 +16,7 @@ export const ingestEnv = baseEnv.extend({
   INGEST_MAX_BODY_BYTES: z.coerce.number().int().positive().default(5 * 1024 * 1024),
   INGEST_MAX_EVENT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   INGEST_MAX_EVENTS: z.coerce.number().int().positive().default(10_000),
+  AUTH_TOKENS_FILE: authTokensFile,
 });
 
 export type IngestConfig = z.infer<typeof ingestEnv>;

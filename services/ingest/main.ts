@@ -1,5 +1,6 @@
 import { Partitioners } from 'kafkajs';
 import { createKafka } from '../../core/kafka';
+import { TokenFile } from '../../core/http/auth';
 import { createLogger } from '../../core/logger';
 import { createRegistry } from '../../core/metrics';
 import { onShutdown } from '../../core/shutdown';
@@ -14,7 +15,9 @@ async function main(): Promise<void> {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
   const publisher = kafkaPublisher(producer);
   await producer.connect();
-  const app = createIngestApp({ config, publisher, registry: createRegistry('ingest'), log });
+  const tokens = config.AUTH_TOKENS_FILE ? new TokenFile(config.AUTH_TOKENS_FILE, log) : undefined;
+  if (!tokens) log.warn('AUTH_TOKENS_FILE is not set: the API accepts requests without a token');
+  const app = createIngestApp({ config, publisher, registry: createRegistry('ingest'), log, ...(tokens ? { authTokens: () => tokens.current() } : {}) });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT, topics: config.INGEST_TOPICS }, 'ingest listening'));
   server.keepAliveTimeout = 65_000;
   onShutdown(log, async () => {

@@ -2,6 +2,7 @@ import express, { type Express } from 'express';
 import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
 import { parseGroupId } from '../../core/featuregroup/schema';
+import { bearerAuth } from '../../core/http/auth';
 import { errorHandler, HttpError } from '../../core/http/errors';
 import { mountOps, requestMetrics } from '../../core/http/ops';
 import type { Logger } from '../../core/logger';
@@ -16,6 +17,8 @@ export interface ServingDeps {
   pool: Pool;
   catalog: Catalog;
   registry: Registry;
+  /** Accepted bearer-token digests; absent means the API is open (auth off). */
+  authTokens?: () => readonly Buffer[];
   log: Logger;
 }
 
@@ -38,7 +41,7 @@ function describeGroup(group: ServedGroup) {
   };
 }
 
-export function createServingApp({ config, pool, catalog, registry, log }: ServingDeps): Express {
+export function createServingApp({ config, pool, catalog, registry, log, authTokens }: ServingDeps): Express {
   const limits = { maxEntities: config.SERVING_MAX_ENTITIES, maxFeatures: config.SERVING_MAX_FEATURES };
   const databaseAnswers = async (): Promise<boolean> => (await pool.query('SELECT 1')).rowCount === 1;
   const app = express();
@@ -46,6 +49,7 @@ export function createServingApp({ config, pool, catalog, registry, log }: Servi
   app.disable('etag');
   app.set('query parser', 'simple');
   app.use(requestMetrics(registry));
+  if (authTokens) app.use(bearerAuth(authTokens));
   mountOps(app, registry, async () => catalog.loaded && (await databaseAnswers()));
 
   app.get('/health', async (_req, res) => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnv, databaseUrl, loadConfig, port } from '../../core/config';
+import { authTokensFile, baseEnv, databaseUrl, loadConfig, port } from '../../core/config';
 
 export const servingEnv = baseEnv.extend({
   PORT: port(8080),
@@ -11,6 +11,7 @@ export const servingEnv = baseEnv.extend({
   SERVING_MAX_ENTITIES: z.coerce.number().int().positive().default(1_000),
   SERVING_MAX_FEATURES: z.coerce.number().int().positive().default(500),
   SERVING_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  AUTH_TOKENS_FILE: authTokensFile,
 });
 
 export type ServingConfig = z.infer<typeof servingEnv>;

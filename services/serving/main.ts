@@ -1,4 +1,5 @@
 import { Pool } from 'pg';
+import { TokenFile } from '../../core/http/auth';
 import { createLogger } from '../../core/logger';
 import { createRegistry } from '../../core/metrics';
 import { onShutdown } from '../../core/shutdown';
@@ -22,7 +23,9 @@ async function main(): Promise<void> {
   await catalog.refresh().catch((error: unknown) => log.warn({ err: error }, 'registry not readable yet; will retry'));
   catalog.start(config.REGISTRY_REFRESH_MS);
 
-  const app = createServingApp({ config, pool, catalog, registry: createRegistry('serving'), log });
+  const tokens = config.AUTH_TOKENS_FILE ? new TokenFile(config.AUTH_TOKENS_FILE, log) : undefined;
+  if (!tokens) log.warn('AUTH_TOKENS_FILE is not set: the API accepts requests without a token');
+  const app = createServingApp({ config, pool, catalog, registry: createRegistry('serving'), log, ...(tokens ? { authTokens: () => tokens.current() } : {}) });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'serving listening'));
   server.keepAliveTimeout = 65_000;
   onShutdown(log, async () => {
