@@ -5,6 +5,8 @@ const swc = ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs
 const transform = { '^.+\\.ts$': swc, '^.+\\.m?js$': swc };
 const esmPackages = ['@kubernetes/client-node', 'openid-client', 'oauth4webapi', 'jose', 'jsonpath-plus', 'rfc4648'];
 const transformIgnorePatterns = [`/node_modules/(?!(${esmPackages.join('|')})/)`];
+// Server state (etcd's *.snap files look like jest snapshots to jest) and build output.
+const modulePathIgnorePatterns = ['<rootDir>/.local/', '<rootDir>/dist/'];
 module.exports = {
   projects: [
     {
@@ -12,6 +14,7 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       transformIgnorePatterns,
+      modulePathIgnorePatterns,
       testMatch: ['<rootDir>/core/**/*.test.ts', '<rootDir>/services/**/*.test.ts', '<rootDir>/test/unit/**/*.test.ts'],
     },
     {
@@ -19,6 +22,7 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       transformIgnorePatterns,
+      modulePathIgnorePatterns,
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',

@@ -5,7 +5,7 @@
 # Both are compiled once from the Go module proxy (test/servers/kube/go.mod, .../kube/etcd/go.mod)
 # into $CACHE_DIR/kube-<version>/bin and $CACHE_DIR/etcd-<version>/bin.
 #
-# Usage: kube.sh {build|start|stop|restart|status|pid [etcd|apiserver]|env|kubeconfig|kubectl [ARGS...]|kubectl-path}
+# Usage: kube.sh {build|start|stop|restart|status|pid [etcd|apiserver]|env|kubeconfig|kubectl [ARGS...]|kubectl-path|audit-log}
 #   build       compile kube-apiserver + kubectl and etcd once (first time ~5-20 min on 2 cores)
 #   start       build if needed, make certs/token once, start etcd then kube-apiserver, wait for
 #               /readyz, write $STATE_DIR/kubeconfig (idempotent; starts only what is not running)
@@ -19,6 +19,7 @@
 #   kubeconfig  print the kubeconfig (server, CA data, admin token) on stdout
 #   kubectl     run the built kubectl against this server, e.g. `kubectl get ns`
 #   kubectl-path  print the path of the built kubectl (for callers with their own KUBECONFIG)
+#   audit-log   print the path of the API server's audit log (JSON lines, Metadata level)
 # Env: FS_KUBE_PORT (56443), FS_ETCD_PORT (52379), FS_ETCD_PEER_PORT (52380),
 #      FS_KUBE_START_TIMEOUT (90), FS_ETCD_FSYNC (0: etcd runs with --unsafe-no-fsync, which only
 #      loses data if the machine itself crashes), FS_KUBE_APISERVER_ARGS / FS_ETCD_ARGS (extra flags),
@@ -27,6 +28,8 @@ set -euo pipefail
 LOG_TAG=kube
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=lib-go.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
 
 MOD_DIR="$SERVERS_DIR/kube"
 ETCD_MOD_DIR="$MOD_DIR/etcd"
@@ -55,61 +58,14 @@ ETCD_PID="$K_DIR/etcd.pid"
 API_LOG="$K_DIR/kube-apiserver.log"
 API_PID="$K_DIR/kube-apiserver.pid"
 TOKEN_FILE="$K_DIR/tokens.csv"
+AUDIT_POLICY="$K_DIR/audit-policy.yaml"
+AUDIT_LOG="$K_DIR/audit.log"
 KUBECONFIG_PATH="$STATE_DIR/kubeconfig"
 SERVER_URL="https://127.0.0.1:$KUBE_PORT"
 ETCD_URL="http://127.0.0.1:$ETCD_PORT"
 
 # ---------------------------------------------------------------------------------------------
 # build
-
-need_go() {
-  command -v go >/dev/null 2>&1 && return 0
-  die "'go' not found; it is needed once, to compile kube-apiserver/kubectl/etcd from the Go module proxy" \
-    "install Go >= 1.21 (https://go.dev/dl; older-than-required Go fetches the right toolchain itself), then: $0 build"
-}
-
-# go_build LABEL MODDIR LOGFILE PACKAGE OUTPUT LDFLAGS: nice'd `go build -v` in MODDIR with a
-# progress line every 30s ("N of ~M packages compiled"; packages already in GOCACHE don't count).
-go_build() {
-  local label=$1 dir=$2 logf=$3 pkg=$4 out=$5 ldflags=$6 total
-  total="$(cd "$dir" && go list -deps "$pkg" 2>/dev/null | wc -l)" || total='?'
-  local t0=$SECONDS
-  (cd "$dir" && exec nice -n 19 go build -v -ldflags "$ldflags" -o "$out" "$pkg") >"$logf" 2>&1 &
-  local pid=$! next=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= next)); then
-      log "  ... $label: $(grep -cv '^go: ' "$logf" || true) of ~$total packages compiled, $((SECONDS - t0))s elapsed"
-      next=$((SECONDS + 30))
-    fi
-    sleep 1
-  done
-  if ! wait "$pid"; then
-    log_tail "$logf" 30
-    die "building $label failed (full log: $logf)" \
-      "check the error above; module download problems: GOPROXY=$(go env GOPROXY), try 'cd $dir && go mod download'; then: $0 build"
-  fi
-  log "  $label built in $((SECONDS - t0))s"
-}
-
-# with_build_lock NAME CMD...: one build per version at a time (parallel test runners).
-with_build_lock() {
-  local name=$1; shift
-  mkdir -p "$CACHE_DIR"
-  (
-    exec 9>"$CACHE_DIR/.$name.lock"
-    flock -n 9 || { log "another process is building $name; waiting for it ..."; flock 9; }
-    "$@"
-  )
-}
-
-# finish_dist TMP DIST SECONDS: mark the temp build dir complete and move it into place.
-finish_dist() {
-  local tmp=$1 dist=$2 secs=$3
-  printf 'built %s in %ss with %s (GOPROXY=%s)\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$secs" "$(go version)" "$(go env GOPROXY)" \
-    >"$tmp/.complete"
-  rm -rf "$dist" # an incomplete leftover, if any
-  mv -T "$tmp" "$dist" || die "could not move $tmp to $dist" "check permissions of $CACHE_DIR"
-}
 
 build_kube_locked() {
   [[ -f "$KUBE_DIST/.complete" ]] && return 0
@@ -355,11 +311,18 @@ start_etcd() {
 
 start_apiserver() {
   log "starting kube-apiserver $KUBE_VERSION on $SERVER_URL (log $API_LOG)"
-  # Flags follow envtest's defaults. Admission: everything default-on except ServiceAccount, which
+  # Flags follow envtest's defaults. Admission: OwnerReferencesPermissionEnforcement on, as on
+  # clusters that check blockOwnerDeletion against the owner's finalizers (OpenShift); otherwise
+  # everything default-on except ServiceAccount, which
   # rejects pods until kube-controller-manager (absent here) has created the namespace's
   # 'default' ServiceAccount. --endpoint-reconciler-type=none: the 'kubernetes' Service is still
   # created, but its Endpoints are not, because 127.0.0.1 is an invalid endpoint IP (the default
   # reconciler would log that error every 10s).
+  # Audit log: every request's user, verb and resource (Metadata level), so tests can check that
+  # the chart's RBAC grants exactly the verbs the operator uses.
+  printf '%s\n' 'apiVersion: audit.k8s.io/v1' 'kind: Policy' 'omitStages: [RequestReceived]' \
+    'rules:' '  - level: None' '    nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/openapi*", "/version", "/api", "/apis"]' \
+    '  - level: Metadata' >"$AUDIT_POLICY"
   # shellcheck disable=SC2086 # FS_KUBE_APISERVER_ARGS is a word list
   launch "$API_PID" "$API_LOG" "$APISERVER_BIN" \
     --advertise-address=127.0.0.1 --bind-address=127.0.0.1 --secure-port="$KUBE_PORT" \
@@ -370,7 +333,10 @@ start_apiserver() {
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none \
+    --disable-admission-plugins=ServiceAccount --enable-admission-plugins=OwnerReferencesPermissionEnforcement \
+    --endpoint-reconciler-type=none \
+    --audit-policy-file="$AUDIT_POLICY" --audit-log-path="$AUDIT_LOG" --audit-log-format=json \
+    --audit-log-maxsize=200 --audit-log-maxbackup=1 \
     ${FS_KUBE_APISERVER_ARGS:-}
 }
 
@@ -488,6 +454,7 @@ case "${1:-}" in
       *) die "usage: $0 pid [apiserver|etcd]" "pick one of the two" ;;
     esac ;;
   env) echo "KUBECONFIG=$KUBECONFIG_PATH" ;;
+  audit-log) echo "$AUDIT_LOG" ;;
   kubectl-path) [[ -x "$KUBECTL_BIN" ]] || die "kubectl not built" "run: $0 build"; echo "$KUBECTL_BIN" ;;
   kubeconfig) need_kubeconfig; render_kubeconfig ;;
   kubectl)
@@ -496,5 +463,5 @@ case "${1:-}" in
     need_kubeconfig
     [[ -f "$KUBECONFIG_PATH" ]] || write_kubeconfig
     exec "$KUBECTL_BIN" --kubeconfig "$KUBECONFIG_PATH" "$@" ;;
-  *) die "usage: $0 {build|start|stop|restart|status|pid [etcd|apiserver]|env|kubeconfig|kubectl [ARGS...]|kubectl-path}" "pick one of the subcommands above" ;;
+  *) die "usage: $0 {build|start|stop|restart|status|pid [etcd|apiserver]|env|kubeconfig|kubectl [ARGS...]|kubectl-path|audit-log}" "pick one of the subcommands above" ;;
 esac

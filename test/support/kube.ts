@@ -31,7 +31,7 @@ export function kubectl(args: string[], input?: string): Promise<KubectlResult> 
   const kubeconfig = process.env.KUBECONFIG;
   if (!kubeconfig) throw new Error('KUBECONFIG is not set: these tests need the real kube-apiserver (make test starts it)');
   return new Promise((resolve) => {
-    const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { cwd: root, timeout: 60_000 }, (error, stdout, stderr) => {
+    const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { cwd: root, timeout: 60_000, maxBuffer: 256 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -42,7 +42,7 @@ export function kubectl(args: string[], input?: string): Promise<KubectlResult> 
 /** kubectl that must succeed; the error carries kubectl's own message. */
 export async function kubectlOk(args: string[], input?: string): Promise<string> {
   const result = await kubectl(args, input);
-  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${result.code}): ${result.stderr || result.stdout}`);
+  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${result.code}): ${(result.stderr || result.stdout).slice(0, 4000)}`);
   return result.stdout;
 }
 
