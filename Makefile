@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps build typecheck unit test crds servers servers-down up down bench clean
+.PHONY: help deps build typecheck unit test tools crds servers servers-down up down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -24,14 +24,18 @@ typecheck: deps ## Type-check sources and tests (tsc --noEmit)
 unit: deps ## Unit tests only (no servers)
 	npx jest --selectProjects unit
 
-test: build typecheck ## Every test: unit, then integration against real Postgres and Kafka it starts
+tools: ## Build helm, kubeconform and skaffold from the Go module proxy (cached; first time ~5 min)
+	bash test/servers/tools.sh build
+
+test: build typecheck tools ## Every test: unit, then integration against the real servers it starts
 	@mkdir -p .local
 	npx jest --selectProjects unit --json --outputFile=.local/jest-unit.json
 	npx jest --selectProjects integration --runInBand --json --outputFile=.local/jest-integration.json
 	@node test/support/print-summary.js .local/jest-unit.json .local/jest-integration.json
 
-crds: build ## Regenerate crds/featuregroup.yaml from the zod schema
+crds: build ## Regenerate crds/featuregroup.yaml (and the chart's copy) from the zod schema
 	node dist/crds/generate.js
+	node dist/crds/generate.js --out charts/feature-store/crds/featuregroup.yaml
 
 servers: ## Start local Postgres, Kafka and kube-apiserver+etcd (fetched or built and cached on first use)
 	bash test/servers/up.sh

@@ -12,6 +12,11 @@ export const operatorEnv = baseEnv.extend({
   CONSUMER_IMAGE: z.string().min(1).default('feature-store:dev'),
   CONSUMER_IMAGE_PULL_POLICY: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
   CONSUMER_LOG_LEVEL: z.string().default('info'),
+  /** Comma-separated Secret names consumer pods pull their image with (private registries). */
+  CONSUMER_IMAGE_PULL_SECRETS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean)),
   /** Comma-separated namespaces to watch; empty watches all. */
   WATCH_NAMESPACES: z
     .string()

@@ -40,7 +40,14 @@ async function main(): Promise<void> {
   const reconciler = new FeatureGroupReconciler({
     kube,
     pool,
-    consumer: { image: config.CONSUMER_IMAGE, imagePullPolicy: config.CONSUMER_IMAGE_PULL_POLICY, kafkaBrokers: config.KAFKA_BROKERS, logLevel: config.CONSUMER_LOG_LEVEL },
+    consumer: {
+      image: config.CONSUMER_IMAGE,
+      imagePullPolicy: config.CONSUMER_IMAGE_PULL_POLICY,
+      imagePullSecrets: config.CONSUMER_IMAGE_PULL_SECRETS,
+      kafkaBrokers: config.KAFKA_BROKERS,
+      logLevel: config.CONSUMER_LOG_LEVEL,
+      databaseHost: config.CONSUMER_DATABASE_HOST ?? new URL(config.DATABASE_URL).host,
+    },
     consumerDatabaseUrl: consumerDatabaseUrl(config),
     log,
   });

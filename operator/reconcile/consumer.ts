@@ -8,8 +8,11 @@ import { isNotFound } from '../kube';
 export interface ConsumerSettings {
   image: string;
   imagePullPolicy: string;
+  imagePullSecrets: string[];
   kafkaBrokers: string[];
   logLevel: string;
+  /** Where consumer pods reach Postgres; part of the spec hash so a move rolls them. */
+  databaseHost: string;
 }
 
 const shortHash = (text: string, length = 8): string => createHash('sha256').update(text).digest('hex').slice(0, length);
@@ -48,7 +51,10 @@ export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupS
   const name = consumerName(group.metadata.name);
   const labels = consumerLabels(group);
   const selector = { [LABELS.name]: labels[LABELS.name]!, [LABELS.instance]: labels[LABELS.instance]! };
-  const specHash = shortHash(JSON.stringify({ spec, image: settings.image, brokers: settings.kafkaBrokers, logLevel: settings.logLevel }), 16);
+  const specHash = shortHash(
+    JSON.stringify({ spec, image: settings.image, brokers: settings.kafkaBrokers, logLevel: settings.logLevel, databaseHost: settings.databaseHost }),
+    16,
+  );
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -61,7 +67,11 @@ export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupS
         metadata: { labels, annotations: { [SPEC_HASH_ANNOTATION]: specHash } },
         spec: {
           terminationGracePeriodSeconds: 45,
-          securityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+          // Consumers never call the Kubernetes API: no token in the pod.
+          automountServiceAccountToken: false,
+          ...(settings.imagePullSecrets.length ? { imagePullSecrets: settings.imagePullSecrets.map((name) => ({ name })) } : {}),
+          securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+          volumes: [{ name: 'tmp', emptyDir: {} }],
           containers: [
             {
               name: 'consumer',
@@ -80,6 +90,7 @@ export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupS
               livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 10, failureThreshold: 6 },
               resources: spec.consumer.resources as V1ResourceRequirements,
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
             },
           ],
         },

@@ -3,8 +3,8 @@
 # version) into $CACHE_DIR/<tool>-<version>/bin:
 #   helm         helm.sh/helm/v3            (lint, template)
 #   kubeconform  github.com/yannh/kubeconform (offline schema validation of rendered manifests)
-# skaffold is not served by the Go module proxy (403 for github.com/GoogleContainerTools/skaffold/v2),
-# so it is not built here; see charts/feature-store/README.md.
+#   skaffold     github.com/GoogleContainerTools/skaffold/v2 (diagnose/render of skaffold.yaml; the
+#                proxy refuses to list its versions but serves the pinned one; ~10 min first build)
 #
 # Usage: tools.sh {build [TOOL...]|path TOOL|version TOOL}
 #   build    build the named tools (default: all) unless already cached (first time: helm ~3 min)
@@ -18,12 +18,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
 
 TOOLS_DIR="$SERVERS_DIR/tools"
-ALL_TOOLS=(helm kubeconform)
+ALL_TOOLS=(helm kubeconform skaffold)
 
 module_of() {
   case "$1" in
     helm) echo helm.sh/helm/v3 ;;
     kubeconform) echo github.com/yannh/kubeconform ;;
+    skaffold) echo github.com/GoogleContainerTools/skaffold/v2 ;;
     *) die "unknown tool '$1'" "pick one of: ${ALL_TOOLS[*]}" ;;
   esac
 }
@@ -31,6 +32,7 @@ package_of() {
   case "$1" in
     helm) echo helm.sh/helm/v3/cmd/helm ;;
     kubeconform) echo github.com/yannh/kubeconform/cmd/kubeconform ;;
+    skaffold) echo github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold ;;
   esac
 }
 version_of() {
@@ -51,7 +53,19 @@ build_locked() {
   tmp="$(mktemp -d "$CACHE_DIR/.$tool-$version.XXXXXX")"
   # shellcheck disable=SC2064 # expand $tmp now
   trap "rm -rf '$tmp'" EXIT
-  [[ "$tool" == helm ]] && ldflags+=" -X helm.sh/helm/v3/internal/version.version=$version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  case "$tool" in
+    helm)
+      # As helm's Makefile: the Kubernetes version `helm template` assumes without a cluster is the
+      # client-go it was built with (without these it assumes v1.20 and refuses kubeVersion >= 1.28).
+      local client_go k8s_minor
+      client_go="$(awk '$1 == "k8s.io/client-go" { print $2; exit }' "$TOOLS_DIR/helm/go.mod")"
+      k8s_minor="$(cut -d. -f2 <<<"$client_go")"
+      ldflags+=" -X helm.sh/helm/v3/internal/version.version=$version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+      for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+        ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+      done ;;
+    skaffold) ldflags+=" -X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$version" ;;
+  esac
   log "building $tool $version from the Go module proxy into $dist/bin (once per version)"
   export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
   mkdir -p "$tmp/bin"
