@@ -114,7 +114,15 @@ export function celRules(): {
 } {
   const rules = deriveAggregateRules();
   const fieldOptional = AGGREGATE_FUNCTIONS.filter((fn) => !rules.needsField.includes(fn));
-  const aggregate: CelRule[] = [];
+  const aggregate: CelRule[] = [
+    {
+      // The zod rule, for the units the window pattern allows: ms never, s only from 60.
+      rule: "!self.window.endsWith('ms') && (!self.window.endsWith('s') || int(self.window.substring(0, self.window.size() - 1)) >= 60)",
+      message: 'aggregate windows are at least 1m (kept in tiles of 1/60 of the window, at least 1s)',
+      fieldPath: '.window',
+      reason: 'FieldValueInvalid',
+    },
+  ];
   if (rules.needsField.length > 0) {
     aggregate.push({
       rule: fieldOptional.length > 0 ? `${celIn('self.fn', fieldOptional)} || has(self.field)` : 'has(self.field)',

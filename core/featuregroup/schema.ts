@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DURATION_PATTERN } from './duration';
+import { DURATION_PATTERN, parseDuration } from './duration';
 
 /**
  * The FeatureGroup contract (featurestore.dev/v1alpha1). This zod schema is the single source of
@@ -43,6 +43,9 @@ export const predicateSchema = z
     message: 'set exactly one of equals or in',
   });
 
+/** Tiles are at least 1 s and at most 1/60 of the window. */
+export const MIN_AGGREGATE_WINDOW_MS = 60_000;
+
 export const aggregateSchema = z
   .object({
     fn: z.enum(AGGREGATE_FUNCTIONS),
@@ -54,6 +57,9 @@ export const aggregateSchema = z
   })
   .strict()
   .superRefine((a, ctx) => {
+    if (DURATION_PATTERN.test(a.window) && parseDuration(a.window) < MIN_AGGREGATE_WINDOW_MS) {
+      ctx.addIssue({ code: 'custom', path: ['window'], message: 'aggregate windows are at least 1m (kept in tiles of 1/60 of the window, at least 1s)' });
+    }
     if (a.fn !== 'count' && a.field === undefined) {
       ctx.addIssue({ code: 'custom', path: ['field'], message: `aggregate ${a.fn} needs a field` });
     }

@@ -138,6 +138,11 @@ describe('crds/featuregroup.yaml', () => {
     expect(parse(committed, { version: '1.1' })).toEqual(parse(committed));
   });
 
+  it('is the file the Helm chart installs (charts/feature-store/crds/, written by make crds)', () => {
+    const chartCopy = join(root, 'charts/feature-store/crds/featuregroup.yaml');
+    expect(readFileSync(chartCopy, 'utf8')).toBe(readFileSync(join(root, 'crds/featuregroup.yaml'), 'utf8'));
+  });
+
   it('is rendered deterministically', () => {
     expect(renderFeatureGroupCrd()).toBe(renderFeatureGroupCrd());
   });
@@ -305,6 +310,7 @@ describe('the CRD CEL rules', () => {
     ]);
     expect(rulesAt('root.spec.features[].name').map((r) => r.rule)).toEqual(["!(self in ['entity_id'])"]);
     expect(rulesAt('root.spec.features[].aggregate')).toEqual([
+      expect.objectContaining({ fieldPath: '.window', reason: 'FieldValueInvalid' }),
       expect.objectContaining({ rule: "self.fn == 'count' || has(self.field)", fieldPath: '.field', reason: 'FieldValueRequired' }),
       expect.objectContaining({ rule: "self.fn != 'last_n' || has(self.limit)", fieldPath: '.limit', reason: 'FieldValueRequired' }),
       expect.objectContaining({ rule: "self.fn == 'last_n' || !has(self.limit)", fieldPath: '.limit', reason: 'FieldValueForbidden' }),
