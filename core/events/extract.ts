@@ -1,3 +1,4 @@
+import { aggregateFeatures, type AggregateFeature } from '../aggregates/tiles';
 import type { Feature, FeatureGroupSpec, Predicate } from '../featuregroup/schema';
 import { compilePath, isJsonObject, type JsonObject, type JsonValue } from './path';
 import { convertValue, parseEventTime, type StoredValue } from './values';
@@ -14,6 +15,11 @@ export interface ExtractedEvent {
   eventTimeMs: number;
   /** Aligned with `valueFeatures(spec)`; undefined where the event does not carry the feature. */
   values: (StoredValue | undefined)[];
+  /**
+   * Aligned with `aggregateFeatures(spec)`; undefined where the event does not count. count: 1;
+   * sum/avg/min/max: the number as exact decimal text (timestamps as epoch ms); last_n: JSON text.
+   */
+  contributions: (string | undefined)[];
 }
 
 export type Extraction =
@@ -38,6 +44,30 @@ function compilePredicate(predicate: Predicate): (event: JsonObject) => boolean 
   return (event) => get(event) === expected;
 }
 
+/** What one event adds to one aggregate, or why it cannot be counted. */
+function compileContribution(feature: AggregateFeature): (event: JsonObject) => { ok: true; value: string | undefined } | { ok: false; reason: string } {
+  const passes = feature.where ? compilePredicate(feature.where) : () => true;
+  const get = feature.field ? compilePath(feature.field) : undefined;
+  const label = `aggregate ${feature.name}`;
+  return (event) => {
+    if (!passes(event)) return { ok: true, value: undefined };
+    if (feature.fn === 'count' && get === undefined) return { ok: true, value: '1' };
+    const raw = get?.(event);
+    if (raw === undefined || raw === null) return { ok: false, reason: `${label}: field ${feature.field} is missing` };
+    if (feature.fn === 'count') return { ok: true, value: '1' };
+    if (feature.fn === 'last_n') {
+      const converted = convertValue('json', raw);
+      return converted.ok ? { ok: true, value: converted.value as string } : { ok: false, reason: `${label}: ${converted.reason}` };
+    }
+    if (feature.type === 'timestamp') {
+      const ms = parseEventTime(raw);
+      return Number.isNaN(ms) ? { ok: false, reason: `${label}: field ${feature.field} is not a timestamp` } : { ok: true, value: String(ms) };
+    }
+    const converted = convertValue(feature.type === 'int64' && feature.fn !== 'avg' ? 'int64' : 'float64', raw);
+    return converted.ok ? { ok: true, value: String(converted.value) } : { ok: false, reason: `${label}: field ${feature.field}: ${converted.reason}` };
+  };
+}
+
 function entityIdOf(value: JsonValue | undefined): string | undefined {
   if (typeof value === 'string') {
     return value.length > 0 && value.length <= MAX_ENTITY_ID_LENGTH && !value.includes('\u0000') ? value : undefined;
@@ -55,6 +85,7 @@ export function compileExtractor(spec: FeatureGroupSpec): (record: RawRecord) =>
   const getTime = spec.source.eventTimeField ? compilePath(spec.source.eventTimeField) : undefined;
   const passes = spec.source.filter ? compilePredicate(spec.source.filter) : () => true;
   const features = valueFeatures(spec).map((f) => ({ name: f.name, type: f.type, get: compilePath(f.from) }));
+  const aggregates = aggregateFeatures(spec).map(compileContribution);
   const keyField = spec.entity.keyField;
   const timeField = spec.source.eventTimeField;
 
@@ -87,6 +118,12 @@ export function compileExtractor(spec: FeatureGroupSpec): (record: RawRecord) =>
       if (!converted.ok) return { kind: 'invalid', reason: `feature ${feature.name}: ${converted.reason}` };
       values[i] = converted.value;
     }
-    return { kind: 'event', event: { entityId, eventTimeMs, values } };
+    const contributions: (string | undefined)[] = new Array(aggregates.length);
+    for (let i = 0; i < aggregates.length; i++) {
+      const contribution = aggregates[i]!(parsed);
+      if (!contribution.ok) return { kind: 'invalid', reason: contribution.reason };
+      contributions[i] = contribution.value;
+    }
+    return { kind: 'event', event: { entityId, eventTimeMs, values, contributions } };
   };
 }

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import type { TileWriter } from '../aggregates/store';
 import type { ExtractedEvent } from '../events/extract';
 import type { StoredValue } from '../events/values';
 import { ENTITY_COLUMN, COLUMN_TYPES, type StoreLayout } from './layout';
@@ -127,8 +128,9 @@ export class GroupWriter {
   private readonly upsertSql: string;
   private readonly statementName: string;
 
-  constructor(private readonly layout: StoreLayout) {
-    this.upsertSql = buildUpsertSql(layout);
+  /** `tiles` writes the group's window aggregates in the same transaction, when it has any. */
+  constructor(private readonly layout: StoreLayout, private readonly tiles?: TileWriter) {
+    this.upsertSql = layout.features.length > 0 ? buildUpsertSql(layout) : '';
     this.statementName = statementName('upsert', this.upsertSql);
   }
 
@@ -149,7 +151,8 @@ export class GroupWriter {
       if (fresh.length > 0) {
         const rows = reduceByEntity(fresh, this.layout.features.length);
         outcome.entities = rows.size;
-        await this.upsert(client, rows);
+        if (this.layout.features.length > 0) await this.upsert(client, rows);
+        if (this.tiles?.active) await this.tiles.write(client, fresh);
       }
       await client.query({ name: 'fs_store_offset', text: STORE_OFFSET_SQL, values: [...key, batch.nextOffset] });
       await client.query('COMMIT');

@@ -10,6 +10,8 @@ import type { RegisteredGroup } from '../../core/storage/registry';
 import { layoutFor } from '../../core/storage/layout';
 import { GroupWriter, readStoredOffsets } from '../../core/storage/writer';
 import { deadLetterTopicFor, publishDeadLetters } from './dead-letters';
+import { TileWriter } from '../../core/aggregates/store';
+import { aggregateFeatures } from '../../core/aggregates/tiles';
 import { prepareBatch } from './prepare';
 
 export interface RunnerDeps {
@@ -39,7 +41,8 @@ export class GroupRunner {
 
   constructor(private readonly deps: RunnerDeps) {
     const { group, registry } = deps;
-    this.writer = new GroupWriter(layoutFor(group.ref, group.spec));
+    const layout = layoutFor(group.ref, group.spec);
+    this.writer = new GroupWriter(layout, new TileWriter(layout.table, aggregateFeatures(group.spec)));
     this.extract = compileExtractor(group.spec);
     this.consumerGroup = consumerGroupFor(group.ref);
     this.dlqTopic = deadLetterTopicFor(group.spec.source.topic, group.ref, group.spec.source.deadLetterTopic);

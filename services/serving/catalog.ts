@@ -3,7 +3,8 @@ import { parseDuration } from '../../core/featuregroup/duration';
 import { groupId, type FeatureType } from '../../core/featuregroup/schema';
 import type { Logger } from '../../core/logger';
 import { layoutFor, type StoreLayout } from '../../core/storage/layout';
-import { GroupReader } from '../../core/storage/reader';
+import { aggregateFeatures } from '../../core/aggregates/tiles';
+import { FeatureReader } from '../../core/storage/feature-reader';
 import { listGroups, registryVersion, type RegisteredGroup } from '../../core/storage/registry';
 
 export interface ServedGroup {
@@ -11,31 +12,32 @@ export interface ServedGroup {
   registered: RegisteredGroup;
   layout: StoreLayout;
   ttlMs: number | undefined;
-  /** Features that have a stored value (aggregates are not served yet). */
+  /** Every served feature: value features and window aggregates. */
   types: Map<string, FeatureType>;
-  /** Reader of every value feature, for `GET /features/{id}`. */
-  readAll: GroupReader;
-  readerFor(features: readonly string[]): GroupReader;
+  /** Reader of every feature, for `GET /features/{id}`. */
+  readAll: FeatureReader;
+  readerFor(features: readonly string[]): FeatureReader;
 }
 
 function serve(registered: RegisteredGroup): ServedGroup {
   const layout = layoutFor(registered.ref, registered.spec);
-  const readers = new Map<string, GroupReader>();
-  const all = layout.features.map((f) => f.name);
-  const readAll = new GroupReader(layout, all);
+  const aggregates = aggregateFeatures(registered.spec);
+  const readers = new Map<string, FeatureReader>();
+  const all = [...layout.features.map((f) => f.name), ...aggregates.map((a) => a.name)];
+  const readAll = new FeatureReader(layout, aggregates, all);
   return {
     id: groupId(registered.ref),
     registered,
     layout,
     ttlMs: registered.spec.ttl ? parseDuration(registered.spec.ttl) : undefined,
-    types: new Map(layout.features.map((f) => [f.name, f.type])),
+    types: new Map([...layout.features.map((f) => [f.name, f.type] as const), ...aggregates.map((a) => [a.name, a.type] as const)]),
     readAll,
     readerFor(features) {
       const key = features.join(',');
       let reader = readers.get(key);
       if (!reader) {
         if (readers.size > 1_000) readers.clear();
-        reader = new GroupReader(layout, features);
+        reader = new FeatureReader(layout, aggregates, features);
         readers.set(key, reader);
       }
       return reader;

@@ -98,7 +98,7 @@ export async function getOnlineFeatures(pool: Pool, request: ReturnType<typeof p
   await Promise.all(
     [...byGroup].map(async ([group, wanted]) => {
       const names = [...new Set(wanted.map((w) => w.feature))];
-      const rows = await group.readerFor(names).readMany(pool, [...new Set(keys)]);
+      const rows = await group.readerFor(names).readMany(pool, [...new Set(keys)], now);
       const ttl = group.ttlMs;
       for (const w of wanted) {
         const index = names.indexOf(w.feature);

@@ -17,12 +17,12 @@ const record = (value: unknown, timestamp = 1_000) => ({ value: Buffer.from(type
 describe('compileExtractor', () => {
   it('reads the key, event time and value features by dotted path', () => {
     const result = extract(record({ user: { id: 'u1' }, kind: 'a', ts: '2026-01-23T09:16:19Z', action: 'click', detail: { amount: '9.5' } }));
-    expect(result).toEqual({ kind: 'event', event: { entityId: 'u1', eventTimeMs: Date.parse('2026-01-23T09:16:19Z'), values: ['click', 9.5] } });
+    expect(result).toEqual({ kind: 'event', event: { entityId: 'u1', eventTimeMs: Date.parse('2026-01-23T09:16:19Z'), values: ['click', 9.5], contributions: ['1'] } });
   });
 
   it('leaves features the event does not carry unset', () => {
     const result = extract(record({ user: { id: 7 }, kind: 'b', ts: 5, action: 'view' }));
-    expect(result).toEqual({ kind: 'event', event: { entityId: '7', eventTimeMs: 5, values: ['view', undefined] } });
+    expect(result).toEqual({ kind: 'event', event: { entityId: '7', eventTimeMs: 5, values: ['view', undefined], contributions: ['1'] } });
   });
 
   it('skips events the filter excludes', () => {
@@ -64,5 +64,36 @@ describe('convertValue', () => {
   it('refuses text Postgres cannot store', () => {
     expect(convertValue('string', 'a\u0000').ok).toBe(false);
     expect(convertValue('json', { a: '\u0000' }).ok).toBe(false);
+  });
+});
+
+describe('aggregate contributions', () => {
+  const aggregates = compileExtractor(
+    featureGroupSpecSchema.parse({
+      entity: { name: 'user', keyField: 'id' },
+      source: { topic: 't', eventTimeField: 'ts' },
+      features: [
+        { name: 'clicks', type: 'int64', aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } } },
+        { name: 'spend', type: 'float64', aggregate: { fn: 'sum', field: 'amount', window: '1d', where: { field: 'action', in: ['buy'] } } },
+        { name: 'units', type: 'int64', aggregate: { fn: 'sum', field: 'qty', window: '1d', where: { field: 'action', equals: 'buy' } } },
+        { name: 'first_seen', type: 'timestamp', aggregate: { fn: 'min', field: 'ts', window: '7d' } },
+        { name: 'recent', type: 'json', aggregate: { fn: 'last_n', field: 'page', window: '1h', limit: 3 } },
+      ],
+    }),
+  );
+  const at = '2026-01-23T09:16:19Z';
+
+  it('counts only where the predicate holds, and carries exact decimal text', () => {
+    expect(aggregates(record({ id: 'u', ts: at, action: 'click', page: '/a' }))).toMatchObject({ kind: 'event', event: { contributions: ['1', undefined, undefined, String(Date.parse(at)), '"/a"'] } });
+    expect(aggregates(record({ id: 'u', ts: at, action: 'buy', amount: 0.1, qty: '12', page: { p: 1 } }))).toMatchObject({
+      kind: 'event',
+      event: { contributions: [undefined, '0.1', '12', String(Date.parse(at)), '{"p":1}'] },
+    });
+  });
+
+  it('sends an event to the dead letters when an aggregated field is missing or not a number, naming both', () => {
+    expect(aggregates(record({ id: 'u', ts: at, action: 'buy', qty: 1, page: '/' }))).toEqual({ kind: 'invalid', reason: 'aggregate spend: field amount is missing' });
+    expect(aggregates(record({ id: 'u', ts: at, action: 'buy', amount: 'lots', qty: 1, page: '/' }))).toEqual({ kind: 'invalid', reason: 'aggregate spend: field amount: expected float64, got "lots"' });
+    expect(aggregates(record({ id: 'u', ts: at, action: 'buy', amount: 1, qty: 1.5, page: '/' }))).toMatchObject({ kind: 'invalid', reason: expect.stringContaining('aggregate units: field qty') });
   });
 });

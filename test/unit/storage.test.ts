@@ -64,7 +64,7 @@ describe('planStore', () => {
 describe('reduceByEntity', () => {
   const ev = (offset: number, entityId: string, eventTimeMs: number, values: (string | number | undefined)[]) => ({
     offset,
-    event: { entityId, eventTimeMs, values },
+    event: { entityId, eventTimeMs, values, contributions: [] },
   });
 
   it('keeps per feature the newest event time, later offset on ties, whatever the order', () => {
