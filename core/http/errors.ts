@@ -30,6 +30,11 @@ interface BodyParserError {
 /** Maps every error to JSON in one place; anything unexpected is a 500 that leaks no internals. */
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (error: unknown, _req, res, _next) => {
+    // A streamed response that failed midway was already ended by its handler; only log it.
+    if (res.headersSent) {
+      log.error({ err: error }, 'request failed after its response started');
+      return;
+    }
     let status = 500;
     let body: ErrorBody = { detail: 'internal error', code: 'E_INTERNAL' };
     if (error instanceof HttpError) {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { tilesTableFor } from '../aggregates/store';
+import { historyTableFor } from '../history/store';
 import { FEATURES_SCHEMA, PLATFORM_SCHEMA, qualified, quoteIdent } from './identifiers';
 import { withTransaction } from './transaction';
 
@@ -43,12 +44,13 @@ export async function applyGrants(pool: Pool, table: string, writerPassword: str
     }
     await client.query(`GRANT SELECT ON ${groupTable} TO ${quoteIdent(SERVING_ROLE)}`);
     await client.query(`GRANT SELECT, INSERT, UPDATE ON ${groupTable} TO ${quoteIdent(writer)}`);
-    const tiles = await client.query('SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2', [FEATURES_SCHEMA, tilesTableFor(table)]);
-    if (tiles.rowCount === 1) {
-      const tilesTable = qualified(FEATURES_SCHEMA, tilesTableFor(table));
-      await client.query(`GRANT SELECT ON ${tilesTable} TO ${quoteIdent(SERVING_ROLE)}`);
-      // DELETE: the consumer removes tiles past retention.
-      await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${tilesTable} TO ${quoteIdent(writer)}`);
+    // The group's tiles and history tables, where they exist. DELETE: the consumer removes rows
+    // past retention.
+    for (const extra of [tilesTableFor(table), historyTableFor(table)]) {
+      const exists = await client.query('SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2', [FEATURES_SCHEMA, extra]);
+      if (exists.rowCount !== 1) continue;
+      await client.query(`GRANT SELECT ON ${qualified(FEATURES_SCHEMA, extra)} TO ${quoteIdent(SERVING_ROLE)}`);
+      await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${qualified(FEATURES_SCHEMA, extra)} TO ${quoteIdent(writer)}`);
     }
     await client.query(`GRANT SELECT, INSERT, UPDATE ON ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} TO ${quoteIdent(writer)}`);
   });

@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import { tilesDdl, tilesTableFor } from '../aggregates/store';
 import { aggregateFeatures } from '../aggregates/tiles';
+import { historyDdl, historyEnabled, historyTableFor } from '../history/store';
 import type { FeatureGroupSpec, GroupRef } from '../featuregroup/schema';
 import { FEATURES_SCHEMA, PLATFORM_SCHEMA, qualified, tableNameFor } from './identifiers';
 import { layoutFor, planStore, type ObservedColumns } from './layout';
@@ -32,6 +33,7 @@ export async function applyStore(pool: Pool, ref: GroupRef, spec: FeatureGroupSp
   if (plan.conflicts.length > 0) throw new StoreConflictError(plan.conflicts);
   // Window aggregates live in a tiles table; it holds every aggregate feature, so adding one is no DDL.
   if (aggregateFeatures(spec).length > 0) plan.statements.push(...tilesDdl(layout.table));
+  if (historyEnabled(spec)) plan.statements.push(...historyDdl(layout.table));
   await withTransaction(pool, async (client) => {
     for (const statement of plan.statements) await client.query(statement);
     await upsertGroup(client, ref, spec, layout.table, generation);
@@ -45,6 +47,7 @@ export async function dropStore(pool: Pool, ref: GroupRef, consumerGroup: string
   await withTransaction(pool, async (client) => {
     await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, table)}`);
     await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, tilesTableFor(table))}`);
+    await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, historyTableFor(table))}`);
     await deleteGroup(client, ref);
     await client.query(`DELETE FROM ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} WHERE consumer_group = $1`, [consumerGroup]);
   });

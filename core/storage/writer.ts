@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { TileWriter } from '../aggregates/store';
+import type { HistoryWriter } from '../history/store';
 import type { ExtractedEvent } from '../events/extract';
 import type { StoredValue } from '../events/values';
 import { ENTITY_COLUMN, COLUMN_TYPES, type StoreLayout } from './layout';
@@ -128,8 +129,8 @@ export class GroupWriter {
   private readonly upsertSql: string;
   private readonly statementName: string;
 
-  /** `tiles` writes the group's window aggregates in the same transaction, when it has any. */
-  constructor(private readonly layout: StoreLayout, private readonly tiles?: TileWriter) {
+  /** `tiles` and `history` write window aggregates and value history in the same transaction. */
+  constructor(private readonly layout: StoreLayout, private readonly tiles?: TileWriter, private readonly history?: HistoryWriter) {
     this.upsertSql = layout.features.length > 0 ? buildUpsertSql(layout) : '';
     this.statementName = statementName('upsert', this.upsertSql);
   }
@@ -153,6 +154,7 @@ export class GroupWriter {
         outcome.entities = rows.size;
         if (this.layout.features.length > 0) await this.upsert(client, rows);
         if (this.tiles?.active) await this.tiles.write(client, fresh);
+        if (this.history?.active) await this.history.write(client, batch.partition, fresh);
       }
       await client.query({ name: 'fs_store_offset', text: STORE_OFFSET_SQL, values: [...key, batch.nextOffset] });
       await client.query('COMMIT');

@@ -11,6 +11,7 @@ import { layoutFor } from '../../core/storage/layout';
 import { GroupWriter, readStoredOffsets } from '../../core/storage/writer';
 import { deadLetterTopicFor, publishDeadLetters } from './dead-letters';
 import { TileWriter } from '../../core/aggregates/store';
+import { HistoryWriter, historyEnabled } from '../../core/history/store';
 import { aggregateFeatures } from '../../core/aggregates/tiles';
 import { prepareBatch } from './prepare';
 
@@ -42,7 +43,8 @@ export class GroupRunner {
   constructor(private readonly deps: RunnerDeps) {
     const { group, registry } = deps;
     const layout = layoutFor(group.ref, group.spec);
-    this.writer = new GroupWriter(layout, new TileWriter(layout.table, aggregateFeatures(group.spec)));
+    const history = new HistoryWriter(layout.table, layout, historyEnabled(group.spec));
+    this.writer = new GroupWriter(layout, new TileWriter(layout.table, aggregateFeatures(group.spec)), history);
     this.extract = compileExtractor(group.spec);
     this.consumerGroup = consumerGroupFor(group.ref);
     this.dlqTopic = deadLetterTopicFor(group.spec.source.topic, group.ref, group.spec.source.deadLetterTopic);

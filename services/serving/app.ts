@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { parseGroupId } from '../../core/featuregroup/schema';
 import { bearerAuth } from '../../core/http/auth';
 import { errorHandler, HttpError } from '../../core/http/errors';
+import { historicalFeatures } from './historical';
 import { mountOps, requestMetrics } from '../../core/http/ops';
 import type { Logger } from '../../core/logger';
 import type { Catalog, ServedGroup } from './catalog';
@@ -93,6 +94,14 @@ export function createServingApp({ config, pool, catalog, registry, log, authTok
     const request = parseOnlineRequest(req.body, catalog, limits);
     res.json(await getOnlineFeatures(pool, request));
   });
+
+  app.post(
+    '/v1/historical-features',
+    express.json({ limit: config.SERVING_MAX_HISTORICAL_BODY_BYTES, type: (req) => !/ndjson/i.test(String(req.headers['content-type'] ?? '')) }),
+    async (req, res) => {
+      await historicalFeatures(req, res, pool, catalog, config.SERVING_MAX_HISTORICAL_ROWS);
+    },
+  );
 
   app.use((req, _res, next) => next(new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(log));

@@ -5,6 +5,8 @@ import type { Logger } from '../../core/logger';
 import { layoutFor, type StoreLayout } from '../../core/storage/layout';
 import { aggregateFeatures } from '../../core/aggregates/tiles';
 import { FeatureReader } from '../../core/storage/feature-reader';
+import { HistoricalReader } from '../../core/history/reader';
+import { historyEnabled } from '../../core/history/store';
 import { listGroups, registryVersion, type RegisteredGroup } from '../../core/storage/registry';
 
 export interface ServedGroup {
@@ -17,6 +19,10 @@ export interface ServedGroup {
   /** Reader of every feature, for `GET /features/{id}`. */
   readAll: FeatureReader;
   readerFor(features: readonly string[]): FeatureReader;
+  aggregateNames: Set<string>;
+  /** Whether value features keep history (spec.history.enabled): point-in-time reads need it. */
+  historyEnabled: boolean;
+  historical: HistoricalReader;
 }
 
 function serve(registered: RegisteredGroup): ServedGroup {
@@ -32,6 +38,9 @@ function serve(registered: RegisteredGroup): ServedGroup {
     ttlMs: registered.spec.ttl ? parseDuration(registered.spec.ttl) : undefined,
     types: new Map([...layout.features.map((f) => [f.name, f.type] as const), ...aggregates.map((a) => [a.name, a.type] as const)]),
     readAll,
+    aggregateNames: new Set(aggregates.map((a) => a.name)),
+    historyEnabled: historyEnabled(registered.spec),
+    historical: new HistoricalReader(layout.table, layout.features, aggregates),
     readerFor(features) {
       const key = features.join(',');
       let reader = readers.get(key);

@@ -11,6 +11,9 @@ export const servingEnv = baseEnv.extend({
   SERVING_MAX_ENTITIES: z.coerce.number().int().positive().default(1_000),
   SERVING_MAX_FEATURES: z.coerce.number().int().positive().default(500),
   SERVING_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** POST /v1/historical-features: rows per request, and the JSON body size (NDJSON streams). */
+  SERVING_MAX_HISTORICAL_ROWS: z.coerce.number().int().positive().default(1_000_000),
+  SERVING_MAX_HISTORICAL_BODY_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
   AUTH_TOKENS_FILE: authTokensFile,
 });
 

@@ -44,7 +44,7 @@ export interface OnlineLimits {
 }
 
 /** `group:feature` (default namespace) or `namespace/group:feature`. */
-function resolveFeature(catalog: Catalog, ref: string, index: number): RequestedFeature {
+export function resolveFeature(catalog: Catalog, ref: string, index: number): RequestedFeature {
   const colon = ref.lastIndexOf(':');
   const field = `features.${index}`;
   if (colon <= 0) throw new HttpError(400, 'E_BAD_FEATURE_REF', `feature "${ref}" must be "group:feature" or "namespace/group:feature"`, field);

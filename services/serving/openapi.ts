@@ -27,6 +27,34 @@ export const openApiDocument = {
         },
       },
     },
+    '/v1/historical-features': {
+      post: {
+        summary: 'Point-in-time correct feature values for (entity, timestamp) rows (training sets); streamed',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['features', 'entities'],
+                properties: {
+                  features: { type: 'array', items: { type: 'string' }, description: 'group:feature or namespace/group:feature' },
+                  entities: { type: 'array', items: { type: 'object', description: '{<entity key>: id, timestamp: ISO-8601 or epoch ms}' } },
+                },
+              },
+            },
+            'application/x-ndjson': { schema: { type: 'string', description: 'a {"features": [...]} line, then one entity row per line' } },
+          },
+        },
+        responses: {
+          '200': {
+            description: 'JSON {features, rows} or NDJSON (a {features} line, then one row per line); each row: the entity key, timestamp, values, statuses, event_timestamps aligned with features',
+          },
+          '400': { description: 'Invalid request, or a value feature of a group without history', ...json(error) },
+          '404': { description: 'Unknown group or feature', ...json(error) },
+        },
+      },
+    },
     '/v1/feature-groups': { get: { summary: 'Feature groups that can be served', responses: { '200': { description: 'Groups' } } } },
     '/v1/feature-groups/{namespace}/{name}': {
       get: {

@@ -3,7 +3,8 @@
  * arrive late; some records twice; some invalid), consumed while the consumer is killed with -9
  * again and again. Every aggregate served equals an in-test oracle computed from the event list
  * with the documented window rule (core/aggregates/tiles.ts), exact for count/sum/min/max/last_n
- * and avg to 1e-9.
+ * and avg to 1e-9; and so does every point-in-time row of POST /v1/historical-features, which
+ * never shows an event from after its row's time.
  */
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
@@ -57,6 +58,7 @@ const SPEC = (topic: string) =>
       { name: 'recent_pages_1h', type: 'json', aggregate: { fn: 'last_n', field: 'page', window: '1h', limit: 3 } },
     ],
     ttl: '1d',
+    history: { enabled: true },
     consumer: { batchSize: 500 },
   });
 
@@ -150,6 +152,7 @@ describe('window aggregates, exact across kill -9', () => {
     kafka = testKafka();
     await createTopic(kafka, topic, 4);
     await registerGroup(pool, { namespace: 'default', name }, spec);
+    await registerGroup(pool, { namespace: 'default', name: `${name}-nohist` }, { entity: { name: 'user', keyField: 'user' }, source: { topic }, features: [{ name: 'last_action', type: 'string', from: 'action' }] });
     producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
   });
@@ -240,4 +243,71 @@ describe('window aggregates, exact across kill -9', () => {
       await serving.stop();
     }
   });
+
+  it('answers point-in-time rows equal to the oracle, with no event from after a row\'s time (JSON and NDJSON)', async () => {
+    const serving = await startService('serving', { DATABASE_URL: requireEnv('DATABASE_URL') }, `${name}-serving-history`);
+    try {
+      await serving.waitReady();
+      const refs = ['last_action', ...features.map((f) => f.name)].map((f) => `${name}:${f}`);
+      const rows: { user: string; timestamp: string | number }[] = [];
+      for (let i = 0; i < 3_000; i++) {
+        const user = users[Math.floor(rand() * users.length)]!;
+        const own = byUser.get(user)!;
+        // A third of the rows sit exactly on one of the user's event times: "at or before" is inclusive.
+        const at = rand() < 0.33 ? own[Math.floor(rand() * own.length)]!.ts : Math.floor(now0 - rand() * 8 * DAY);
+        rows.push({ user, timestamp: i % 2 ? new Date(at).toISOString() : at });
+      }
+      const asJson = await fetch(`${serving.url}/v1/historical-features`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ features: refs, entities: rows }),
+      });
+      expect(asJson.status).toBe(200);
+      const body = (await asJson.json()) as { features: string[]; rows: { user: string; values: JsonValue[]; statuses: string[]; event_timestamps: string[] }[] };
+      expect(body.features).toEqual(refs);
+      expect(body.rows).toHaveLength(rows.length);
+
+      let present = 0;
+      body.rows.forEach((answer, r) => {
+        const atMs = typeof rows[r]!.timestamp === 'number' ? (rows[r]!.timestamp as number) : Date.parse(rows[r]!.timestamp as string);
+        const own = byUser.get(rows[r]!.user)!;
+        expect(answer.user).toBe(rows[r]!.user);
+        // Leakage: nothing served comes from after the row's time.
+        answer.event_timestamps.forEach((t, k) => {
+          if (answer.statuses[k] !== 'NOT_FOUND') expect([r, k, Date.parse(t) <= atMs]).toEqual([r, k, true]);
+        });
+        const latest = own.filter((e) => e.ts <= atMs).sort((a, b) => b.ts - a.ts || b.seq - a.seq)[0];
+        expect([r, 'last_action', answer.values[0]]).toEqual([r, 'last_action', latest ? latest.action : null]);
+        if (latest) expect(answer.statuses[0]).toBe(atMs - latest.ts > DAY ? 'OUTSIDE_MAX_AGE' : 'PRESENT');
+        features.forEach((feature, k) => {
+          const expected = oracle(feature, own, atMs);
+          const got = answer.values[k + 1];
+          if (expected !== undefined) present++;
+          if (feature.name === 'avg_spend_7d' && expected !== undefined) expect(Math.abs((got as number) - (expected as number))).toBeLessThan(1e-9);
+          else expect([r, feature.name, got]).toEqual([r, feature.name, expected ?? null]);
+        });
+      });
+      expect(present).toBeGreaterThan(rows.length);
+
+      const ndjson = [JSON.stringify({ features: refs }), ...rows.map((row) => JSON.stringify(row))].join('\n');
+      const asNdjson = await fetch(`${serving.url}/v1/historical-features`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson });
+      expect(asNdjson.status).toBe(200);
+      expect(asNdjson.headers.get('content-type')).toMatch(/application\/x-ndjson/);
+      const lines = (await asNdjson.text()).trim().split('\n').map((line) => JSON.parse(line) as unknown);
+      expect(lines[0]).toEqual({ features: refs });
+      expect(lines.slice(1)).toEqual(body.rows);
+
+      const refused = async (payload: unknown, status: number, code: string, field: string) => {
+        const response = await fetch(`${serving.url}/v1/historical-features`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+        expect([response.status, await response.json()]).toEqual([status, expect.objectContaining({ code, field })]);
+      };
+      await refused({ features: [`${name}-nohist:last_action`], entities: [] }, 400, 'E_NO_HISTORY', 'features.0');
+      await refused({ features: refs, entities: [{ timestamp: 1 }] }, 400, 'E_BAD_ROW', 'entities.0.user');
+      await refused({ features: refs, entities: [{ user: 'u', timestamp: 'yesterday' }] }, 400, 'E_BAD_ROW', 'entities.0.timestamp');
+      await refused({ features: [`${name}:nope`], entities: [] }, 404, 'E_UNKNOWN_FEATURE', 'features.0');
+    } finally {
+      await serving.stop();
+    }
+  });
+
 });

@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import type { PoolClient } from 'pg';
+import type { FeatureGroupSpec } from '../featuregroup/schema';
+import { FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
+import type { StoreLayout } from '../storage/layout';
+import type { OffsetEvent } from '../storage/writer';
+
+/**
+ * Append-only history of a group's value features, for point-in-time reads: one row per event and
+ * feature it carries. Written in the transaction that stores the batch's offsets, and keyed by the
+ * record's partition and offset, so a replay adds nothing. The key leads with entity and feature,
+ * then event time: an as-of lookup is one index descent.
+ */
+export function historyTableFor(table: string): string {
+  const name = `${table}__history`;
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(table).digest('hex').slice(0, 8);
+  return `${table.slice(0, 63 - 9 - 9)}_${hash}__history`;
+}
+
+export const historyEnabled = (spec: FeatureGroupSpec): boolean => spec.history?.enabled === true;
+
+export function historyDdl(table: string): string[] {
+  const history = qualified(FEATURES_SCHEMA, historyTableFor(table));
+  return [
+    `CREATE TABLE IF NOT EXISTS ${history} (\n` +
+      '  entity_id text NOT NULL,\n  feature text NOT NULL,\n  event_ms bigint NOT NULL,\n' +
+      '  kafka_partition integer NOT NULL,\n  kafka_offset bigint NOT NULL,\n  value text NOT NULL,\n' +
+      '  PRIMARY KEY (entity_id, feature, event_ms, kafka_partition, kafka_offset)\n)',
+    `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${historyTableFor(table).slice(0, 55)}_age`)} ON ${history} (event_ms)`,
+  ];
+}
+
+export class HistoryWriter {
+  private readonly sql: string;
+  private readonly name: string;
+
+  constructor(table: string, private readonly layout: StoreLayout, readonly active: boolean) {
+    this.sql =
+      `INSERT INTO ${qualified(FEATURES_SCHEMA, historyTableFor(table))} (entity_id, feature, event_ms, kafka_partition, kafka_offset, value)\n` +
+      `SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[], $6::text[])\n` +
+      `ON CONFLICT DO NOTHING`;
+    this.name = statementName('hist', this.sql);
+  }
+
+  async write(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void> {
+    const columns: unknown[][] = [[], [], [], [], [], []];
+    for (const { offset, event } of events) {
+      this.layout.features.forEach((feature, i) => {
+        const value = event.values[i];
+        if (value === undefined) return;
+        columns[0]!.push(event.entityId);
+        columns[1]!.push(feature.name);
+        columns[2]!.push(event.eventTimeMs);
+        columns[3]!.push(partition);
+        columns[4]!.push(offset);
+        columns[5]!.push(String(value));
+      });
+    }
+    if (columns[0]!.length > 0) await client.query({ name: this.name, text: this.sql, values: columns });
+  }
+}
