@@ -10,6 +10,7 @@ import { retryWithBackoff } from '../../core/retry';
 import { onShutdown } from '../../core/shutdown';
 import { getGroup, type RegisteredGroup } from '../../core/storage/registry';
 import { loadConsumerConfig } from './config';
+import { startRetention } from './retention';
 import { GroupRunner } from './runner';
 
 /** The operator registers a group before it starts its consumer; wait for that rather than crash. */
@@ -68,7 +69,9 @@ async function main(): Promise<void> {
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'consumer health and metrics listening'));
 
   await runner.start();
+  const stopRetention = startRetention(pool, group, config.CONSUMER_RETENTION_INTERVAL_MS, log);
   onShutdown(log, async () => {
+    stopRetention();
     await runner.stop();
     await producer.disconnect();
     server.close();

@@ -1,0 +1,66 @@
+import type { Pool } from 'pg';
+import { tilesTableFor } from '../aggregates/store';
+import type { AggregateFeature } from '../aggregates/tiles';
+import { parseDuration } from '../featuregroup/duration';
+import type { FeatureGroupSpec } from '../featuregroup/schema';
+import { FEATURES_SCHEMA, qualified } from '../storage/identifiers';
+import { historyEnabled, historyTableFor } from './store';
+
+/** History kept when spec.history.retention is not given. */
+export const DEFAULT_HISTORY_RETENTION_MS = 30 * 86_400_000;
+/** Rows deleted per statement: short transactions that never hold up the consumer's writes. */
+const DELETE_BATCH = 5_000;
+
+export interface RetentionCutoffs {
+  /** History rows older than this go, except each (entity, feature)'s newest one before it. */
+  historyMs: number | undefined;
+  /** Per aggregate feature: tiles starting before this are outside every window still asked for. */
+  tiles: { feature: string; beforeMs: number }[];
+}
+
+/**
+ * What may go at `nowMs`. Point-in-time reads are promised for the history retention, so a tile is
+ * kept while some window ending inside that span still covers it; without history, while the
+ * online window does.
+ */
+export function retentionCutoffs(spec: FeatureGroupSpec, aggregates: readonly AggregateFeature[], nowMs: number): RetentionCutoffs {
+  const keepsHistory = historyEnabled(spec);
+  const retention = keepsHistory ? (spec.history?.retention ? parseDuration(spec.history.retention) : DEFAULT_HISTORY_RETENTION_MS) : 0;
+  return {
+    historyMs: keepsHistory ? nowMs - retention : undefined,
+    tiles: aggregates.map((a) => ({ feature: a.name, beforeMs: nowMs - retention - a.windowMs - a.tileMs })),
+  };
+}
+
+/** Deletes expired tiles and history in small batches; returns how many rows went. */
+export async function applyRetention(pool: Pool, table: string, cutoffs: RetentionCutoffs): Promise<{ tiles: number; history: number }> {
+  const removed = { tiles: 0, history: 0 };
+  const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
+  for (const { feature, beforeMs } of cutoffs.tiles) {
+    for (;;) {
+      const result = await pool.query(
+        `DELETE FROM ${tiles} WHERE ctid IN (SELECT ctid FROM ${tiles} WHERE tile_start < $1 AND feature = $2 LIMIT ${DELETE_BATCH})`,
+        [beforeMs, feature],
+      );
+      removed.tiles += result.rowCount ?? 0;
+      if ((result.rowCount ?? 0) < DELETE_BATCH) break;
+    }
+  }
+  if (cutoffs.historyMs !== undefined) {
+    const history = qualified(FEATURES_SCHEMA, historyTableFor(table));
+    for (;;) {
+      // The newest row before the cutoff stays: it is the value as of any time just after it.
+      const result = await pool.query(
+        `DELETE FROM ${history} WHERE ctid IN (\n` +
+          `  SELECT h.ctid FROM ${history} h WHERE h.event_ms < $1 AND EXISTS (\n` +
+          `    SELECT 1 FROM ${history} n WHERE n.entity_id = h.entity_id AND n.feature = h.feature AND n.event_ms < $1\n` +
+          `      AND (n.event_ms, n.kafka_offset) > (h.event_ms, h.kafka_offset))\n` +
+          `  LIMIT ${DELETE_BATCH})`,
+        [cutoffs.historyMs],
+      );
+      removed.history += result.rowCount ?? 0;
+      if ((result.rowCount ?? 0) < DELETE_BATCH) break;
+    }
+  }
+  return removed;
+}
