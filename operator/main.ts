@@ -2,6 +2,7 @@ import express from 'express';
 import { Pool } from 'pg';
 import { Counter, Histogram } from 'prom-client';
 import { mountOps } from '../core/http/ops';
+import { createKafka, replayStartOffsets } from '../core/kafka';
 import { createLogger } from '../core/logger';
 import { createRegistry } from '../core/metrics';
 import { migrationsDir } from '../core/paths';
@@ -37,7 +38,18 @@ async function main(): Promise<void> {
   const registry = createRegistry('operator');
   const reconciles = new Counter({ name: 'featurestore_operator_reconciles_total', help: 'Reconciles by outcome', labelNames: ['outcome'], registers: [registry] });
   const duration = new Histogram({ name: 'featurestore_operator_reconcile_seconds', help: 'Reconcile duration', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
+  const kafkaAdmin = createKafka(config.KAFKA_BROKERS, 'featurestore-operator', log).admin();
+  let adminConnected: Promise<void> | undefined;
+  const replayOffsets = async (topic: string, from: 'earliest' | number) => {
+    adminConnected ??= kafkaAdmin.connect().catch((error: unknown) => {
+      adminConnected = undefined;
+      throw error;
+    });
+    await adminConnected;
+    return replayStartOffsets(kafkaAdmin, topic, from);
+  };
   const reconciler = new FeatureGroupReconciler({
+    replayOffsets,
     kube,
     pool,
     consumer: {
@@ -98,6 +110,7 @@ async function main(): Promise<void> {
     await queue.stop();
     await elector?.stop();
     server.close();
+    await kafkaAdmin.disconnect().catch(() => undefined);
     await pool.end();
   });
 }

@@ -14,9 +14,11 @@ export const LABELS = {
   group: `${API_GROUP}/group`,
 } as const;
 export const SPEC_HASH_ANNOTATION = `${API_GROUP}/spec-hash`;
+/** On consumer pods: the replay epoch they were started for; a replay rolls them. */
+export const REPLAY_EPOCH_ANNOTATION = `${API_GROUP}/replay-epoch`;
 export const MANAGED_BY = 'featurestore-operator';
 
-export const ConditionType = { Ready: 'Ready', StoreReady: 'StoreReady', ConsumerReady: 'ConsumerReady' } as const;
+export const ConditionType = { Ready: 'Ready', StoreReady: 'StoreReady', ConsumerReady: 'ConsumerReady', Replayed: 'Replayed' } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
 export interface Condition {
@@ -46,6 +48,7 @@ export interface FeatureGroupObject {
     resourceVersion: string;
     deletionTimestamp?: string;
     finalizers?: string[];
+    annotations?: Record<string, string>;
   };
   spec: unknown;
   status?: FeatureGroupStatus;

@@ -8,10 +8,14 @@ export interface RegisteredGroup {
   table: string;
   generation: number;
   updatedAt: Date;
+  /** Bumped by each replay: consumers loaded before it are fenced off. */
+  replayEpoch: number;
+  /** The replay request last carried out (annotation value), if any. */
+  replayToken: string | null;
 }
 
 const GROUPS = `${PLATFORM_SCHEMA}.feature_groups`;
-const SELECT = `SELECT namespace, name, spec, table_name, generation, updated_at FROM ${GROUPS}`;
+const SELECT = `SELECT namespace, name, spec, table_name, generation, updated_at, replay_epoch, replay_token FROM ${GROUPS}`;
 
 interface GroupRow {
   namespace: string;
@@ -20,6 +24,8 @@ interface GroupRow {
   table_name: string;
   generation: string;
   updated_at: Date;
+  replay_epoch: string;
+  replay_token: string | null;
 }
 
 function fromRow(row: GroupRow): RegisteredGroup {
@@ -31,6 +37,8 @@ function fromRow(row: GroupRow): RegisteredGroup {
     table: row.table_name,
     generation: Number(row.generation),
     updatedAt: row.updated_at,
+    replayEpoch: Number(row.replay_epoch),
+    replayToken: row.replay_token,
   };
 }
 

@@ -63,6 +63,8 @@ export async function dropWriterRole(pool: Pool, table: string): Promise<void> {
   const exists = await pool.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [writer]);
   if (exists.rowCount === 0) return;
   await withTransaction(pool, async (client) => {
+    // DROP OWNED revokes grants on shared objects (schemas, registry): serialize with applyGrants.
+    await client.query('SELECT pg_advisory_xact_lock(727210002)');
     await client.query(`REASSIGN OWNED BY ${quoteIdent(writer)} TO CURRENT_USER`);
     await client.query(`DROP OWNED BY ${quoteIdent(writer)}`);
     await client.query(`DROP ROLE ${quoteIdent(writer)}`);

@@ -110,6 +110,10 @@ export interface PartitionBatch {
   consumerGroup: string;
   topic: string;
   partition: number;
+  /** Offset of the batch's first record, valid or not: a gap to the stored offset is refused. */
+  firstOffset: number;
+  /** Write even though records between the stored offset and firstOffset are missing (expired from Kafka). */
+  acceptGap?: boolean;
   /** Offset after the batch's last record, valid or not: what the consumer resumes from. */
   nextOffset: number;
   events: readonly OffsetEvent[];
@@ -122,7 +126,27 @@ export interface BatchOutcome {
   replayed: number;
   /** Distinct entities written. */
   entities: number;
+  /**
+   * Set when nothing was written because the batch starts after the stored offset: the consumer
+   * was fetching from a Kafka-committed offset ahead of Postgres (after a replay or a database
+   * restore) and must seek back to this offset first.
+   */
+  resumeFrom?: number;
 }
+
+/** The group was replayed (or deleted) since this consumer loaded it: its view of the state is stale. */
+export class FencedError extends Error {
+  readonly code = 'E_FENCED';
+}
+
+/** The consumer's view of its group: a write is refused once the registry's replay epoch moved on. */
+export interface WriteFence {
+  namespace: string;
+  name: string;
+  epoch: number;
+}
+
+const FENCE_SQL = `SELECT replay_epoch FROM ${qualified(PLATFORM_SCHEMA, 'feature_groups')} WHERE namespace = $1 AND name = $2`;
 
 /** Writes the feature values of one batch and its next offset atomically, one Postgres transaction. */
 export class GroupWriter {
@@ -130,7 +154,12 @@ export class GroupWriter {
   private readonly statementName: string;
 
   /** `tiles` and `history` write window aggregates and value history in the same transaction. */
-  constructor(private readonly layout: StoreLayout, private readonly tiles?: TileWriter, private readonly history?: HistoryWriter) {
+  constructor(
+    private readonly layout: StoreLayout,
+    private readonly tiles?: TileWriter,
+    private readonly history?: HistoryWriter,
+    private readonly fence?: WriteFence,
+  ) {
     this.upsertSql = layout.features.length > 0 ? buildUpsertSql(layout) : '';
     this.statementName = statementName('upsert', this.upsertSql);
   }
@@ -143,6 +172,21 @@ export class GroupWriter {
       const key = [batch.consumerGroup, batch.topic, batch.partition];
       const locked = await client.query<{ next_offset: string }>({ name: 'fs_lock_offset', text: LOCK_OFFSET_SQL, values: key });
       const stored = Number(locked.rows[0]!.next_offset);
+      if (this.fence) {
+        // No row lock needed (writers may only read the registry): a replay first locks every
+        // offset row of the group, so it either waits for this batch (whose offset row is locked
+        // above) and then wipes it, or this batch waited for the replay and now sees its epoch.
+        const current = await client.query<{ replay_epoch: string }>({ name: 'fs_fence', text: FENCE_SQL, values: [this.fence.namespace, this.fence.name] });
+        const epoch = current.rows[0] ? Number(current.rows[0].replay_epoch) : undefined;
+        if (epoch !== this.fence.epoch) {
+          await client.query('ROLLBACK');
+          throw new FencedError(epoch === undefined ? 'the feature group is no longer registered' : `the feature group was replayed (epoch ${this.fence.epoch} → ${epoch})`);
+        }
+      }
+      if (batch.firstOffset > stored && !batch.acceptGap) {
+        await client.query('ROLLBACK');
+        return { applied: 0, replayed: 0, entities: 0, resumeFrom: stored };
+      }
       const fresh = batch.events.filter((e) => e.offset >= stored);
       const outcome: BatchOutcome = { applied: fresh.length, replayed: batch.events.length - fresh.length, entities: 0 };
       if (batch.nextOffset <= stored) {

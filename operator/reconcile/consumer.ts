@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { PatchStrategy, type AppsV1Api, type CoreV1Api, type KubernetesObjectApi, type V1Deployment, type V1ResourceRequirements, type V1Secret } from '@kubernetes/client-node';
 import type { FeatureGroupSpec } from '../../core/featuregroup/schema';
-import { FIELD_MANAGER, LABELS, MANAGED_BY, SPEC_HASH_ANNOTATION, type FeatureGroupObject } from '../resource';
+import { FIELD_MANAGER, LABELS, MANAGED_BY, REPLAY_EPOCH_ANNOTATION, SPEC_HASH_ANNOTATION, type FeatureGroupObject } from '../resource';
 import type { ConditionInput } from '../conditions';
 import { isNotFound } from '../kube';
 
@@ -47,7 +47,7 @@ export function consumerLabels(group: FeatureGroupObject): Record<string, string
 }
 
 /** The desired consumer Deployment: pure, so the same spec always yields the same object. */
-export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupSpec, settings: ConsumerSettings): V1Deployment {
+export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupSpec, settings: ConsumerSettings, replayEpoch = 0): V1Deployment {
   const name = consumerName(group.metadata.name);
   const labels = consumerLabels(group);
   const selector = { [LABELS.name]: labels[LABELS.name]!, [LABELS.instance]: labels[LABELS.instance]! };
@@ -64,7 +64,7 @@ export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupS
       selector: { matchLabels: selector },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } },
       template: {
-        metadata: { labels, annotations: { [SPEC_HASH_ANNOTATION]: specHash } },
+        metadata: { labels, annotations: { [SPEC_HASH_ANNOTATION]: specHash, [REPLAY_EPOCH_ANNOTATION]: String(replayEpoch) } },
         spec: {
           terminationGracePeriodSeconds: 45,
           // Consumers never call the Kubernetes API: no token in the pod.

@@ -1,6 +1,8 @@
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Pool } from 'pg';
-import { describeIssues, featureGroupSpecSchema, type GroupRef } from '../../core/featuregroup/schema';
+import { describeIssues, featureGroupSpecSchema, type FeatureGroupSpec, type GroupRef } from '../../core/featuregroup/schema';
+import { getGroup } from '../../core/storage/registry';
+import { replayGroup, replayRequestOf } from '../../core/storage/replay';
 import type { Logger } from '../../core/logger';
 import { tableNameFor } from '../../core/storage/identifiers';
 import { writerRoleFor } from '../../core/storage/roles';
@@ -16,6 +18,8 @@ export interface ReconcilerDeps {
   kube: KubeClients;
   pool: Pool;
   consumer: ConsumerSettings;
+  /** Where a replay starts in each partition of a topic (Kafka admin). */
+  replayOffsets: (topic: string, from: 'earliest' | number) => Promise<Map<number, number>>;
   /** The consumer's DATABASE_URL for a given writer role and password. */
   consumerDatabaseUrl: (role: string, password: string) => string;
   log: Logger;
@@ -62,11 +66,30 @@ export class FeatureGroupReconciler {
       await this.updateStatus(group, [{ type: ConditionType.StoreReady, status: 'False', reason: 'DatabaseError', message }], undefined);
       throw error;
     }
-    if (store.applied) await applyDeployment(objects, desiredDeployment(group, spec, this.deps.consumer));
+    const replay = store.applied ? await this.replayIfAsked(group, ref, spec) : undefined;
+    if (store.applied) await applyDeployment(objects, desiredDeployment(group, spec, this.deps.consumer, replay?.epoch ?? 0));
     const deployment = await readDeployment(apps, namespace, consumerName(name));
     const consumer = consumerCondition(deployment);
-    await this.updateStatus(group, [store.condition, consumer], store.table);
+    await this.updateStatus(group, [store.condition, consumer, ...(replay?.condition ? [replay.condition] : [])], store.table);
     return consumer.status === 'True' ? {} : { requeueAfterMs: PROGRESS_REQUEUE_MS };
+  }
+
+  /**
+   * Carries out a replay asked for by annotation, once per request: the group's state is rebuilt
+   * from Kafka (see replayGroup), and the consumer pods roll onto the new epoch.
+   */
+  private async replayIfAsked(group: FeatureGroupObject, ref: GroupRef, spec: FeatureGroupSpec): Promise<{ epoch: number; condition?: ConditionInput } | undefined> {
+    const registered = await getGroup(this.deps.pool, ref);
+    if (!registered) return undefined;
+    const request = replayRequestOf(group.metadata.annotations);
+    if (!request) return { epoch: registered.replayEpoch };
+    if ('error' in request) return { epoch: registered.replayEpoch, condition: { type: ConditionType.Replayed, status: 'False', reason: 'InvalidReplayRequest', message: request.error } };
+    if (registered.replayToken === request.token) return { epoch: registered.replayEpoch };
+    const offsets = await this.deps.replayOffsets(spec.source.topic, request.from);
+    const epoch = await replayGroup(this.deps.pool, ref, spec, offsets, request.token);
+    this.deps.log.info({ group: `${ref.namespace}/${ref.name}`, from: request.token, epoch, partitions: offsets.size }, 'feature group replayed from Kafka');
+    const message = `state rebuilt from ${request.from === 'earliest' ? 'the earliest records' : new Date(request.from).toISOString()} (request ${request.token}), epoch ${epoch}`;
+    return { epoch, condition: { type: ConditionType.Replayed, status: 'True', reason: 'Replayed', message } };
   }
 
   private async finalize(group: FeatureGroupObject): Promise<ReconcileResult> {
@@ -113,7 +136,8 @@ export class FeatureGroupReconciler {
     const generation = group.metadata.generation;
     let conditions: Condition[] = group.status?.conditions ?? [];
     for (const input of inputs) conditions = setCondition(conditions, input, generation);
-    const failing = conditions.filter((c) => c.type !== ConditionType.Ready && c.status !== 'True');
+    // Replayed reports the last replay request; a bad one does not stop the group serving.
+    const failing = conditions.filter((c) => c.type !== ConditionType.Ready && c.type !== ConditionType.Replayed && c.status !== 'True');
     const ready: ConditionInput =
       failing.length === 0 && conditions.some((c) => c.type === ConditionType.ConsumerReady)
         ? { type: ConditionType.Ready, status: 'True', reason: 'Ready', message: 'store provisioned and consumer available' }

@@ -56,7 +56,24 @@ async function main(): Promise<void> {
   await producer.connect();
 
   const registry = createRegistry('consumer');
-  const runner = new GroupRunner({ group, consumer, producer, pool, registry, log, partitionsConcurrently: config.CONSUMER_PARTITIONS_CONCURRENTLY });
+  const admin = kafka.admin();
+  await admin.connect();
+  const runner = new GroupRunner({
+    group,
+    consumer,
+    producer,
+    pool,
+    registry,
+    log,
+    partitionsConcurrently: config.CONSUMER_PARTITIONS_CONCURRENTLY,
+    admin,
+    // A replay rebuilt the group's state under us: exit, and come back (the Deployment restarts
+    // the container) to resume from the offsets the replay stored. Nothing was committed.
+    onFenced: (error) => {
+      log.warn({ reason: error.message }, 'fenced by a replay of the feature group; exiting to start over');
+      process.exit(75);
+    },
+  });
   let consuming = false;
   consumer.on(consumer.events.GROUP_JOIN, () => (consuming = true));
   consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -74,6 +91,7 @@ async function main(): Promise<void> {
     stopRetention();
     await runner.stop();
     await producer.disconnect();
+    await admin.disconnect();
     server.close();
     await pool.end();
   });

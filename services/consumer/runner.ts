@@ -1,4 +1,4 @@
-import type { Consumer, EachBatchPayload, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { compileExtractor } from '../../core/events/extract';
@@ -8,7 +8,7 @@ import type { Logger } from '../../core/logger';
 import { retryWithBackoff } from '../../core/retry';
 import type { RegisteredGroup } from '../../core/storage/registry';
 import { layoutFor } from '../../core/storage/layout';
-import { GroupWriter, readStoredOffsets } from '../../core/storage/writer';
+import { FencedError, GroupWriter, readStoredOffsets } from '../../core/storage/writer';
 import { deadLetterTopicFor, publishDeadLetters } from './dead-letters';
 import { TileWriter } from '../../core/aggregates/store';
 import { HistoryWriter, historyEnabled } from '../../core/history/store';
@@ -23,6 +23,10 @@ export interface RunnerDeps {
   registry: Registry;
   log: Logger;
   partitionsConcurrently: number;
+  /** Reads partitions' earliest offsets (connected by the caller). */
+  admin: Admin;
+  /** The group was replayed under this consumer: its process must start over. */
+  onFenced: (error: FencedError) => void;
 }
 
 /**
@@ -44,7 +48,8 @@ export class GroupRunner {
     const { group, registry } = deps;
     const layout = layoutFor(group.ref, group.spec);
     const history = new HistoryWriter(layout.table, layout, historyEnabled(group.spec));
-    this.writer = new GroupWriter(layout, new TileWriter(layout.table, aggregateFeatures(group.spec)), history);
+    const fence = { namespace: group.ref.namespace, name: group.ref.name, epoch: group.replayEpoch };
+    this.writer = new GroupWriter(layout, new TileWriter(layout.table, aggregateFeatures(group.spec)), history, fence);
     this.extract = compileExtractor(group.spec);
     this.consumerGroup = consumerGroupFor(group.ref);
     this.dlqTopic = deadLetterTopicFor(group.spec.source.topic, group.ref, group.spec.source.deadLetterTopic);
@@ -94,13 +99,18 @@ export class GroupRunner {
     await this.deps.consumer.disconnect();
   }
 
+  private async earliestOffset(topic: string, partition: number): Promise<number> {
+    const offsets = await this.deps.admin.fetchTopicOffsets(topic);
+    return Number(offsets.find((o) => o.partition === partition)?.low ?? 0);
+  }
+
   private async seekToStored(partitions: number[]): Promise<void> {
     const { consumer, group, pool, log } = this.deps;
     const topic = group.spec.source.topic;
     const stored = await readStoredOffsets(pool, this.consumerGroup, topic);
     for (const partition of partitions) {
       const offset = stored.get(partition);
-      if (offset === undefined || offset === 0) continue;
+      if (offset === undefined) continue;
       consumer.seek({ topic, partition, offset: offset.toString() });
       log.info({ topic, partition, offset: offset.toString() }, 'resuming from offset stored in Postgres');
     }
@@ -119,28 +129,56 @@ export class GroupRunner {
       const prepared = prepareBatch(chunk, this.extract);
       let deadLettersSent = false;
       const timer = this.batchSeconds.startTimer();
+      const firstOffset = Number(chunk[0]!.offset);
+      let acceptGap = false;
+      let fenced: FencedError | undefined;
       const outcome = await retryWithBackoff(
         async () => {
           if (!deadLettersSent) {
             await publishDeadLetters(producer, this.dlqTopic, source, prepared.deadLetters);
             deadLettersSent = true;
           }
-          return this.writer.write(pool, {
-            consumerGroup: this.consumerGroup,
-            topic: batch.topic,
-            partition: batch.partition,
-            nextOffset: prepared.nextOffset,
-            events: prepared.events,
-          });
+          try {
+            const written = await this.writer.write(pool, {
+              consumerGroup: this.consumerGroup,
+              topic: batch.topic,
+              partition: batch.partition,
+              firstOffset,
+              acceptGap,
+              nextOffset: prepared.nextOffset,
+              events: prepared.events,
+            });
+            // Kafka no longer holds the records between: nothing to go back for.
+            if (written.resumeFrom !== undefined && (await this.earliestOffset(batch.topic, batch.partition)) >= firstOffset) {
+              log.warn({ partition: batch.partition, from: written.resumeFrom, to: firstOffset }, 'records between the stored offset and the earliest in Kafka are gone (retention); continuing from the earliest');
+              acceptGap = true;
+              throw new Error('retrying past records Kafka no longer holds');
+            }
+            return written;
+          } catch (error) {
+            if (error instanceof FencedError) fenced = error;
+            throw error;
+          }
         },
-        () => live() && !this.stopping,
+        () => fenced === undefined && live() && !this.stopping,
         (error, attempt, delayMs) => {
           this.retries.inc();
           log.warn({ err: error, attempt, delayMs, partition: batch.partition }, 'batch failed; retrying, nothing committed');
           heartbeat().catch(() => undefined);
         },
       );
+      if (fenced) {
+        this.deps.onFenced(fenced);
+        return;
+      }
       if (outcome === undefined) return;
+      if (outcome.resumeFrom !== undefined) {
+        // Fetched from a Kafka-committed offset ahead of Postgres (after a replay or a database
+        // restore): go back to where Postgres is; nothing of this batch was written.
+        consumer.seek({ topic: batch.topic, partition: batch.partition, offset: outcome.resumeFrom.toString() });
+        log.info({ partition: batch.partition, offset: outcome.resumeFrom, fetchedFrom: firstOffset }, 'fetched ahead of the offset stored in Postgres; seeking back');
+        return;
+      }
       timer();
       this.events.inc({ outcome: 'applied' }, outcome.applied);
       this.events.inc({ outcome: 'replayed' }, outcome.replayed);

@@ -11,7 +11,9 @@ import type { Pool } from 'pg';
 import { aggregateFeatures, tileStart, windowBounds, type AggregateFeature } from '../../core/aggregates/tiles';
 import type { JsonValue } from '../../core/events/path';
 import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
+import { replayStartOffsets } from '../../core/kafka';
 import { FeatureReader } from '../../core/storage/feature-reader';
+import { replayGroup } from '../../core/storage/replay';
 import { layoutFor } from '../../core/storage/layout';
 import { formatTime } from '../../core/time';
 import { createTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
@@ -147,6 +149,37 @@ describe('window aggregates, exact across kill -9', () => {
     CONSUMER_SESSION_TIMEOUT_MS: '6000',
   });
 
+  /** Every value and aggregate of every user, read at one moment, against the oracle. */
+  const compareWithOracle = async (): Promise<number> => {
+    const layout = layoutFor({ namespace: 'default', name }, spec);
+    const names = ['last_action', ...features.map((f) => f.name)];
+    const reader = new FeatureReader(layout, features, names);
+    const atMs = Date.now();
+    const stored = await reader.readMany(pool, users, atMs);
+    let compared = 0;
+    for (const user of users) {
+      const own = byUser.get(user)!;
+      const latest = [...own].sort((a, b) => b.ts - a.ts || b.seq - a.seq)[0]!;
+      expect([user, stored.get(user)?.features[0]?.value]).toEqual([user, latest.action]);
+      for (const [i, feature] of features.entries()) {
+        const expected = oracle(feature, own, atMs);
+        const got = stored.get(user)?.features[i + 1] ?? null;
+        const label = `${user} ${feature.name}`;
+        if (expected === undefined) {
+          expect([label, got]).toEqual([label, null]);
+          continue;
+        }
+        if (feature.name === 'avg_spend_7d') {
+          expect(Math.abs((got!.value as number) - (expected as number))).toBeLessThan(1e-9);
+        } else {
+          expect([label, got?.value]).toEqual([label, expected]);
+        }
+        compared++;
+      }
+    }
+    return compared;
+  };
+
   beforeAll(async () => {
     pool = testPool();
     kafka = testKafka();
@@ -182,29 +215,7 @@ describe('window aggregates, exact across kill -9', () => {
     await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === lines.length ? true : undefined), 'every record consumed', 180_000);
     await consumer.stop();
 
-    const layout = layoutFor({ namespace: 'default', name }, spec);
-    const reader = new FeatureReader(layout, features, features.map((f) => f.name));
-    const atMs = Date.now();
-    const stored = await reader.readMany(pool, users, atMs);
-    let compared = 0;
-    for (const user of users) {
-      for (const [i, feature] of features.entries()) {
-        const expected = oracle(feature, byUser.get(user)!, atMs);
-        const got = stored.get(user)?.features[i] ?? null;
-        const label = `${user} ${feature.name}`;
-        if (expected === undefined) {
-          expect([label, got]).toEqual([label, null]);
-          continue;
-        }
-        if (feature.name === 'avg_spend_7d') {
-          expect(Math.abs((got!.value as number) - (expected as number))).toBeLessThan(1e-9);
-        } else {
-          expect([label, got?.value]).toEqual([label, expected]);
-        }
-        compared++;
-      }
-    }
-    expect(compared).toBeGreaterThan(ENTITIES * 4);
+    expect(await compareWithOracle()).toBeGreaterThan(ENTITIES * 4);
   });
 
   it('serves them over HTTP with Feast statuses: OUTSIDE_MAX_AGE past the ttl, NOT_FOUND for an empty window', async () => {
@@ -310,4 +321,35 @@ describe('window aggregates, exact across kill -9', () => {
     }
   });
 
+
+  it('rebuilds the same state after a full replay, fencing off the consumer that ran before it', async () => {
+    const consumerGroup = `featurestore.default.${name}`;
+    const before = await startService('consumer', env(), `${name}-before-replay`);
+    await before.waitReady();
+    const admin = kafka.admin();
+    await admin.connect();
+    const epoch = await replayGroup(pool, { namespace: 'default', name }, spec, await replayStartOffsets(admin, topic, 'earliest'), 'earliest');
+    await admin.disconnect();
+    expect(epoch).toBe(1);
+    expect(Number((await pool.query(`SELECT count(*) FROM features."${layoutFor({ namespace: 'default', name }, spec).table}"`)).rows[0].count)).toBe(0);
+
+    // New records reach the consumer started before the replay: its next write is refused, it exits.
+    const extra: Event[] = [];
+    for (let i = 0; i < 5_000; i++) {
+      const user = users[Math.floor(rand() * users.length)]!;
+      extra.push({ user, ts: Math.floor(now0 - rand() * HOUR), action: 'click', page: `/new/${i % 7}`, seq: lines.length + i });
+    }
+    await producer.send({ topic, acks: -1, messages: extra.map((e) => ({ key: e.user, value: record(e) })) });
+    for (const e of extra) byUser.get(e.user)!.push(e);
+    const exitCode = await eventually(async () => (before.running ? undefined : before.proc.exitCode), 'the pre-replay consumer to be fenced off', 60_000);
+    expect(exitCode).toBe(75);
+    expect(before.tail(50)).toMatch(/fenced by a replay/);
+
+    // Restarted (as its Deployment would be), it rebuilds everything from the earliest record.
+    const after = await startService('consumer', env(), `${name}-after-replay`);
+    await after.waitReady();
+    await eventually(async () => ((await storedOffsetTotal(pool, consumerGroup)) === lines.length + extra.length ? true : undefined), 'the replay to catch up', 180_000);
+    await after.stop();
+    expect(await compareWithOracle()).toBeGreaterThan(ENTITIES * 4);
+  });
 });

@@ -183,6 +183,28 @@ describe('operator', () => {
     }
   });
 
+  it('replays a group from Kafka when annotated: state rebuilt, consumers rolled, a bad request reported', async () => {
+    const table = tableNameFor({ namespace, name: 'user-activity' });
+    const user = `user_${namespace}`;
+    await kubectlOk(['annotate', 'featuregroup', 'user-activity', '-n', namespace, 'featurestore.dev/replay-from=earliest']);
+    const replayed = await waitFor('user-activity', 'Replayed=True', (g) => condition(g, 'Replayed')?.status === 'True');
+    expect(condition(replayed, 'Replayed')?.message).toMatch(/from the earliest records \(request earliest\), epoch 1/);
+    const deployment = await apps.readNamespacedDeployment({ name: 'user-activity-consumer', namespace });
+    expect(deployment.spec?.template.metadata?.annotations?.['featurestore.dev/replay-epoch']).toBe('1');
+    // The rolled consumer reads the topic again from its start and the entity is back.
+    const row = await eventually(async () => {
+      const found = await pool.query(`SELECT last_action FROM features."${table}" WHERE entity_id = $1`, [user]);
+      return found.rows[0] as { last_action: string } | undefined;
+    }, 'the replayed state', 60_000);
+    expect(row).toEqual({ last_action: 'click' });
+
+    await kubectlOk(['annotate', 'featuregroup', 'user-activity', '-n', namespace, 'featurestore.dev/replay-from=yesterday', '--overwrite']);
+    // A bad request is reported, and the group stays Ready (once its rolled consumer is available).
+    const refused = await waitFor('user-activity', 'Replayed=False and Ready', (g) => condition(g, 'Replayed')?.status === 'False' && condition(g, 'Ready')?.status === 'True');
+    expect(condition(refused, 'Replayed')).toMatchObject({ reason: 'InvalidReplayRequest', message: expect.stringContaining('must be "earliest" or an ISO-8601 time') });
+    await kubectlOk(['annotate', 'featuregroup', 'user-activity', '-n', namespace, 'featurestore.dev/replay-from-']);
+  });
+
   it('adds a column online for a new feature, keeps rows, and rolls the consumer', async () => {
     const name = 'evolve';
     const table = tableNameFor({ namespace, name });
