@@ -12,11 +12,12 @@ import { aggregateFeatures, tileStart, windowBounds, type AggregateFeature } fro
 import type { JsonValue } from '../../core/events/path';
 import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
 import { replayStartOffsets } from '../../core/kafka';
+import { DLQ_HEADERS } from '../../services/consumer/dead-letters';
 import { FeatureReader } from '../../core/storage/feature-reader';
 import { replayGroup } from '../../core/storage/replay';
 import { layoutFor } from '../../core/storage/layout';
 import { formatTime } from '../../core/time';
-import { createTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
+import { createTopic, dropRegisteredGroups, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 
 const TOTAL = 50_000;

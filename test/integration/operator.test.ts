@@ -236,6 +236,8 @@ describe('operator', () => {
     ['an invalid feature name', { features: [{ name: 'Bad-Name', type: 'string', from: 'a' }] }, /features\[0\]\.name|name/],
     ['duplicate features', { features: [{ name: 'a', type: 'string', from: 'a' }, { name: 'a', type: 'string', from: 'b' }] }, /unique|duplicate/i],
     ['a bad window', { features: [{ name: 'c', type: 'int64', aggregate: { fn: 'count', window: '1 hour' } }] }, /window/],
+    ['an aggregate window under a minute', { features: [{ name: 'c', type: 'int64', aggregate: { fn: 'count', window: '30s' } }] }, /aggregate windows are at least 1m/],
+    ['an aggregate type its function cannot yield', { features: [{ name: 'c', type: 'string', aggregate: { fn: 'sum', field: 'amount', window: '1h' } }] }, /type does not match the aggregate/],
     ['an unknown type', { features: [{ name: 'c', type: 'decimal', from: 'a' }] }, /type/],
     ['both from and aggregate', { features: [{ name: 'c', type: 'int64', from: 'a', aggregate: { fn: 'count', window: '1h' } }] }, /from|aggregate/],
   ])('the API server rejects %s with a clear message', async (_label, override, message) => {
