@@ -1,6 +1,7 @@
 /**
- * Kafka → Postgres throughput of one consumer process, value features only.
- *   node dist/bench/consumer-throughput.js [--events 500000] [--entities 100000] [--partitions 4]
+ * Kafka → Postgres throughput of one consumer process: 3 value features, or with --aggregates
+ * 4 value features and 4 window aggregates (count, sum, avg, max).
+ *   node dist/bench/consumer-throughput.js [--events 500000] [--entities 100000] [--partitions 4] [--aggregates]
  * Pre-loads a fresh topic, starts the real consumer, and times it from its first stored offset
  * to the last (start-up excluded). Prints one JSON line of figures.
  */
@@ -13,21 +14,16 @@ import { Pool } from 'pg';
 import { featureGroupSpecSchema } from '../core/featuregroup/schema';
 import { migrationsDir, projectRoot } from '../core/paths';
 import { migrate } from '../core/storage/migrate';
-import { applyStore } from '../core/storage/store';
-import { deleteGroup } from '../core/storage/registry';
-import { FEATURES_SCHEMA, qualified } from '../core/storage/identifiers';
+import { applyStore, dropStore } from '../core/storage/store';
 
 const ACTIONS = ['click', 'view', 'purchase', 'search'];
 
-/** Leaves the database as it was: benchmark groups must not show up in served features. */
-async function dropBenchGroup(pool: Pool, name: string, table: string): Promise<void> {
-  await deleteGroup(pool, { namespace: 'default', name });
-  await pool.query('DELETE FROM featurestore.consumer_offsets WHERE consumer_group = $1', [`featurestore.default.${name}`]);
-  await pool.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, table)}`);
-}
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { events: { type: 'string', default: '500000' }, entities: { type: 'string', default: '100000' }, partitions: { type: 'string', default: '4' } } });
+  const { values } = parseArgs({
+    options: { events: { type: 'string', default: '500000' }, entities: { type: 'string', default: '100000' }, partitions: { type: 'string', default: '4' }, aggregates: { type: 'boolean', default: false } },
+  });
+  const withAggregates = values.aggregates === true;
   const [events, entities, partitions] = [values.events, values.entities, values.partitions].map(Number) as [number, number, number];
   const { DATABASE_URL, KAFKA_BROKERS } = process.env;
   if (!DATABASE_URL || !KAFKA_BROKERS) throw new Error('DATABASE_URL and KAFKA_BROKERS must be set (bench/run.sh sets them)');
@@ -43,6 +39,15 @@ async function main(): Promise<void> {
       { name: 'last_action', type: 'string', from: 'action' },
       { name: 'last_page', type: 'string', from: 'page' },
       { name: 'last_amount', type: 'float64', from: 'amount' },
+      ...(withAggregates
+        ? [
+            { name: 'last_seen', type: 'timestamp', from: 'timestamp' },
+            { name: 'clicks_1h', type: 'int64', aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } } },
+            { name: 'spend_1d', type: 'float64', aggregate: { fn: 'sum', field: 'amount', window: '1d' } },
+            { name: 'avg_spend_7d', type: 'float64', aggregate: { fn: 'avg', field: 'amount', window: '7d' } },
+            { name: 'max_spend_1d', type: 'float64', aggregate: { fn: 'max', field: 'amount', window: '1d' } },
+          ]
+        : []),
     ],
     consumer: { batchSize: 10_000 },
   });
@@ -88,10 +93,12 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - firstAt) / 1000;
   consumer.kill('SIGTERM');
   const rows = Number((await pool.query(`SELECT count(*) AS n FROM features."${table}"`)).rows[0].n);
-  await dropBenchGroup(pool, name, table);
+  // Leaves the database as it was: benchmark groups must not show up in served features.
+  await dropStore(pool, { namespace: 'default', name }, `featurestore.default.${name}`);
   await pool.end();
   const result = {
-    benchmark: 'consumer_throughput_value_features',
+    benchmark: withAggregates ? 'consumer_throughput_4_values_4_aggregates' : 'consumer_throughput_value_features',
+    command: `node dist/bench/consumer-throughput.js --events ${events} --entities ${entities} --partitions ${partitions}${withAggregates ? ' --aggregates' : ''}`,
     events,
     entities: rows,
     partitions,

@@ -9,6 +9,10 @@ out="bench/results/$(date -u +%Y-%m-%dT%H%M%SZ).json"
 results=()
 echo "bench: consumer throughput (Kafka -> Postgres, one consumer)" >&2
 results+=("$(node dist/bench/consumer-throughput.js)")
+echo "bench: consumer throughput with 4 value features and 4 window aggregates" >&2
+results+=("$(node dist/bench/consumer-throughput.js --aggregates)")
+echo "bench: point-in-time retrieval of 100,000 rows (POST /v1/historical-features)" >&2
+results+=("$(node dist/bench/historical.js --rows 100000)")
 echo "bench: 200 FeatureGroups applied at once until all Ready (operator)" >&2
 results+=("$(node dist/bench/operator-ready.js --groups 200)")
 {
