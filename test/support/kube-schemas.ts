@@ -49,8 +49,17 @@ function standalone(name: string, components: Record<string, Schema>): Schema {
  * from its own OpenAPI v3 documents: no schema download (nothing outside the registries is
  * reachable here), and exactly the API the manifests are validated against.
  */
-export async function writeKubeconformSchemas(dir: string): Promise<number> {
-  const index = JSON.parse(await kubectlOk(['get', '--raw', '/openapi/v3'])) as { paths: Record<string, { serverRelativeURL: string }> };
+export async function writeKubeconformSchemas(dir: string, requiredGroupVersions: readonly string[] = []): Promise<number> {
+  // A CRD's schema reaches /openapi/v3 some seconds after the CRD is Established: wait for those asked for.
+  const deadline = Date.now() + 60_000;
+  let index: { paths: Record<string, { serverRelativeURL: string }> };
+  for (;;) {
+    index = JSON.parse(await kubectlOk(['get', '--raw', '/openapi/v3'])) as { paths: Record<string, { serverRelativeURL: string }> };
+    const missing = requiredGroupVersions.filter((gv) => !index.paths[`apis/${gv}`]);
+    if (missing.length === 0) break;
+    if (Date.now() > deadline) throw new Error(`the API server did not publish OpenAPI for ${missing.join(', ')} within 60 s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
   let written = 0;
   for (const [path, { serverRelativeURL }] of Object.entries(index.paths)) {
     if (!/^(api\/v1|apis\/[^/]+\/[^/]+)$/.test(path)) continue;
