@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: start the real servers, run each benchmark, write bench/results/<date>.json.
+# `make bench`: start the real servers, run each benchmark, write bench/results/<date>.json and
+# bench/REPORT.md (targets met or not, ratios to the ceilings measured in the same run).
 # Each benchmark prints one JSON line of figures; they are collected into one results file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,10 +16,14 @@ echo "bench: point-in-time retrieval of 100,000 rows (POST /v1/historical-featur
 results+=("$(node dist/bench/historical.js --rows 100000)")
 echo "bench: 200 FeatureGroups applied at once until all Ready (operator)" >&2
 results+=("$(node dist/bench/operator-ready.js --groups 200)")
+echo "bench: ceilings (pgbench -S, bulk upsert, raw Kafka consume), serving, HTTP ingest, freshness" >&2
+platform="$(node dist/bench/platform.js)"
+while IFS= read -r line; do results+=("$line"); done <<<"$platform"
 {
   echo "{\"machine\": {\"cores\": $(nproc), \"node\": \"$(node --version)\", \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\"},"
   echo " \"results\": ["
   (IFS=$'\n'; echo "${results[*]}") | sed '$!s/$/,/'
   echo " ]}"
 } | tee "$out"
-echo "wrote $out" >&2
+node dist/bench/report.js "$out" >bench/REPORT.md
+echo "wrote $out and bench/REPORT.md" >&2

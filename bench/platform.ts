@@ -1,0 +1,247 @@
+/**
+ * The platform against the machine's ceilings, in one run on the same servers (bench/run.sh):
+ *   ceilings   pgbench -S -M prepared; a server-side bulk upsert of the consumer's row shape;
+ *              a kafkajs loop that only counts records
+ *   serving    1M stored entities; GET /features/{id} and POST /get-online-features (1 and 100
+ *              entities): closed-loop max req/s, open-loop latency at fixed rates
+ *   ingest     POST /v1/events closed loop, batches of 100 and of 1
+ *   freshness  POST /v1/events returned → value served, under 1k events/s of background load
+ *   node dist/bench/platform.js [--seconds 10] [--entities 1000000]
+ * Prints one JSON line per benchmark.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Pool } from 'pg';
+import { featureGroupSpecSchema } from '../core/featuregroup/schema';
+import { migrationsDir, projectRoot } from '../core/paths';
+import { migrate } from '../core/storage/migrate';
+import { applyStore, dropStore } from '../core/storage/store';
+import { closedLoop, openLoop } from './load';
+
+const root = projectRoot();
+const PGBENCH = '/usr/lib/postgresql/15/bin/pgbench';
+const CLIENTS = 8;
+
+function emit(result: Record<string, unknown>): void {
+  console.log(JSON.stringify(result));
+}
+
+function run(binary: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(binary, args, { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => (error ? reject(new Error(`${binary} ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout))),
+  );
+}
+
+async function startComponent(entry: string, env: Record<string, string>, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(root, entry)], { env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${entry} exited during start-up`);
+    if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)) return child;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+
+async function pgbenchCeiling(databaseUrl: string, seconds: number): Promise<number> {
+  const env = { ...process.env, PGOPTIONS: '-c search_path=pgbench' };
+  const pool = new Pool({ connectionString: databaseUrl, max: 1 });
+  await pool.query('DROP SCHEMA IF EXISTS pgbench CASCADE');
+  await pool.query('CREATE SCHEMA pgbench');
+  try {
+    await run(PGBENCH, ['-i', '-s', '10', '-q', databaseUrl], env);
+    const out = await run(PGBENCH, ['-S', '-M', 'prepared', '-c', String(CLIENTS), '-j', '2', '-T', String(seconds), databaseUrl], env);
+    const tps = /tps = ([\d.]+)/.exec(out)?.[1];
+    if (!tps) throw new Error(`no tps in pgbench output:\n${out}`);
+    return Number(tps);
+  } finally {
+    await pool.query('DROP SCHEMA IF EXISTS pgbench CASCADE');
+    await pool.end();
+  }
+}
+
+/** Server-side bulk upsert of the consumer's row shape (value, event time, offset per feature). */
+async function upsertCeiling(pool: Pool, table: string, rows: number): Promise<number> {
+  const batch = 100_000;
+  const start = performance.now();
+  for (let done = 0; done < rows; done += batch) {
+    await pool.query(
+      `INSERT INTO features."${table}" AS t (entity_id, last_action, last_action__ts, last_action__off, last_page, last_page__ts, last_page__off, last_amount, last_amount__ts, last_amount__off)
+       SELECT 'ceil_' || g, 'click', now(), g, '/p', now(), g, g / 100.0, now(), g FROM generate_series($1::bigint, $2::bigint) g
+       ON CONFLICT (entity_id) DO UPDATE SET
+         last_action = CASE WHEN (excluded.last_action__ts, excluded.last_action__off) > (t.last_action__ts, t.last_action__off) THEN excluded.last_action ELSE t.last_action END,
+         last_action__ts = excluded.last_action__ts, last_action__off = excluded.last_action__off,
+         last_page = excluded.last_page, last_page__ts = excluded.last_page__ts, last_page__off = excluded.last_page__off,
+         last_amount = excluded.last_amount, last_amount__ts = excluded.last_amount__ts, last_amount__off = excluded.last_amount__off`,
+      [done, done + batch - 1],
+    );
+  }
+  return Math.round(rows / ((performance.now() - start) / 1000));
+}
+
+async function kafkaConsumeCeiling(brokers: string[], events: number): Promise<number> {
+  const topic = `bench-raw-${randomBytes(3).toString('hex')}`;
+  const kafka = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 4 }], waitForLeaders: true });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  for (let sent = 0; sent < events; sent += 10_000) {
+    const messages = Array.from({ length: Math.min(10_000, events - sent) }, (_, i) => {
+      const entity = `user_${(sent + i) % 100_000}`;
+      return { key: entity, value: JSON.stringify({ entity_id: entity, action: 'click', page: '/p', amount: i / 100, timestamp: new Date().toISOString() }) };
+    });
+    await producer.send({ topic, acks: -1, messages });
+  }
+  await producer.disconnect();
+  const consumer = kafka.consumer({ groupId: `bench-raw-${randomBytes(3).toString('hex')}`, maxBytesPerPartition: 8 * 1024 * 1024, maxBytes: 32 * 1024 * 1024 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let count = 0;
+  let first = 0;
+  const seconds = await new Promise<number>((resolve) => {
+    void consumer.run({
+      partitionsConsumedConcurrently: 4,
+      eachBatch: async ({ batch }) => {
+        if (first === 0) first = performance.now();
+        count += batch.messages.length;
+        if (count >= events) resolve((performance.now() - first) / 1000);
+      },
+    });
+  });
+  await consumer.disconnect();
+  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await admin.disconnect();
+  return Math.round(events / seconds);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, entities: { type: 'string', default: '1000000' } } });
+  const seconds = Number(values.seconds);
+  const entities = Number(values.entities);
+  const { DATABASE_URL, KAFKA_BROKERS } = process.env;
+  if (!DATABASE_URL || !KAFKA_BROKERS) throw new Error('DATABASE_URL and KAFKA_BROKERS must be set (bench/run.sh sets them)');
+  const brokers = KAFKA_BROKERS.split(',');
+  const pool = new Pool({ connectionString: DATABASE_URL, max: 2 });
+  await migrate(pool, migrationsDir());
+
+  const name = `bench-plat-${randomBytes(3).toString('hex')}`;
+  const ref = { namespace: 'default', name };
+  const topic = `${name}-events`;
+  const spec = featureGroupSpecSchema.parse({
+    entity: { name: 'user', keyField: 'entity_id' },
+    source: { topic, eventTimeField: 'timestamp' },
+    features: [
+      { name: 'last_action', type: 'string', from: 'action' },
+      { name: 'last_page', type: 'string', from: 'page' },
+      { name: 'last_amount', type: 'float64', from: 'amount' },
+    ],
+  });
+  const { table } = await applyStore(pool, ref, spec, 1);
+  const children: ChildProcess[] = [];
+  try {
+    // Ceilings, same servers, same run.
+    const pgbenchTps = await pgbenchCeiling(DATABASE_URL, seconds);
+    emit({ benchmark: 'ceiling_pgbench_select', command: `pgbench -S -M prepared -c ${CLIENTS} -j 2 -T ${seconds} (scale 10)`, clients: CLIENTS, tps: Math.round(pgbenchTps) });
+    const upsertRows = await upsertCeiling(pool, table, 500_000);
+    emit({ benchmark: 'ceiling_postgres_bulk_upsert', command: 'INSERT … SELECT generate_series … ON CONFLICT DO UPDATE, 5 × 100k rows, the consumer row shape', rows_per_second: upsertRows });
+    await pool.query(`TRUNCATE features."${table}"`);
+    const kafkaRate = await kafkaConsumeCeiling(brokers, 500_000);
+    emit({ benchmark: 'ceiling_kafka_consume', command: 'kafkajs eachBatch loop that only counts, 500k records, 4 partitions', events_per_second: kafkaRate });
+
+    // Serving over 1M stored entities.
+    await pool.query(
+      `INSERT INTO features."${table}" (entity_id, last_action, last_action__ts, last_action__off, last_page, last_page__ts, last_page__off, last_amount, last_amount__ts, last_amount__off)
+       SELECT 'user_' || g, 'click', now(), g, '/p/' || (g % 50), now(), g, g / 100.0, now(), g FROM generate_series(1, $1::bigint) g`,
+      [entities],
+    );
+    await pool.query(`ANALYZE features."${table}"`);
+    const servingPort = 18_080 + Math.floor(Math.random() * 1000);
+    const serving = await startComponent('dist/services/serving/main.js', { DB_POOL_SIZE: String(CLIENTS) }, servingPort);
+    children.push(serving);
+    const servingUrl = `http://127.0.0.1:${servingPort}`;
+    const id = (i: number): string => `user_${1 + ((i * 7919) % entities)}`;
+    const getOne = { url: servingUrl, method: 'GET' as const, path: (i: number) => `/features/${id(i)}` };
+    const onlineBody = (size: number) => (i: number) => JSON.stringify({ features: [`${name}:last_action`, `${name}:last_amount`], entities: { user: Array.from({ length: size }, (_, k) => id(i * size + k)) } });
+    const online = (size: number) => ({ url: servingUrl, method: 'POST' as const, path: () => '/get-online-features', body: onlineBody(size) });
+
+    await closedLoop(getOne, 2, CLIENTS); // warm-up: prepared statements, connections
+    const closedGet = await closedLoop(getOne, seconds, CLIENTS);
+    emit({ benchmark: 'serving_get_closed_loop', connections: CLIENTS, ...closedGet, ratio_to_pgbench: Number((closedGet.requests_per_second / pgbenchTps).toFixed(3)) });
+    for (const rate of [500, 1000, 2000]) emit({ benchmark: 'serving_get_open_loop', rate_rps: rate, connections: 64, ...(await openLoop(getOne, rate, seconds, 64)) });
+    for (const size of [1, 100]) emit({ benchmark: 'serving_online_closed_loop', entities_per_request: size, connections: CLIENTS, ...(await closedLoop(online(size), seconds, CLIENTS)) });
+    emit({ benchmark: 'serving_online_open_loop', entities_per_request: 100, rate_rps: 200, connections: 32, ...(await openLoop(online(100), 200, seconds, 32)) });
+    await stop(serving);
+
+    // HTTP ingest into Kafka.
+    const ingestPort = servingPort + 1;
+    const ingest = await startComponent('dist/services/ingest/main.js', { INGEST_TOPICS: topic, INGEST_DEFAULT_TOPIC: topic }, ingestPort);
+    children.push(ingest);
+    const events = (n: number, i: number) => JSON.stringify(Array.from({ length: n }, (_, k) => ({ entity_id: id(i * n + k), action: 'view', page: '/p', amount: 1, timestamp: new Date().toISOString() })));
+    for (const size of [100, 1]) {
+      const result = await closedLoop({ url: `http://127.0.0.1:${ingestPort}`, method: 'POST', path: () => '/v1/events', body: (i) => events(size, i) }, seconds, CLIENTS);
+      emit({ benchmark: 'http_ingest_closed_loop', events_per_request: size, connections: CLIENTS, ...result, events_per_second: result.requests_per_second * size });
+    }
+
+    // Freshness: the consumer and serving on the same group, 1k events/s of background load.
+    const consumer = await startComponent('dist/services/consumer/main.js', { FEATURE_GROUP: `default/${name}` }, ingestPort + 1);
+    children.push(consumer);
+    const serving2 = await startComponent('dist/services/serving/main.js', {}, ingestPort + 2);
+    children.push(serving2);
+    let background = true;
+    let backgroundEvents = 0;
+    const loadStart = performance.now();
+    const load = (async () => {
+      // 10 events every 10 ms on schedule: 1,000 events/s.
+      for (let i = 0; background; i++) {
+        const due = loadStart + i * 10;
+        if (due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
+        await fetch(`http://127.0.0.1:${ingestPort}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: events(10, i) });
+        backgroundEvents += 10;
+      }
+    })();
+    const samples: number[] = [];
+    for (let n = 0; n < 100; n++) {
+      const probe = `fresh_${n}`;
+      const action = randomBytes(4).toString('hex');
+      const sent = await fetch(`http://127.0.0.1:${ingestPort}/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ entity_id: probe, action, page: '/f', amount: 1, timestamp: new Date().toISOString() }),
+      });
+      if (sent.status !== 202) throw new Error(`ingest answered ${sent.status}`);
+      const accepted = performance.now();
+      for (;;) {
+        const body = (await (await fetch(`http://127.0.0.1:${ingestPort + 2}/features/${probe}`)).json()) as { features?: { last_action?: string } };
+        if (body.features?.last_action === action) break;
+        if (performance.now() - accepted > 30_000) throw new Error('a probe event was not served within 30 s');
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      samples.push(performance.now() - accepted);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    background = false;
+    await load;
+    const backgroundRate = Math.round(backgroundEvents / ((performance.now() - loadStart) / 1000));
+    const sorted = Float64Array.from(samples).sort();
+    const at = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!);
+    emit({ benchmark: 'freshness', background_events_per_second: backgroundRate, probes: samples.length, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: Math.round(sorted[sorted.length - 1]!) });
+  } finally {
+    await Promise.all(children.map(stop));
+    await dropStore(pool, ref, `featurestore.default.${name}`);
+    await pool.end();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench failed: ${(error as Error).message}`);
+  process.exit(1);
+});
