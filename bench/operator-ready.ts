@@ -14,6 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
+import { keepWatching } from '../core/kube-watch';
+import { createLogger } from '../core/logger';
 import { projectRoot } from '../core/paths';
 
 const GROUP = 'featurestore.dev';
@@ -116,7 +118,15 @@ async function main(): Promise<void> {
   };
   watched.on('add', observe);
   watched.on('update', observe);
+  // A watch the API server cuts is restarted; a slow LIST every 2 s catches anything missed meanwhile.
+  let finished = false;
+  keepWatching(watched, 'featuregroups', createLogger('bench', 'warn'), () => finished);
   await watched.start();
+  const sweep = setInterval(() => {
+    void custom
+      .listNamespacedCustomObject({ group: GROUP, version: 'v1alpha1', plural: 'featuregroups', namespace })
+      .then((list) => (list as Listed).items.forEach(observe), () => undefined);
+  }, 2_000);
 
   const documents = Array.from({ length: groups }, (_, i) => manifest(namespace, i)).join('---\n');
   start = performance.now();
@@ -131,14 +141,27 @@ async function main(): Promise<void> {
   let remaining = groups;
   let allDeleted: () => void = () => undefined;
   const deleted = new Promise<void>((resolve) => (allDeleted = resolve));
-  watched.on('delete', () => {
+  const gone = new Set<string>();
+  const markGone = (name: string): void => {
+    if (gone.has(name)) return;
+    gone.add(name);
     remaining -= 1;
     if (remaining === 0) allDeleted();
-  });
+  };
+  watched.on('delete', (object) => markGone((object as Item).metadata.name));
+  clearInterval(sweep);
+  const deletionSweep = setInterval(() => {
+    void custom.listNamespacedCustomObject({ group: GROUP, version: 'v1alpha1', plural: 'featuregroups', namespace }).then((list) => {
+      const present = new Set((list as Listed).items.map((i) => i.metadata.name));
+      for (let i = 0; i < groups; i++) if (!present.has(`group-${i}`)) markGone(`group-${i}`);
+    }, () => undefined);
+  }, 2_000);
   const deleteStart = performance.now();
   await kubectl(KUBECONFIG, ['delete', 'featuregroups', '--all', '-n', namespace, '--wait=false']);
   await Promise.race([deleted, exited, timeout]);
   const deletedSeconds = (performance.now() - deleteStart) / 1000;
+  finished = true;
+  clearInterval(deletionSweep);
   await watched.stop();
 
   operator.removeAllListeners('exit');
