@@ -65,12 +65,15 @@ up() {
   wait_ready serving "$SERVING_PORT"
   wait_ready ingest "$INGEST_PORT"
 
-  log "kubectl apply -f examples/"
-  "${kubectl[@]}" apply -f "$REPO/examples/" >&2
+  # The top-level manifests only (examples/dev/ holds in-cluster Kafka/Postgres for skaffold).
+  local manifests=() file
+  for file in "$REPO"/examples/*.yaml; do manifests+=(-f "$file"); done
+  log "kubectl apply -f examples/*.yaml"
+  "${kubectl[@]}" apply "${manifests[@]}" >&2
   log "waiting for every FeatureGroup to be Ready (operator: tables, grants, consumer Deployment; runner: consumers)"
-  "${kubectl[@]}" wait --for=condition=Ready --timeout=120s -f "$REPO/examples/" >/dev/null \
+  "${kubectl[@]}" wait --for=condition=Ready --timeout=120s "${manifests[@]}" >/dev/null \
     || die "FeatureGroups did not become Ready within 120s" "see kubectl describe fg -A, $RUN_DIR/operator.log and $RUN_DIR/local-runner.log"
-  "${kubectl[@]}" get -f "$REPO/examples/" >&2
+  "${kubectl[@]}" get "${manifests[@]}" >&2
 
   log "sending ${SAMPLE_EVENTS:-2000} sample events through ingest, then the seed's own event for user_123"
   node "$REPO/dist/examples/producer.js" --url "http://127.0.0.1:$INGEST_PORT" --count "${SAMPLE_EVENTS:-2000}" --rate 5000 --users 100 >&2
