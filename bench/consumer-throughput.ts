@@ -5,16 +5,9 @@
  * Pre-loads a fresh topic, starts the real consumer, and times it from its first stored offset
  * to the last (start-up excluded). Prints one JSON line of figures.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { Pool } from 'pg';
-import { featureGroupSpecSchema } from '../core/featuregroup/schema';
-import { migrationsDir, projectRoot } from '../core/paths';
-import { migrate } from '../core/storage/migrate';
-import { applyStore, dropStore } from '../core/storage/store';
+import { BENCH_VALUE_FEATURES, benchGroup, benchServers, preloadTopic, spawnComponent, storedOffsets } from './setup';
 
 const ACTIONS = ['click', 'view', 'purchase', 'search'];
 
@@ -25,20 +18,11 @@ async function main(): Promise<void> {
   });
   const withAggregates = values.aggregates === true;
   const [events, entities, partitions] = [values.events, values.entities, values.partitions].map(Number) as [number, number, number];
-  const { DATABASE_URL, KAFKA_BROKERS } = process.env;
-  if (!DATABASE_URL || !KAFKA_BROKERS) throw new Error('DATABASE_URL and KAFKA_BROKERS must be set (bench/run.sh sets them)');
-
-  const name = `bench-${randomBytes(3).toString('hex')}`;
-  const topic = `${name}-events`;
-  const pool = new Pool({ connectionString: DATABASE_URL, max: 2 });
-  await migrate(pool, migrationsDir());
-  const spec = featureGroupSpecSchema.parse({
-    entity: { name: 'user', keyField: 'entity_id' },
-    source: { topic, eventTimeField: 'timestamp' },
+  const { databaseUrl, brokers } = benchServers();
+  const pool = new Pool({ connectionString: databaseUrl, max: 2 });
+  const group = await benchGroup(pool, 'bench', {
     features: [
-      { name: 'last_action', type: 'string', from: 'action' },
-      { name: 'last_page', type: 'string', from: 'page' },
-      { name: 'last_amount', type: 'float64', from: 'amount' },
+      ...BENCH_VALUE_FEATURES,
       ...(withAggregates
         ? [
             { name: 'last_seen', type: 'timestamp', from: 'timestamp' },
@@ -51,50 +35,26 @@ async function main(): Promise<void> {
     ],
     consumer: { batchSize: 10_000 },
   });
-  const { table } = await applyStore(pool, { namespace: 'default', name }, spec, 1);
 
-  const kafka = new Kafka({ clientId: 'bench', brokers: KAFKA_BROKERS.split(','), logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
-  await admin.disconnect();
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
   const base = Date.parse('2026-01-01T00:00:00Z');
-  const loadStart = Date.now();
-  for (let sent = 0; sent < events; sent += 10_000) {
-    const messages = Array.from({ length: Math.min(10_000, events - sent) }, (_, i) => {
-      const entity = `user_${(sent + i) % entities}`;
-      return {
-        key: entity,
-        value: JSON.stringify({ entity_id: entity, action: ACTIONS[(sent + i) % 4], page: '/p', amount: (sent + i) / 100, timestamp: new Date(base + sent + i).toISOString() }),
-      };
-    });
-    await producer.send({ topic, acks: -1, messages });
-  }
-  await producer.disconnect();
-  const loadSeconds = (Date.now() - loadStart) / 1000;
-
-  const profile = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
-  const consumer = spawn(process.execPath, [...profile, join(projectRoot(), 'dist/services/consumer/main.js')], {
-    env: { ...process.env, FEATURE_GROUP: `default/${name}`, PORT: '0', LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+  const preloadRate = await preloadTopic(brokers, group.topic, partitions, events, (n) => {
+    const entity = `user_${n % entities}`;
+    return { key: entity, value: JSON.stringify({ entity_id: entity, action: ACTIONS[n % 4], page: '/p', amount: n / 100, timestamp: new Date(base + n).toISOString() }) };
   });
-  const offsets = async (): Promise<number> =>
-    Number((await pool.query<{ t: string | null }>('SELECT sum(next_offset) AS t FROM featurestore.consumer_offsets WHERE consumer_group = $1', [`featurestore.default.${name}`])).rows[0]?.t ?? 0);
+
+  const consumer = spawnComponent('dist/services/consumer/main.js', { FEATURE_GROUP: `default/${group.name}`, PORT: '0' }, true);
   let first = 0;
   let firstAt = 0;
   for (;;) {
-    const done = await offsets();
+    const done = await storedOffsets(pool, group.ref);
     if (done > 0 && firstAt === 0) [first, firstAt] = [done, Date.now()];
     if (done >= events) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   const seconds = (Date.now() - firstAt) / 1000;
   consumer.kill('SIGTERM');
-  const rows = Number((await pool.query(`SELECT count(*) AS n FROM features."${table}"`)).rows[0].n);
-  // Leaves the database as it was: benchmark groups must not show up in served features.
-  await dropStore(pool, { namespace: 'default', name }, `featurestore.default.${name}`);
+  const rows = Number((await pool.query(`SELECT count(*) AS n FROM features."${group.table}"`)).rows[0].n);
+  await group.drop();
   await pool.end();
   const result = {
     benchmark: withAggregates ? 'consumer_throughput_4_values_4_aggregates' : 'consumer_throughput_value_features',
@@ -105,7 +65,7 @@ async function main(): Promise<void> {
     timed_events: events - first,
     seconds: Number(seconds.toFixed(3)),
     events_per_second: Math.round((events - first) / seconds),
-    preload_events_per_second: Math.round(events / loadSeconds),
+    preload_events_per_second: preloadRate,
   };
   console.log(JSON.stringify(result));
 }

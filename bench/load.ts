@@ -26,6 +26,22 @@ export interface Target {
   contentType?: string;
 }
 
+/** Sends request i of `target` and resolves with its HTTP status (0 when it failed to connect). */
+function send(target: Target, base: URL, agent: Agent, i: number): Promise<number> {
+  return new Promise((resolve) => {
+    const body = target.body?.(i);
+    const headers = body !== undefined ? { 'content-type': target.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) } : {};
+    const req = request({ host: base.hostname, port: base.port, method: target.method, path: target.path(i), agent, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(0));
+    req.end(body);
+  });
+}
+
+const failed = (status: number): boolean => status === 0 || status >= 400;
+
 /**
  * Open loop at a fixed rate: request i is due at start + i/rate whatever happened to the ones
  * before, and its latency is measured from when it was due, not from when it could be sent. A
@@ -44,25 +60,11 @@ export async function openLoop(target: Target, rate: number, seconds: number, co
     let next = 0;
     const fire = (i: number): void => {
       const due = start + (i * 1000) / rate;
-      const body = target.body?.(i);
-      const req = request(
-        { host: base.hostname, port: base.port, method: target.method, path: target.path(i), agent, headers: body !== undefined ? { 'content-type': target.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) } : {} },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            if ((res.statusCode ?? 500) >= 400) errors++;
-            latencies[i] = performance.now() - due;
-            if (++done === total) resolve();
-          });
-        },
-      );
-      req.on('error', () => {
-        errors++;
+      void send(target, base, agent, i).then((status) => {
+        if (failed(status)) errors++;
         latencies[i] = performance.now() - due;
         if (++done === total) resolve();
       });
-      if (body !== undefined) req.end(body);
-      else req.end();
     };
     const tick = (): void => {
       const now = performance.now();
@@ -97,25 +99,7 @@ export async function closedLoop(target: Target, seconds: number, connections: n
     while (performance.now() < deadline) {
       const n = i++;
       const sent = performance.now();
-      await new Promise<void>((resolve) => {
-        const body = target.body?.(n);
-        const req = request(
-          { host: base.hostname, port: base.port, method: target.method, path: target.path(n), agent, headers: body !== undefined ? { 'content-type': target.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) } : {} },
-          (res) => {
-            res.resume();
-            res.on('end', () => {
-              if ((res.statusCode ?? 500) >= 400) errors++;
-              resolve();
-            });
-          },
-        );
-        req.on('error', () => {
-          errors++;
-          resolve();
-        });
-        if (body !== undefined) req.end(body);
-        else req.end();
-      });
+      if (failed(await send(target, base, agent, n))) errors++;
       latencies.push(performance.now() - sent);
     }
   };

@@ -9,19 +9,14 @@
  *   node dist/bench/platform.js [--seconds 10] [--entities 1000000]
  * Prints one JSON line per benchmark.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 import { Pool } from 'pg';
-import { featureGroupSpecSchema } from '../core/featuregroup/schema';
-import { migrationsDir, projectRoot } from '../core/paths';
-import { migrate } from '../core/storage/migrate';
-import { applyStore, dropStore } from '../core/storage/store';
 import { closedLoop, openLoop } from './load';
+import { BENCH_VALUE_FEATURES, benchGroup, benchServers, preloadTopic, spawnComponent } from './setup';
 
-const root = projectRoot();
 const PGBENCH = '/usr/lib/postgresql/15/bin/pgbench';
 const CLIENTS = 8;
 
@@ -36,7 +31,7 @@ function run(binary: string, args: string[], env: NodeJS.ProcessEnv = process.en
 }
 
 async function startComponent(entry: string, env: Record<string, string>, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(root, entry)], { env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawnComponent(entry, { ...env, PORT: String(port) }, entry.includes('serving'));
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${entry} exited during start-up`);
     if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)) return child;
@@ -89,19 +84,10 @@ async function upsertCeiling(pool: Pool, table: string, rows: number): Promise<n
 async function kafkaConsumeCeiling(brokers: string[], events: number): Promise<number> {
   const topic = `bench-raw-${randomBytes(3).toString('hex')}`;
   const kafka = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: 4 }], waitForLeaders: true });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
-  for (let sent = 0; sent < events; sent += 10_000) {
-    const messages = Array.from({ length: Math.min(10_000, events - sent) }, (_, i) => {
-      const entity = `user_${(sent + i) % 100_000}`;
-      return { key: entity, value: JSON.stringify({ entity_id: entity, action: 'click', page: '/p', amount: i / 100, timestamp: new Date().toISOString() }) };
-    });
-    await producer.send({ topic, acks: -1, messages });
-  }
-  await producer.disconnect();
+  await preloadTopic(brokers, topic, 4, events, (n) => {
+    const entity = `user_${n % 100_000}`;
+    return { key: entity, value: JSON.stringify({ entity_id: entity, action: 'click', page: '/p', amount: n / 100, timestamp: new Date().toISOString() }) };
+  });
   const consumer = kafka.consumer({ groupId: `bench-raw-${randomBytes(3).toString('hex')}`, maxBytesPerPartition: 8 * 1024 * 1024, maxBytes: 32 * 1024 * 1024 });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -118,6 +104,8 @@ async function kafkaConsumeCeiling(brokers: string[], events: number): Promise<n
     });
   });
   await consumer.disconnect();
+  const admin = kafka.admin();
+  await admin.connect();
   await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
   await admin.disconnect();
   return Math.round(events / seconds);
@@ -127,25 +115,10 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, entities: { type: 'string', default: '1000000' } } });
   const seconds = Number(values.seconds);
   const entities = Number(values.entities);
-  const { DATABASE_URL, KAFKA_BROKERS } = process.env;
-  if (!DATABASE_URL || !KAFKA_BROKERS) throw new Error('DATABASE_URL and KAFKA_BROKERS must be set (bench/run.sh sets them)');
-  const brokers = KAFKA_BROKERS.split(',');
+  const { databaseUrl: DATABASE_URL, brokers } = benchServers();
   const pool = new Pool({ connectionString: DATABASE_URL, max: 2 });
-  await migrate(pool, migrationsDir());
-
-  const name = `bench-plat-${randomBytes(3).toString('hex')}`;
-  const ref = { namespace: 'default', name };
-  const topic = `${name}-events`;
-  const spec = featureGroupSpecSchema.parse({
-    entity: { name: 'user', keyField: 'entity_id' },
-    source: { topic, eventTimeField: 'timestamp' },
-    features: [
-      { name: 'last_action', type: 'string', from: 'action' },
-      { name: 'last_page', type: 'string', from: 'page' },
-      { name: 'last_amount', type: 'float64', from: 'amount' },
-    ],
-  });
-  const { table } = await applyStore(pool, ref, spec, 1);
+  const group = await benchGroup(pool, 'bench-plat', { features: BENCH_VALUE_FEATURES });
+  const { name, table, topic } = group;
   const children: ChildProcess[] = [];
   try {
     // Ceilings, same servers, same run.
@@ -236,7 +209,7 @@ async function main(): Promise<void> {
     emit({ benchmark: 'freshness', background_events_per_second: backgroundRate, probes: samples.length, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: Math.round(sorted[sorted.length - 1]!) });
   } finally {
     await Promise.all(children.map(stop));
-    await dropStore(pool, ref, `featurestore.default.${name}`);
+    await group.drop();
     await pool.end();
   }
 }

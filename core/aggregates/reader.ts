@@ -6,9 +6,8 @@ import { formatTime } from '../time';
 import { tilesTableFor } from './store';
 import { windowBounds, type AggregateFeature } from './tiles';
 
-interface WindowRow {
-  entity_id: string;
-  feature: string;
+/** The partial aggregates of one window, summed over its tiles (see TILE_SUMS). */
+export interface WindowSums {
   count: string;
   sum: string | null;
   min: string | null;
@@ -17,8 +16,13 @@ interface WindowRow {
   last_values: [number, number, JsonValue][][] | null;
 }
 
+/** Select list that sums the tiles `t` of one window; GROUP BY the window's key. */
+export const TILE_SUMS =
+  `sum(t.count)::text AS count, sum(t.sum)::text AS sum, min(t.min)::text AS min, max(t.max)::text AS max,\n` +
+  `  max(t.last_ts)::text AS last_ts, jsonb_agg(t.last_values) FILTER (WHERE t.last_values IS NOT NULL) AS last_values`;
+
 /** Combines tile partials into the served value; null when nothing fell in the window. */
-export function combine(feature: AggregateFeature, row: Pick<WindowRow, 'count' | 'sum' | 'min' | 'max' | 'last_values'>): JsonValue {
+export function combine(feature: AggregateFeature, row: WindowSums): JsonValue {
   const count = Number(row.count);
   switch (feature.fn) {
     case 'count':
@@ -52,8 +56,7 @@ export class AggregateReader {
   constructor(table: string, readonly features: readonly AggregateFeature[]) {
     const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
     this.text =
-      `SELECT t.entity_id, t.feature, sum(t.count)::text AS count, sum(t.sum)::text AS sum, min(t.min)::text AS min, max(t.max)::text AS max,\n` +
-      `  max(t.last_ts)::text AS last_ts, jsonb_agg(t.last_values) FILTER (WHERE t.last_values IS NOT NULL) AS last_values\n` +
+      `SELECT t.entity_id, t.feature, ${TILE_SUMS}\n` +
       `FROM ${tiles} t JOIN unnest($2::text[], $3::bigint[], $4::bigint[]) AS w(feature, lo, hi)\n` +
       `  ON t.feature = w.feature AND t.tile_start >= w.lo AND t.tile_start < w.hi\n` +
       `WHERE t.entity_id = ANY($1::text[])\nGROUP BY t.entity_id, t.feature`;
@@ -62,7 +65,7 @@ export class AggregateReader {
 
   async read(pool: Pool, entityIds: readonly string[], atMs: number): Promise<Map<string, StoredEntity>> {
     const bounds = this.features.map((f) => windowBounds(atMs, f.windowMs, f.tileMs));
-    const result = await pool.query<WindowRow>({
+    const result = await pool.query<WindowSums & { entity_id: string; feature: string }>({
       name: this.name,
       text: this.text,
       values: [entityIds, this.features.map((f) => f.name), bounds.map((b) => b.from), bounds.map((b) => b.to)],

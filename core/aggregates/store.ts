@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { OffsetEvent } from '../storage/writer';
-import { FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
+import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
 import { tileStart, type AggregateFeature } from './tiles';
 
 /**
@@ -13,12 +12,7 @@ import { tileStart, type AggregateFeature } from './tiles';
  *   last_ts    newest event time in the tile (epoch ms): freshness for ttl
  *   last_values, keep   last_n: the `keep` newest [event ms, offset, value] of the tile, newest first
  */
-export function tilesTableFor(table: string): string {
-  const name = `${table}__tiles`;
-  if (name.length <= 63) return name;
-  const hash = createHash('sha256').update(table).digest('hex').slice(0, 8);
-  return `${table.slice(0, 63 - 7 - 9)}_${hash}__tiles`;
-}
+export const tilesTableFor = (table: string): string => companionTableName(table, 'tiles');
 
 export function tilesDdl(table: string): string[] {
   const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { combine } from '../aggregates/reader';
+import { combine, TILE_SUMS, type WindowSums } from '../aggregates/reader';
 import { tilesTableFor } from '../aggregates/store';
 import { windowBounds, type AggregateFeature } from '../aggregates/tiles';
 import type { JsonValue } from '../events/path';
@@ -66,8 +66,7 @@ export class HistoricalReader {
       `  ORDER BY h.event_ms DESC, h.kafka_offset DESC LIMIT 1) h ON true`;
     this.valuesName = statementName('asof', this.valuesSql);
     this.aggregatesSql =
-      `SELECT w.i::int AS i, w.feature, sum(t.count)::text AS count, sum(t.sum)::text AS sum, min(t.min)::text AS min, max(t.max)::text AS max,\n` +
-      `  max(t.last_ts)::text AS last_ts, jsonb_agg(t.last_values) FILTER (WHERE t.last_values IS NOT NULL) AS last_values\n` +
+      `SELECT w.i::int AS i, w.feature, ${TILE_SUMS}\n` +
       `FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS w(i, entity_id, feature, lo, hi)\n` +
       `JOIN ${qualified(FEATURES_SCHEMA, tilesTableFor(table))} t\n` +
       `  ON t.entity_id = w.entity_id AND t.feature = w.feature AND t.tile_start >= w.lo AND t.tile_start < w.hi\n` +
@@ -108,7 +107,7 @@ export class HistoricalReader {
               params[4]!.push(to);
             }
           });
-          const result = await pool.query<{ i: number; feature: string; count: string; sum: string | null; min: string | null; max: string | null; last_ts: string; last_values: [number, number, JsonValue][][] | null }>({
+          const result = await pool.query<WindowSums & { i: number; feature: string }>({
             name: this.aggregatesName,
             text: this.aggregatesSql,
             values: params,

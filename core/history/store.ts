@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { FeatureGroupSpec } from '../featuregroup/schema';
-import { FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
+import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
 import type { StoreLayout } from '../storage/layout';
 import type { OffsetEvent } from '../storage/writer';
 
@@ -11,12 +10,7 @@ import type { OffsetEvent } from '../storage/writer';
  * record's partition and offset, so a replay adds nothing. The key leads with entity and feature,
  * then event time: an as-of lookup is one index descent.
  */
-export function historyTableFor(table: string): string {
-  const name = `${table}__history`;
-  if (name.length <= 63) return name;
-  const hash = createHash('sha256').update(table).digest('hex').slice(0, 8);
-  return `${table.slice(0, 63 - 9 - 9)}_${hash}__history`;
-}
+export const historyTableFor = (table: string): string => companionTableName(table, 'history');
 
 export const historyEnabled = (spec: FeatureGroupSpec): boolean => spec.history?.enabled === true;
 

@@ -35,6 +35,17 @@ export function tableNameFor(ref: GroupRef): string {
   return `${base.slice(0, MAX_IDENTIFIER - hash.length - 1)}_${hash}`;
 }
 
+/**
+ * A companion table of a group's table (`<table>__tiles`, `<table>__history`), shortened with a
+ * hash of the group table's name where it would pass Postgres' 63 bytes.
+ */
+export function companionTableName(table: string, suffix: string): string {
+  const name = `${table}__${suffix}`;
+  if (name.length <= MAX_IDENTIFIER) return name;
+  const hash = createHash('sha256').update(table).digest('hex').slice(0, 8);
+  return `${table.slice(0, MAX_IDENTIFIER - suffix.length - 2 - hash.length - 1)}_${hash}__${suffix}`;
+}
+
 /** A prepared-statement name unique to the SQL text, so a changed layout never reuses a stale plan. */
 export function statementName(prefix: string, sql: string): string {
   return `${prefix}_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`;

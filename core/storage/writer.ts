@@ -176,6 +176,8 @@ export class GroupWriter {
         // No row lock needed (writers may only read the registry): a replay first locks every
         // offset row of the group, so it either waits for this batch (whose offset row is locked
         // above) and then wipes it, or this batch waited for the replay and now sees its epoch.
+        // It must be a statement of its own, after the lock: a subquery in the lock statement would
+        // read the epoch from a snapshot taken before the wait.
         const current = await client.query<{ replay_epoch: string }>({ name: 'fs_fence', text: FENCE_SQL, values: [this.fence.namespace, this.fence.name] });
         const epoch = current.rows[0] ? Number(current.rows[0].replay_epoch) : undefined;
         if (epoch !== this.fence.epoch) {

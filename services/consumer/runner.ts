@@ -130,7 +130,6 @@ export class GroupRunner {
       let deadLettersSent = false;
       const timer = this.batchSeconds.startTimer();
       const firstOffset = Number(chunk[0]!.offset);
-      let acceptGap = false;
       let fenced: FencedError | undefined;
       const outcome = await retryWithBackoff(
         async () => {
@@ -139,20 +138,21 @@ export class GroupRunner {
             deadLettersSent = true;
           }
           try {
-            const written = await this.writer.write(pool, {
-              consumerGroup: this.consumerGroup,
-              topic: batch.topic,
-              partition: batch.partition,
-              firstOffset,
-              acceptGap,
-              nextOffset: prepared.nextOffset,
-              events: prepared.events,
-            });
+            const write = (acceptGap: boolean) =>
+              this.writer.write(pool, {
+                consumerGroup: this.consumerGroup,
+                topic: batch.topic,
+                partition: batch.partition,
+                firstOffset,
+                acceptGap,
+                nextOffset: prepared.nextOffset,
+                events: prepared.events,
+              });
+            const written = await write(false);
             // Kafka no longer holds the records between: nothing to go back for.
             if (written.resumeFrom !== undefined && (await this.earliestOffset(batch.topic, batch.partition)) >= firstOffset) {
               log.warn({ partition: batch.partition, from: written.resumeFrom, to: firstOffset }, 'records between the stored offset and the earliest in Kafka are gone (retention); continuing from the earliest');
-              acceptGap = true;
-              throw new Error('retrying past records Kafka no longer holds');
+              return await write(true);
             }
             return written;
           } catch (error) {

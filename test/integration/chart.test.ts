@@ -5,7 +5,7 @@
  * the operator runs as the chart's ServiceAccount, the audit log shows no request refused and no
  * grant unused, and removing a verb breaks reconciliation.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { CustomObjectsApi } from '@kubernetes/client-node';
 import { Pool } from 'pg';
 import { parseAllDocuments, stringify } from 'yaml';
 import { tableNameFor } from '../../core/storage/identifiers';
-import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
+import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk, runTool } from '../support/kube';
 import { schemaLocation, writeKubeconformSchemas } from '../support/kube-schemas';
 import { testPool, uniqueName } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
@@ -23,22 +23,8 @@ const chart = join(root, 'charts/feature-store');
 const CI_VALUES = ['ci/default-values.yaml', 'ci/full-values.yaml'];
 const GROUP = 'featurestore.dev';
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 const toolPath = (tool: string): string => execFileSync('bash', [join(root, 'test/servers/tools.sh'), 'path', tool], { encoding: 'utf8' }).trim();
-
-function run(binary: string, args: string[], input?: string): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = execFile(binary, args, { cwd: root, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-    );
-    if (input !== undefined) child.stdin?.end(input);
-  });
-}
+const run = (binary: string, args: string[], input?: string) => runTool(binary, args, { input });
 
 interface Manifest {
   apiVersion: string;
@@ -125,11 +111,7 @@ describe('Helm chart', () => {
 
   describe('skaffold.yaml, without a cluster or a Docker engine', () => {
     const skaffold = (args: string[]) =>
-      new Promise<Result>((resolve) => {
-        execFile(toolPath('skaffold'), args, { cwd: root, maxBuffer: 64 * 1024 * 1024, timeout: 120_000, env: { ...process.env, PATH: `${join(helm, '..')}:${process.env.PATH ?? ''}`, SKAFFOLD_UPDATE_CHECK: 'false' } }, (error, stdout, stderr) =>
-          resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-        );
-      });
+      runTool(toolPath('skaffold'), args, { env: { ...process.env, PATH: `${join(helm, '..')}:${process.env.PATH ?? ''}`, SKAFFOLD_UPDATE_CHECK: 'false' } });
 
     it('skaffold diagnose accepts the config (--yaml-only: the full run would pull the base image)', async () => {
       const diagnosed = await skaffold(['diagnose', '--yaml-only']);

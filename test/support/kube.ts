@@ -26,17 +26,22 @@ export interface KubectlResult {
   stderr: string;
 }
 
-/** Runs kubectl against $KUBECONFIG; never throws on a non-zero exit so tests can assert on it. */
-export function kubectl(args: string[], input?: string): Promise<KubectlResult> {
-  const kubeconfig = process.env.KUBECONFIG;
-  if (!kubeconfig) throw new Error('KUBECONFIG is not set: these tests need the real kube-apiserver (make test starts it)');
+/** Runs a command-line tool from the repository root; never throws on a non-zero exit so tests can assert on it. */
+export function runTool(binary: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<KubectlResult> {
   return new Promise((resolve) => {
-    const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { cwd: root, timeout: 60_000, maxBuffer: 256 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const child = execFile(binary, args, { cwd: root, timeout: options.timeoutMs ?? 120_000, maxBuffer: 256 * 1024 * 1024, env: options.env ?? process.env }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
-    if (input !== undefined) child.stdin?.end(input);
+    if (options.input !== undefined) child.stdin?.end(options.input);
   });
+}
+
+/** Runs kubectl against $KUBECONFIG. */
+export function kubectl(args: string[], input?: string): Promise<KubectlResult> {
+  const kubeconfig = process.env.KUBECONFIG;
+  if (!kubeconfig) throw new Error('KUBECONFIG is not set: these tests need the real kube-apiserver (make test starts it)');
+  return runTool(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { input, timeoutMs: 60_000 });
 }
 
 /** kubectl that must succeed; the error carries kubectl's own message. */
