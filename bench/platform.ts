@@ -6,7 +6,8 @@
  *              entities): closed-loop max req/s, open-loop latency at fixed rates
  *   ingest     POST /v1/events closed loop, batches of 100 and of 1
  *   freshness  POST /v1/events returned → value served, under 1k events/s of background load
- *   node dist/bench/platform.js [--seconds 10] [--entities 1000000]
+ *   node dist/bench/platform.js [--seconds 10] [--entities 1000000] [--only ceilings,serving,ingest,freshness]
+ * BENCH_CPU_PROF_DIR=<dir> writes a V8 CPU profile of the serving process under the closed loop.
  * Prints one JSON line per benchmark.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
@@ -112,8 +113,9 @@ async function kafkaConsumeCeiling(brokers: string[], events: number): Promise<n
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, entities: { type: 'string', default: '1000000' } } });
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, entities: { type: 'string', default: '1000000' }, only: { type: 'string', default: 'ceilings,serving,ingest,freshness' } } });
   const seconds = Number(values.seconds);
+  const only = new Set(values.only.split(','));
   const entities = Number(values.entities);
   const { databaseUrl: DATABASE_URL, brokers } = benchServers();
   const pool = new Pool({ connectionString: DATABASE_URL, max: 2 });
@@ -122,47 +124,56 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   try {
     // Ceilings, same servers, same run.
-    const pgbenchTps = await pgbenchCeiling(DATABASE_URL, seconds);
-    emit({ benchmark: 'ceiling_pgbench_select', command: `pgbench -S -M prepared -c ${CLIENTS} -j 2 -T ${seconds} (scale 10)`, clients: CLIENTS, tps: Math.round(pgbenchTps) });
-    const upsertRows = await upsertCeiling(pool, table, 500_000);
-    emit({ benchmark: 'ceiling_postgres_bulk_upsert', command: 'INSERT … SELECT generate_series … ON CONFLICT DO UPDATE, 5 × 100k rows, the consumer row shape', rows_per_second: upsertRows });
-    await pool.query(`TRUNCATE features."${table}"`);
-    const kafkaRate = await kafkaConsumeCeiling(brokers, 500_000);
-    emit({ benchmark: 'ceiling_kafka_consume', command: 'kafkajs eachBatch loop that only counts, 500k records, 4 partitions', events_per_second: kafkaRate });
+    let pgbenchTps = NaN;
+    if (only.has('ceilings')) {
+      pgbenchTps = await pgbenchCeiling(DATABASE_URL, seconds);
+      emit({ benchmark: 'ceiling_pgbench_select', command: `pgbench -S -M prepared -c ${CLIENTS} -j 2 -T ${seconds} (scale 10)`, clients: CLIENTS, tps: Math.round(pgbenchTps) });
+      const upsertRows = await upsertCeiling(pool, table, 500_000);
+      emit({ benchmark: 'ceiling_postgres_bulk_upsert', command: 'INSERT … SELECT generate_series … ON CONFLICT DO UPDATE, 5 × 100k rows, the consumer row shape', rows_per_second: upsertRows });
+      await pool.query(`TRUNCATE features."${table}"`);
+      const kafkaRate = await kafkaConsumeCeiling(brokers, 500_000);
+      emit({ benchmark: 'ceiling_kafka_consume', command: 'kafkajs eachBatch loop that only counts, 500k records, 4 partitions', events_per_second: kafkaRate });
+    }
 
-    // Serving over 1M stored entities.
-    await pool.query(
-      `INSERT INTO features."${table}" (entity_id, last_action, last_action__ts, last_action__off, last_page, last_page__ts, last_page__off, last_amount, last_amount__ts, last_amount__off)
-       SELECT 'user_' || g, 'click', now(), g, '/p/' || (g % 50), now(), g, g / 100.0, now(), g FROM generate_series(1, $1::bigint) g`,
-      [entities],
-    );
-    await pool.query(`ANALYZE features."${table}"`);
-    const servingPort = 18_080 + Math.floor(Math.random() * 1000);
-    const serving = await startComponent('dist/services/serving/main.js', { DB_POOL_SIZE: String(CLIENTS) }, servingPort);
-    children.push(serving);
-    const servingUrl = `http://127.0.0.1:${servingPort}`;
     const id = (i: number): string => `user_${1 + ((i * 7919) % entities)}`;
-    const getOne = { url: servingUrl, method: 'GET' as const, path: (i: number) => `/features/${id(i)}` };
-    const onlineBody = (size: number) => (i: number) => JSON.stringify({ features: [`${name}:last_action`, `${name}:last_amount`], entities: { user: Array.from({ length: size }, (_, k) => id(i * size + k)) } });
-    const online = (size: number) => ({ url: servingUrl, method: 'POST' as const, path: () => '/get-online-features', body: onlineBody(size) });
-
-    await closedLoop(getOne, 2, CLIENTS); // warm-up: prepared statements, connections
-    const closedGet = await closedLoop(getOne, seconds, CLIENTS);
-    emit({ benchmark: 'serving_get_closed_loop', connections: CLIENTS, ...closedGet, ratio_to_pgbench: Number((closedGet.requests_per_second / pgbenchTps).toFixed(3)) });
-    for (const rate of [500, 1000, 2000]) emit({ benchmark: 'serving_get_open_loop', rate_rps: rate, connections: 64, ...(await openLoop(getOne, rate, seconds, 64)) });
-    for (const size of [1, 100]) emit({ benchmark: 'serving_online_closed_loop', entities_per_request: size, connections: CLIENTS, ...(await closedLoop(online(size), seconds, CLIENTS)) });
-    emit({ benchmark: 'serving_online_open_loop', entities_per_request: 100, rate_rps: 200, connections: 32, ...(await openLoop(online(100), 200, seconds, 32)) });
-    await stop(serving);
-
-    // HTTP ingest into Kafka.
+    const servingPort = 18_080 + Math.floor(Math.random() * 1000);
     const ingestPort = servingPort + 1;
+    if (only.has('serving')) {
+      // Serving over 1M stored entities.
+      await pool.query(
+        `INSERT INTO features."${table}" (entity_id, last_action, last_action__ts, last_action__off, last_page, last_page__ts, last_page__off, last_amount, last_amount__ts, last_amount__off)
+         SELECT 'user_' || g, 'click', now(), g, '/p/' || (g % 50), now(), g, g / 100.0, now(), g FROM generate_series(1, $1::bigint) g`,
+        [entities],
+      );
+      await pool.query(`ANALYZE features."${table}"`);
+      const serving = await startComponent('dist/services/serving/main.js', { DB_POOL_SIZE: String(CLIENTS) }, servingPort);
+      children.push(serving);
+      const servingUrl = `http://127.0.0.1:${servingPort}`;
+      const getOne = { url: servingUrl, method: 'GET' as const, path: (i: number) => `/features/${id(i)}` };
+      const onlineBody = (size: number) => (i: number) => JSON.stringify({ features: [`${name}:last_action`, `${name}:last_amount`], entities: { user: Array.from({ length: size }, (_, k) => id(i * size + k)) } });
+      const online = (size: number) => ({ url: servingUrl, method: 'POST' as const, path: () => '/get-online-features', body: onlineBody(size) });
+
+      await closedLoop(getOne, 2, CLIENTS); // warm-up: prepared statements, connections
+      const closedGet = await closedLoop(getOne, seconds, CLIENTS);
+      emit({ benchmark: 'serving_get_closed_loop', connections: CLIENTS, ...closedGet, ratio_to_pgbench: Number((closedGet.requests_per_second / pgbenchTps).toFixed(3)) });
+      for (const rate of [500, 1000, 2000]) emit({ benchmark: 'serving_get_open_loop', rate_rps: rate, connections: 64, ...(await openLoop(getOne, rate, seconds, 64)) });
+      for (const size of [1, 100]) emit({ benchmark: 'serving_online_closed_loop', entities_per_request: size, connections: CLIENTS, ...(await closedLoop(online(size), seconds, CLIENTS)) });
+      emit({ benchmark: 'serving_online_open_loop', entities_per_request: 100, rate_rps: 200, connections: 32, ...(await openLoop(online(100), 200, seconds, 32)) });
+      await stop(serving);
+    }
+
+    const events = (n: number, i: number) => JSON.stringify(Array.from({ length: n }, (_, k) => ({ entity_id: id(i * n + k), action: 'view', page: '/p', amount: 1, timestamp: new Date().toISOString() })));
+    if (!only.has('ingest') && !only.has('freshness')) return;
+    // HTTP ingest into Kafka (also the freshness benchmark's way in).
     const ingest = await startComponent('dist/services/ingest/main.js', { INGEST_TOPICS: topic, INGEST_DEFAULT_TOPIC: topic }, ingestPort);
     children.push(ingest);
-    const events = (n: number, i: number) => JSON.stringify(Array.from({ length: n }, (_, k) => ({ entity_id: id(i * n + k), action: 'view', page: '/p', amount: 1, timestamp: new Date().toISOString() })));
-    for (const size of [100, 1]) {
-      const result = await closedLoop({ url: `http://127.0.0.1:${ingestPort}`, method: 'POST', path: () => '/v1/events', body: (i) => events(size, i) }, seconds, CLIENTS);
-      emit({ benchmark: 'http_ingest_closed_loop', events_per_request: size, connections: CLIENTS, ...result, events_per_second: result.requests_per_second * size });
+    if (only.has('ingest')) {
+      for (const size of [100, 1]) {
+        const result = await closedLoop({ url: `http://127.0.0.1:${ingestPort}`, method: 'POST', path: () => '/v1/events', body: (i) => events(size, i) }, seconds, CLIENTS);
+        emit({ benchmark: 'http_ingest_closed_loop', events_per_request: size, connections: CLIENTS, ...result, events_per_second: result.requests_per_second * size });
     }
+    }
+    if (!only.has('freshness')) return;
 
     // Freshness: the consumer and serving on the same group, 1k events/s of background load.
     const consumer = await startComponent('dist/services/consumer/main.js', { FEATURE_GROUP: `default/${name}` }, ingestPort + 1);

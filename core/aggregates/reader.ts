@@ -1,29 +1,69 @@
 import type { Pool } from 'pg';
 import type { JsonValue } from '../events/path';
 import type { StoredEntity, StoredFeature } from '../storage/reader';
-import { FEATURES_SCHEMA, qualified, statementName } from '../storage/identifiers';
+import { FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
 import { formatTime } from '../time';
-import { tilesTableFor } from './store';
+import { tileColumns, tilesTableFor } from './store';
 import { windowBounds, type AggregateFeature } from './tiles';
 
-/** The partial aggregates of one window, summed over its tiles (see TILE_SUMS). */
+/** The partial aggregates of one window, summed over its tiles (see windowSums). */
 export interface WindowSums {
-  count: string;
+  count: string | null;
   sum: string | null;
   min: string | null;
   max: string | null;
-  last_ts: string;
+  last_ts: string | null;
   last_values: [number, number, JsonValue][][] | null;
 }
 
-/** Select list that sums the tiles `t` of one window; GROUP BY the window's key. */
-export const TILE_SUMS =
-  `sum(t.count)::text AS count, sum(t.sum)::text AS sum, min(t.min)::text AS min, max(t.max)::text AS max,\n` +
-  `  max(t.last_ts)::text AS last_ts, jsonb_agg(t.last_values) FILTER (WHERE t.last_values IS NOT NULL) AS last_values`;
+/** Output columns per feature in a windowSums select list. */
+export const WINDOW_SUM_COLUMNS = 6;
 
-/** Combines tile partials into the served value; null when nothing fell in the window. */
+/**
+ * Select list that sums the tiles `t` inside each feature's window, WINDOW_SUM_COLUMNS columns
+ * per feature in WindowSums order; `bounds(k)` gives the SQL for feature k's [lo, hi) tile starts.
+ */
+export function windowSums(features: readonly AggregateFeature[], bounds: (k: number) => [string, string]): string {
+  return features
+    .map((f, k) => {
+      const c = tileColumns(f);
+      const [lo, hi] = bounds(k);
+      const inWindow = `FILTER (WHERE t.tile_start >= ${lo} AND t.tile_start < ${hi})`;
+      const col = (name: string | undefined, agg: string) => (name ? `${agg}(t.${quoteIdent(name)}) ${inWindow}` : 'NULL');
+      return [
+        `${col(c.count, 'sum')}::text`,
+        `${col(c.sum, 'sum')}::text`,
+        `${col(c.min, 'min')}::text`,
+        `${col(c.max, 'max')}::text`,
+        `${col(c.lastTs, 'max')}::text`,
+        c.last ? `jsonb_agg(t.${quoteIdent(c.last)}) FILTER (WHERE t.tile_start >= ${lo} AND t.tile_start < ${hi} AND t.${quoteIdent(c.last)} IS NOT NULL)` : 'NULL',
+      ].join(', ');
+    })
+    .join(',\n  ');
+}
+
+/** Feature k's sums from a row of a windowSums select whose feature columns start at `first`. */
+export function sumsAt(row: readonly unknown[], first: number, k: number): WindowSums {
+  const at = first + k * WINDOW_SUM_COLUMNS;
+  return {
+    count: row[at] as string | null,
+    sum: row[at + 1] as string | null,
+    min: row[at + 2] as string | null,
+    max: row[at + 3] as string | null,
+    last_ts: row[at + 4] as string | null,
+    last_values: row[at + 5] as [number, number, JsonValue][][] | null,
+  };
+}
+
+/** The served value and its freshness; undefined when nothing fell in the window. */
+export function windowValue(feature: AggregateFeature, sums: WindowSums): { value: JsonValue; eventMs: number } | undefined {
+  if (sums.count === null || sums.count === '0' || sums.last_ts === null) return undefined;
+  return { value: combine(feature, sums), eventMs: Number(sums.last_ts) };
+}
+
+/** Combines tile partials into the served value. */
 export function combine(feature: AggregateFeature, row: WindowSums): JsonValue {
-  const count = Number(row.count);
+  const count = Number(row.count ?? 0);
   switch (feature.fn) {
     case 'count':
       return count;
@@ -46,8 +86,8 @@ export function combine(feature: AggregateFeature, row: WindowSums): JsonValue {
 }
 
 /**
- * Reads window aggregates for one or many entities at a point in time: one statement that sums
- * the tiles inside each feature's window (see tiles.ts for the exact window).
+ * Reads window aggregates for one or many entities at a point in time: one statement, one row per
+ * entity, that sums the tiles inside each feature's window (see tiles.ts for the exact window).
  */
 export class AggregateReader {
   private readonly text: string;
@@ -56,31 +96,29 @@ export class AggregateReader {
   constructor(table: string, readonly features: readonly AggregateFeature[]) {
     const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
     this.text =
-      `SELECT t.entity_id, t.feature, ${TILE_SUMS}\n` +
-      `FROM ${tiles} t JOIN unnest($2::text[], $3::bigint[], $4::bigint[]) AS w(feature, lo, hi)\n` +
-      `  ON t.feature = w.feature AND t.tile_start >= w.lo AND t.tile_start < w.hi\n` +
-      `WHERE t.entity_id = ANY($1::text[])\nGROUP BY t.entity_id, t.feature`;
+      `SELECT t.entity_id,\n  ${windowSums(features, (k) => [`$${4 + k * 2}`, `$${5 + k * 2}`])}\n` +
+      `FROM ${tiles} t WHERE t.entity_id = ANY($1::text[]) AND t.tile_start >= $2 AND t.tile_start < $3\n` +
+      `GROUP BY t.entity_id`;
     this.name = statementName('aggr', this.text);
   }
 
   async read(pool: Pool, entityIds: readonly string[], atMs: number): Promise<Map<string, StoredEntity>> {
     const bounds = this.features.map((f) => windowBounds(atMs, f.windowMs, f.tileMs));
-    const result = await pool.query<WindowSums & { entity_id: string; feature: string }>({
+    const from = Math.min(...bounds.map((b) => b.from));
+    const to = Math.max(...bounds.map((b) => b.to));
+    const result = await pool.query({
       name: this.name,
       text: this.text,
-      values: [entityIds, this.features.map((f) => f.name), bounds.map((b) => b.from), bounds.map((b) => b.to)],
+      values: [entityIds, from, to, ...bounds.flatMap((b) => [b.from, b.to])],
+      rowMode: 'array',
     });
-    const position = new Map(this.features.map((f, i) => [f.name, i]));
     const found = new Map<string, StoredEntity>();
-    for (const row of result.rows) {
-      const i = position.get(row.feature);
-      if (i === undefined) continue;
-      let entity = found.get(row.entity_id);
-      if (!entity) {
-        entity = { entityId: row.entity_id, features: new Array<StoredFeature | null>(this.features.length).fill(null) };
-        found.set(row.entity_id, entity);
-      }
-      entity.features[i] = { value: combine(this.features[i]!, row), eventTime: new Date(Number(row.last_ts)) };
+    for (const row of result.rows as unknown[][]) {
+      const features = this.features.map((f, k): StoredFeature | null => {
+        const window = windowValue(f, sumsAt(row, 1, k));
+        return window ? { value: window.value, eventTime: new Date(window.eventMs) } : null;
+      });
+      if (features.some((f) => f !== null)) found.set(row[0] as string, { entityId: row[0] as string, features });
     }
     return found;
   }

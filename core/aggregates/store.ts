@@ -4,82 +4,180 @@ import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementNa
 import { tileStart, type AggregateFeature } from './tiles';
 
 /**
- * One row per (entity, aggregate feature, tile): the tile's partial aggregate. Keyed by the
- * entity first, like the value table, so a distributed Postgres can co-locate an entity's rows.
- *   count      events counted
- *   sum        exact decimal sum (numeric), for sum and avg
- *   min, max   numeric (timestamps as epoch ms)
- *   last_ts    newest event time in the tile (epoch ms): freshness for ttl
- *   last_values, keep   last_n: the `keep` newest [event ms, offset, value] of the tile, newest first
+ * One row per (entity, tile start, tile size) holding the partial aggregates of every aggregate
+ * feature with that tile size, in the feature's own columns (as the value table has one column
+ * set per value feature). An event therefore costs one tile row per distinct tile size, not one
+ * per aggregate: the consumer's Postgres work grows with tile sizes, not with features.
+ *   <f>__n      events counted (0 where the feature had none in the tile)
+ *   <f>__ts     newest event time counted (epoch ms): freshness for ttl
+ *   <f>__sum, __min, __max   numeric aggregates (sum/avg/min/max; timestamps as epoch ms): exact
+ *                decimals, all three kept so that changing fn among them needs no rebuild
+ *   <f>__last   last_n: the `limit` newest [event ms, offset, value] of the tile, newest first
+ * Keyed by the entity first, like the value table, so a distributed Postgres can co-locate rows.
  */
 export const tilesTableFor = (table: string): string => companionTableName(table, 'tiles');
 
-export function tilesDdl(table: string): string[] {
-  const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
-  return [
-    `CREATE TABLE IF NOT EXISTS ${tiles} (\n` +
-      '  entity_id text NOT NULL,\n  feature text NOT NULL,\n  tile_start bigint NOT NULL,\n' +
-      '  count bigint NOT NULL,\n  sum numeric,\n  min numeric,\n  max numeric,\n  last_ts bigint NOT NULL,\n' +
-      '  last_values jsonb,\n  keep integer NOT NULL DEFAULT 0,\n' +
-      '  PRIMARY KEY (entity_id, feature, tile_start)\n)',
-    // Retention deletes by age across entities.
-    `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${tilesTableFor(table).slice(0, 55)}_age`)} ON ${tiles} (tile_start)`,
-  ];
+export interface TileColumns {
+  count: string;
+  lastTs: string;
+  sum?: string;
+  min?: string;
+  max?: string;
+  last?: string;
 }
 
-/** Newest first by (event time, offset), then cut to `keep`: the rule last_n uses everywhere. */
-const LAST_N_MERGE = (values: string, keep: string) =>
-  `(SELECT jsonb_agg(e ORDER BY (e->>0)::bigint DESC, (e->>1)::bigint DESC) FROM ` +
-  `(SELECT e FROM jsonb_array_elements(${values}) e ORDER BY (e->>0)::bigint DESC, (e->>1)::bigint DESC LIMIT ${keep}) s)`;
+export const isNumericAggregate = (feature: AggregateFeature): boolean => feature.fn !== 'count' && feature.fn !== 'last_n';
+
+export function tileColumns(feature: AggregateFeature): TileColumns {
+  const n = feature.name;
+  const columns: TileColumns = { count: `${n}__n`, lastTs: `${n}__ts` };
+  if (isNumericAggregate(feature)) Object.assign(columns, { sum: `${n}__sum`, min: `${n}__min`, max: `${n}__max` });
+  if (feature.fn === 'last_n') columns.last = `${n}__last`;
+  return columns;
+}
+
+/** Every tile column of the features with its DDL type. */
+export function tileColumnTypes(features: readonly AggregateFeature[]): [string, string][] {
+  return features.flatMap((f) => {
+    const c = tileColumns(f);
+    const typed: [string, string | undefined][] = [
+      [c.count, 'bigint NOT NULL DEFAULT 0'],
+      [c.lastTs, 'bigint'],
+      [c.sum ?? '', c.sum && 'numeric'],
+      [c.min ?? '', c.min && 'numeric'],
+      [c.max ?? '', c.max && 'numeric'],
+      [c.last ?? '', c.last && 'jsonb'],
+    ];
+    return typed.filter((t): t is [string, string] => t[1] !== undefined);
+  });
+}
+
+/** The tiles table's DDL given the columns it has now (undefined: no table yet). */
+export function tilesDdl(table: string, features: readonly AggregateFeature[], observed: ReadonlySet<string> | undefined): string[] {
+  const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
+  const columns = tileColumnTypes(features);
+  if (observed === undefined) {
+    return [
+      `CREATE TABLE IF NOT EXISTS ${tiles} (\n  entity_id text NOT NULL,\n  tile_start bigint NOT NULL,\n  tile_ms integer NOT NULL,\n` +
+        columns.map(([name, type]) => `  ${quoteIdent(name)} ${type},\n`).join('') +
+        '  PRIMARY KEY (entity_id, tile_start, tile_ms)\n)',
+      // Retention deletes by age across entities. Tiles arrive roughly in time order, so a BRIN
+      // index finds old ones at almost no cost per write (a btree here cost an index insert per row).
+      `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${tilesTableFor(table).slice(0, 55)}_age`)} ON ${tiles} USING brin (tile_start)`,
+    ];
+  }
+  const additions = columns.filter(([name]) => !observed.has(name)).map(([name, type]) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(name)} ${type}`);
+  return additions.length ? [`ALTER TABLE ${tiles} ${additions.join(', ')}`] : [];
+}
 
 /**
- * One statement per batch: the contributions travel as column arrays, are folded into tile
- * partials by GROUP BY in the database (exact numeric sums), and merged into the stored tiles.
- * It runs in the transaction that stores the batch's offsets, so a replay never counts twice.
+ * Newest first by (event time, offset), then cut to `keep`: the rule last_n uses everywhere. The
+ * element alias `e` must not be a column name of the statement it is spliced into.
  */
-export function buildTileUpsertSql(table: string): string {
+export const lastNMerge = (values: string, keep: number): string =>
+  `(SELECT jsonb_agg(e ORDER BY (e->>0)::bigint DESC, (e->>1)::bigint DESC) FROM ` +
+  `(SELECT e FROM jsonb_array_elements(${values}) e ORDER BY (e->>0)::bigint DESC, (e->>1)::bigint DESC LIMIT ${Math.trunc(keep)}) s)`;
+
+/**
+ * One statement per batch: the contributions travel as column arrays (one per feature, NULL where
+ * an event does not count) and are merged into the stored tiles. It runs in the transaction that
+ * stores the batch's offsets, so a replay never counts twice. Where a key occurs more than once in
+ * the batch, `grouped` folds the rows into tile partials by GROUP BY in the database first (exact
+ * numeric sums); where every key is unique, that fold is skipped (a quarter of the statement's
+ * cost). Column names are validated feature names.
+ */
+export function buildTileUpsertSql(table: string, features: readonly AggregateFeature[], grouped = true): string {
   const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
+  const insert: string[] = ['entity_id', 'tile_start', 'tile_ms'];
+  const select: string[] = ['ent', 'start_ms', 'size_ms'];
+  const update: string[] = [];
+  const inputs: string[] = ['$1::text[]', '$2::bigint[]', '$3::int[]', '$4::bigint[]', '$5::bigint[]'];
+  features.forEach((f, k) => {
+    const v = `v${k}`;
+    const c = tileColumns(f);
+    const q = (name: string) => quoteIdent(name);
+    inputs.push(`$${6 + k}::${isNumericAggregate(f) ? 'numeric' : f.fn === 'last_n' ? 'jsonb' : 'text'}[]`);
+    insert.push(c.count, c.lastTs);
+    select.push(
+      grouped ? `count(${v})` : `(${v} IS NOT NULL)::int`,
+      grouped ? `max(ts) FILTER (WHERE ${v} IS NOT NULL)` : `CASE WHEN ${v} IS NOT NULL THEN ts END`,
+    );
+    update.push(`${q(c.count)} = t.${q(c.count)} + excluded.${q(c.count)}`, `${q(c.lastTs)} = GREATEST(t.${q(c.lastTs)}, excluded.${q(c.lastTs)})`);
+    if (c.sum && c.min && c.max) {
+      insert.push(c.sum, c.min, c.max);
+      select.push(...(grouped ? [`sum(${v})`, `min(${v})`, `max(${v})`] : [v, v, v]));
+      update.push(
+        `${q(c.sum)} = coalesce(t.${q(c.sum)} + excluded.${q(c.sum)}, t.${q(c.sum)}, excluded.${q(c.sum)})`,
+        `${q(c.min)} = LEAST(t.${q(c.min)}, excluded.${q(c.min)})`,
+        `${q(c.max)} = GREATEST(t.${q(c.max)}, excluded.${q(c.max)})`,
+      );
+    }
+    if (c.last) {
+      insert.push(c.last);
+      select.push(
+        grouped
+          ? lastNMerge(`jsonb_agg(jsonb_build_array(ts, off, ${v})) FILTER (WHERE ${v} IS NOT NULL)`, f.limit)
+          : `CASE WHEN ${v} IS NOT NULL THEN jsonb_build_array(jsonb_build_array(ts, off, ${v})) END`,
+      );
+      update.push(
+        `${q(c.last)} = CASE WHEN excluded.${q(c.last)} IS NULL THEN t.${q(c.last)} ` +
+          `ELSE ${lastNMerge(`coalesce(t.${q(c.last)}, '[]'::jsonb) || excluded.${q(c.last)}`, f.limit)} END`,
+      );
+    }
+  });
+  const names = ['ent', 'start_ms', 'size_ms', 'ts', 'off', ...features.map((_, k) => `v${k}`)];
   return (
-    `INSERT INTO ${tiles} AS t (entity_id, feature, tile_start, count, sum, min, max, last_ts, last_values, keep)\n` +
-    `SELECT c0, c1, c2, count(*), sum(c3::numeric), min(c3::numeric), max(c3::numeric), max(c4),\n` +
-    `  CASE WHEN max(c7) > 0 THEN ${LAST_N_MERGE('jsonb_agg(jsonb_build_array(c4, c5, c6::jsonb))', 'max(c7)')} END, max(c7)\n` +
-    `FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::int[]) AS u(c0, c1, c2, c3, c4, c5, c6, c7)\n` +
-    `GROUP BY c0, c1, c2\n` +
-    `ON CONFLICT (entity_id, feature, tile_start) DO UPDATE SET\n` +
-    `  count = t.count + excluded.count,\n` +
-    `  sum = CASE WHEN t.sum IS NULL THEN excluded.sum WHEN excluded.sum IS NULL THEN t.sum ELSE t.sum + excluded.sum END,\n` +
-    `  min = LEAST(t.min, excluded.min),\n` +
-    `  max = GREATEST(t.max, excluded.max),\n` +
-    `  last_ts = GREATEST(t.last_ts, excluded.last_ts),\n` +
-    `  last_values = CASE WHEN excluded.keep > 0 THEN ${LAST_N_MERGE("coalesce(t.last_values, '[]'::jsonb) || excluded.last_values", 'excluded.keep')} ELSE t.last_values END,\n` +
-    `  keep = excluded.keep`
+    `INSERT INTO ${tiles} AS t (${insert.map(quoteIdent).join(', ')})\n` +
+    `SELECT ${select.join(', ')}\n` +
+    `FROM unnest(${inputs.join(', ')}) AS u(${names.join(', ')})\n` +
+    (grouped ? `GROUP BY ent, start_ms, size_ms\n` : '') +
+    `ON CONFLICT (entity_id, tile_start, tile_ms) DO UPDATE SET\n  ${update.join(',\n  ')}`
   );
 }
 
-/** Column-major parameters for buildTileUpsertSql, rows ordered by key (consistent lock order). */
-export function tileParams(features: readonly AggregateFeature[], events: readonly OffsetEvent[]): unknown[][] | undefined {
-  const rows: [string, string, number, string | null, number, number, string | null, number][] = [];
+/**
+ * Column-major parameters for buildTileUpsertSql: one row per (event, tile size) that any feature
+ * counts, ordered by key (a consistent lock order across concurrent batches).
+ */
+export function tileParams(features: readonly AggregateFeature[], events: readonly OffsetEvent[]): { params: unknown[][]; unique: boolean } | undefined {
+  const sizes = [...new Set(features.map((f) => f.tileMs))];
+  const rows: { entity: string; start: number; size: number; ts: number; offset: number; values: (string | null)[] }[] = [];
   for (const { offset, event } of events) {
-    for (const feature of features) {
-      const contribution = event.contributions[feature.index];
-      if (contribution === undefined) continue;
-      const numeric = feature.fn === 'count' || feature.fn === 'last_n' ? null : contribution;
-      const json = feature.fn === 'last_n' ? contribution : null;
-      rows.push([event.entityId, feature.name, tileStart(event.eventTimeMs, feature.tileMs), numeric, event.eventTimeMs, offset, json, feature.limit]);
+    for (const size of sizes) {
+      let counted = false;
+      const values = features.map((f) => {
+        if (f.tileMs !== size) return null;
+        const contribution = event.contributions[f.index];
+        if (contribution === undefined) return null;
+        counted = true;
+        return f.fn === 'count' ? '1' : contribution;
+      });
+      if (counted) rows.push({ entity: event.entityId, start: tileStart(event.eventTimeMs, size), size, ts: event.eventTimeMs, offset, values });
     }
   }
   if (rows.length === 0) return undefined;
-  rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : a[2] - b[2]));
-  return Array.from({ length: 8 }, (_, column) => rows.map((row) => row[column]));
+  rows.sort((a, b) => (a.entity < b.entity ? -1 : a.entity > b.entity ? 1 : a.start - b.start || a.size - b.size));
+  const unique = rows.every((r, i) => i === 0 || r.entity !== rows[i - 1]!.entity || r.start !== rows[i - 1]!.start || r.size !== rows[i - 1]!.size);
+  const params = [
+    rows.map((r) => r.entity),
+    rows.map((r) => r.start),
+    rows.map((r) => r.size),
+    rows.map((r) => r.ts),
+    rows.map((r) => r.offset),
+    ...features.map((_, k) => rows.map((r) => r.values[k])),
+  ];
+  return { params, unique };
 }
 
 export class TileWriter {
-  private readonly sql: string;
-  private readonly name: string;
+  /** [grouped, unique-keys] statements. */
+  private readonly statements: { name: string; text: string }[];
 
   constructor(table: string, private readonly features: readonly AggregateFeature[]) {
-    this.sql = buildTileUpsertSql(table);
-    this.name = statementName('tiles', this.sql);
+    this.statements = [true, false].map((grouped) => {
+      const text = features.length ? buildTileUpsertSql(table, features, grouped) : '';
+      return { name: statementName('tiles', text), text };
+    });
   }
 
   get active(): boolean {
@@ -87,7 +185,7 @@ export class TileWriter {
   }
 
   async write(client: PoolClient, events: readonly OffsetEvent[]): Promise<void> {
-    const params = tileParams(this.features, events);
-    if (params) await client.query({ name: this.name, text: this.sql, values: params });
+    const batch = tileParams(this.features, events);
+    if (batch) await client.query({ ...this.statements[batch.unique ? 1 : 0]!, values: batch.params });
   }
 }

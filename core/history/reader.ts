@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { combine, TILE_SUMS, type WindowSums } from '../aggregates/reader';
+import { sumsAt, windowSums, windowValue } from '../aggregates/reader';
 import { tilesTableFor } from '../aggregates/store';
 import { windowBounds, type AggregateFeature } from '../aggregates/tiles';
 import type { JsonValue } from '../events/path';
@@ -65,12 +65,16 @@ export class HistoricalReader {
       `  WHERE h.entity_id = r.entity_id AND h.feature = f.feature AND h.event_ms <= r.at_ms\n` +
       `  ORDER BY h.event_ms DESC, h.kafka_offset DESC LIMIT 1) h ON true`;
     this.valuesName = statementName('asof', this.valuesSql);
+    // One input row per request row: its entity and each aggregate's [lo, hi) at the row's time.
+    const bounds = aggregates.flatMap((_, k) => [`lo${k}`, `hi${k}`]);
+    const inputs = ['$1::int[]', '$2::text[]', ...bounds.map((_, j) => `$${3 + j}::bigint[]`)];
     this.aggregatesSql =
-      `SELECT w.i::int AS i, w.feature, ${TILE_SUMS}\n` +
-      `FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS w(i, entity_id, feature, lo, hi)\n` +
+      `SELECT w.i,\n  ${windowSums(aggregates, (k) => [`w.lo${k}`, `w.hi${k}`])}\n` +
+      `FROM unnest(${inputs.join(', ')}) AS w(i, entity_id${bounds.map((b) => `, ${b}`).join('')})\n` +
       `JOIN ${qualified(FEATURES_SCHEMA, tilesTableFor(table))} t\n` +
-      `  ON t.entity_id = w.entity_id AND t.feature = w.feature AND t.tile_start >= w.lo AND t.tile_start < w.hi\n` +
-      `GROUP BY w.i, w.feature`;
+      `  ON t.entity_id = w.entity_id AND t.tile_start >= LEAST(${aggregates.map((_, k) => `w.lo${k}`).join(', ') || 'NULL'})` +
+      ` AND t.tile_start < GREATEST(${aggregates.map((_, k) => `w.hi${k}`).join(', ') || 'NULL'})\n` +
+      `GROUP BY w.i`;
     this.aggregatesName = statementName('asofagg', this.aggregatesSql);
   }
 
@@ -96,25 +100,20 @@ export class HistoricalReader {
           }),
       aggregates.length > 0 &&
         (async () => {
-          const params: unknown[][] = [[], [], [], [], []];
-          rows.forEach((r, i) => {
-            for (const feature of aggregates) {
-              const { from, to } = windowBounds(r.atMs, feature.windowMs, feature.tileMs);
-              params[0]!.push(i);
-              params[1]!.push(r.entityId);
-              params[2]!.push(feature.name);
-              params[3]!.push(from);
-              params[4]!.push(to);
-            }
-          });
-          const result = await pool.query<WindowSums & { i: number; feature: string }>({
-            name: this.aggregatesName,
-            text: this.aggregatesSql,
-            values: params,
-          });
-          const byName = new Map(aggregates.map((f) => [f.name, f]));
-          for (const row of result.rows) {
-            out[row.i]![column.get(row.feature)!] = { value: combine(byName.get(row.feature)!, row), eventMs: Number(row.last_ts) };
+          // Every aggregate of the group is summed (one statement text); the asked ones are kept.
+          const params: unknown[][] = [rows.map((_, i) => i), rows.map((r) => r.entityId)];
+          for (const feature of this.aggregates) {
+            const windows = rows.map((r) => windowBounds(r.atMs, feature.windowMs, feature.tileMs));
+            params.push(windows.map((w) => w.from), windows.map((w) => w.to));
+          }
+          const result = await pool.query({ name: this.aggregatesName, text: this.aggregatesSql, values: params, rowMode: 'array' });
+          for (const row of result.rows as unknown[][]) {
+            this.aggregates.forEach((feature, k) => {
+              const at = column.get(feature.name);
+              if (at === undefined) return;
+              const window = windowValue(feature, sumsAt(row, 1, k));
+              if (window) out[row[0] as number]![at] = { value: window.value, eventMs: window.eventMs };
+            });
           }
         })(),
     ]);

@@ -14,8 +14,8 @@ const DELETE_BATCH = 5_000;
 export interface RetentionCutoffs {
   /** History rows older than this go, except each (entity, feature)'s newest one before it. */
   historyMs: number | undefined;
-  /** Per aggregate feature: tiles starting before this are outside every window still asked for. */
-  tiles: { feature: string; beforeMs: number }[];
+  /** Per tile size: its tiles starting before this are outside every window still asked for. */
+  tiles: { tileMs: number; beforeMs: number }[];
 }
 
 /**
@@ -28,7 +28,11 @@ export function retentionCutoffs(spec: FeatureGroupSpec, aggregates: readonly Ag
   const retention = keepsHistory ? (spec.history?.retention ? parseDuration(spec.history.retention) : DEFAULT_HISTORY_RETENTION_MS) : 0;
   return {
     historyMs: keepsHistory ? nowMs - retention : undefined,
-    tiles: aggregates.map((a) => ({ feature: a.name, beforeMs: nowMs - retention - a.windowMs - a.tileMs })),
+    // A tile row holds every aggregate of its size: it stays for the longest of their windows.
+    tiles: [...new Set(aggregates.map((a) => a.tileMs))].map((tileMs) => ({
+      tileMs,
+      beforeMs: nowMs - retention - Math.max(...aggregates.filter((a) => a.tileMs === tileMs).map((a) => a.windowMs)) - tileMs,
+    })),
   };
 }
 
@@ -36,11 +40,11 @@ export function retentionCutoffs(spec: FeatureGroupSpec, aggregates: readonly Ag
 export async function applyRetention(pool: Pool, table: string, cutoffs: RetentionCutoffs): Promise<{ tiles: number; history: number }> {
   const removed = { tiles: 0, history: 0 };
   const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
-  for (const { feature, beforeMs } of cutoffs.tiles) {
+  for (const { tileMs, beforeMs } of cutoffs.tiles) {
     for (;;) {
       const result = await pool.query(
-        `DELETE FROM ${tiles} WHERE ctid IN (SELECT ctid FROM ${tiles} WHERE tile_start < $1 AND feature = $2 LIMIT ${DELETE_BATCH})`,
-        [beforeMs, feature],
+        `DELETE FROM ${tiles} WHERE ctid IN (SELECT ctid FROM ${tiles} WHERE tile_start < $1 AND tile_ms = $2 LIMIT ${DELETE_BATCH})`,
+        [beforeMs, tileMs],
       );
       removed.tiles += result.rowCount ?? 0;
       if ((result.rowCount ?? 0) < DELETE_BATCH) break;

@@ -18,6 +18,11 @@ export function quoteIdent(name: string): string {
   return `"${name}"`;
 }
 
+/** A string literal for DDL-time SQL built from validated names (data always travels as parameters). */
+export function quoteLiteral(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
 export function qualified(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import { tilesDdl, tilesTableFor } from '../aggregates/store';
+import { narrowTilesMigration } from '../aggregates/migrate';
 import { aggregateFeatures } from '../aggregates/tiles';
 import { historyDdl, historyEnabled, historyTableFor } from '../history/store';
 import type { FeatureGroupSpec, GroupRef } from '../featuregroup/schema';
@@ -31,8 +32,13 @@ export async function applyStore(pool: Pool, ref: GroupRef, spec: FeatureGroupSp
   const layout = layoutFor(ref, spec);
   const plan = planStore(layout, await observeColumns(pool, layout.table));
   if (plan.conflicts.length > 0) throw new StoreConflictError(plan.conflicts);
-  // Window aggregates live in a tiles table; it holds every aggregate feature, so adding one is no DDL.
-  if (aggregateFeatures(spec).length > 0) plan.statements.push(...tilesDdl(layout.table));
+  // Window aggregates live in a tiles table with columns per aggregate feature.
+  const aggregates = aggregateFeatures(spec);
+  if (aggregates.length > 0) {
+    const tiles = await observeColumns(pool, tilesTableFor(layout.table));
+    if (tiles?.has('feature')) plan.statements.push(...narrowTilesMigration(layout.table, aggregates));
+    else plan.statements.push(...tilesDdl(layout.table, aggregates, tiles && new Set(tiles.keys())));
+  }
   if (historyEnabled(spec)) plan.statements.push(...historyDdl(layout.table));
   await withTransaction(pool, async (client) => {
     for (const statement of plan.statements) await client.query(statement);

@@ -41,12 +41,12 @@ describe('retention of tiles and history', () => {
     const now = Date.UTC(2026, 10, 26);
     const cutoffs = retentionCutoffs(spec, aggregateFeatures(spec), now);
     expect(cutoffs.historyMs).toBe(now - 7 * DAY);
-    expect(cutoffs.tiles).toEqual([{ feature: 'clicks_1d', beforeMs: now - 7 * DAY - DAY - 900_000 }]);
+    expect(cutoffs.tiles).toEqual([{ tileMs: 900_000, beforeMs: now - 7 * DAY - DAY - 900_000 }]);
 
     const tiles = `features."${tilesTableFor(table)}"`;
     const history = `features."${historyTableFor(table)}"`;
     // 20,000 tiles a minute apart ending now, and history: for u1 rows on days 20..1 ago; for u2 one row 30 days ago.
-    await pool.query(`INSERT INTO ${tiles} (entity_id, feature, tile_start, count, last_ts) SELECT 'u1', 'clicks_1d', $1::bigint - g * 60000, 1, $1::bigint - g * 60000 FROM generate_series(1, 20000) g`, [now]);
+    await pool.query(`INSERT INTO ${tiles} (entity_id, tile_start, tile_ms, clicks_1d__n, clicks_1d__ts) SELECT 'u1', $1::bigint - g * 60000, 900000, 1, $1::bigint - g * 60000 FROM generate_series(1, 20000) g`, [now]);
     await pool.query(`INSERT INTO ${history} (entity_id, feature, event_ms, kafka_partition, kafka_offset, value) SELECT 'u1', 'last_action', $1::bigint - g * $2::bigint, 0, 100 - g, 'a' || g FROM generate_series(1, 20) g`, [now, DAY]);
     await pool.query(`INSERT INTO ${history} (entity_id, feature, event_ms, kafka_partition, kafka_offset, value) VALUES ('u2', 'last_action', $1, 0, 1, 'old')`, [now - 30 * DAY]);
 

@@ -1,0 +1,80 @@
+/**
+ * A tiles table of the first layout (one row per entity, feature and tile) is moved to one row per
+ * entity and tile by applyStore, in one transaction, with every partial of the features the spec
+ * still has: the served aggregates are the same before and after.
+ */
+import type { Pool } from 'pg';
+import { AggregateReader } from '../../core/aggregates/reader';
+import { tilesTableFor } from '../../core/aggregates/store';
+import { aggregateFeatures } from '../../core/aggregates/tiles';
+import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
+import { applyStore } from '../../core/storage/store';
+import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../support/platform';
+
+describe('tiles of the first layout', () => {
+  const name = uniqueName('tmig');
+  const ref = { namespace: 'default', name };
+  const spec = featureGroupSpecSchema.parse({
+    entity: { name: 'user', keyField: 'user' },
+    source: { topic: `${name}-events` },
+    features: [
+      { name: 'last_action', type: 'string', from: 'action' },
+      { name: 'clicks_1h', type: 'int64', aggregate: { fn: 'count', window: '1h' } },
+      { name: 'spend_1h', type: 'float64', aggregate: { fn: 'sum', field: 'amount', window: '1h' } },
+      { name: 'pages_1d', type: 'json', aggregate: { fn: 'last_n', field: 'page', window: '1d', limit: 2 } },
+    ],
+  });
+  let pool: Pool;
+
+  beforeAll(async () => {
+    pool = testPool();
+  });
+
+  afterAll(async () => {
+    if (pool) await dropRegisteredGroups(pool);
+    await pool?.end();
+  });
+
+  it('keeps every partial when it moves to one row per entity and tile', async () => {
+    const table = await registerGroup(pool, ref, spec);
+    const tiles = `features."${tilesTableFor(table)}"`;
+    // Recreate the tiles table as the first layout had it, with partials of two entities.
+    await pool.query(`DROP TABLE ${tiles}`);
+    await pool.query(
+      `CREATE TABLE ${tiles} (entity_id text NOT NULL, feature text NOT NULL, tile_start bigint NOT NULL, count bigint NOT NULL, sum numeric, min numeric, max numeric, last_ts bigint NOT NULL, last_values jsonb, keep integer NOT NULL DEFAULT 0, PRIMARY KEY (entity_id, feature, tile_start))`,
+    );
+    await pool.query(`CREATE INDEX "${tilesTableFor(table).slice(0, 55)}_age" ON ${tiles} (tile_start)`);
+    const now = Date.UTC(2026, 10, 26, 12, 0, 0);
+    const minute = 60_000;
+    const t1 = now - 10 * minute;
+    const t2 = now - 5 * minute;
+    await pool.query(
+      `INSERT INTO ${tiles} (entity_id, feature, tile_start, count, sum, min, max, last_ts, last_values, keep) VALUES
+        ('u1', 'clicks_1h', $1::bigint, 3, NULL, NULL, NULL, $1::bigint + 100, NULL, 0),
+        ('u1', 'clicks_1h', $2, 2, NULL, NULL, NULL, $2::bigint + 100, NULL, 0),
+        ('u1', 'spend_1h', $1, 2, 10.25, 4, 6.25, $1::bigint + 50, NULL, 0),
+        ('u2', 'spend_1h', $2, 1, 0.1, 0.1, 0.1, $2::bigint + 10, NULL, 0),
+        ('u1', 'pages_1d', $3, 2, NULL, NULL, NULL, $1::bigint + 100, '[[${t1 + 100}, 7, "/b"], [${t1 + 50}, 6, "/a"]]', 2),
+        ('u1', 'gone_1h', $1, 9, NULL, NULL, NULL, $1, NULL, 0)`,
+      [t1, t2, Math.floor(t1 / (1440 * minute)) * 1440 * minute],
+    );
+
+    const { statements } = await applyStore(pool, ref, spec, 2);
+    expect(statements.some((s) => s.startsWith('ALTER TABLE') && s.includes('RENAME TO'))).toBe(true);
+
+    const columns = await pool.query<{ column_name: string }>(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = 'features' AND table_name = $1`,
+      [tilesTableFor(table)],
+    );
+    expect(columns.rows.map((r) => r.column_name)).not.toContain('feature');
+    const reader = new AggregateReader(table, aggregateFeatures(spec));
+    const read = await reader.read(pool, ['u1', 'u2'], now + minute);
+    expect(read.get('u1')?.features.map((f) => f?.value)).toEqual([5, 10.25, ['/b', '/a']]);
+    expect(read.get('u2')?.features.map((f) => f?.value ?? null)).toEqual([null, 0.1, null]);
+    const leftovers = await pool.query(`SELECT 1 FROM pg_tables WHERE schemaname = 'features' AND tablename LIKE '%tiles_v1'`);
+    expect(leftovers.rowCount).toBe(0);
+
+    // Applying the spec again changes nothing.
+    expect((await applyStore(pool, ref, spec, 3)).statements).toEqual([]);
+  });
+});
