@@ -42,6 +42,10 @@ async function main(): Promise<void> {
     return { key: entity, value: JSON.stringify({ entity_id: entity, action: ACTIONS[n % 4], page: '/p', amount: n / 100, timestamp: new Date(base + n).toISOString() }) };
   });
 
+  const statements = await pool.query('SELECT pg_stat_statements_reset()').then(
+    () => true,
+    () => false,
+  );
   const consumer = spawnComponent('dist/services/consumer/main.js', { FEATURE_GROUP: `default/${group.name}`, PORT: '0' }, true);
   let first = 0;
   let firstAt = 0;
@@ -54,6 +58,7 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - firstAt) / 1000;
   consumer.kill('SIGTERM');
   const rows = Number((await pool.query(`SELECT count(*) AS n FROM features."${group.table}"`)).rows[0].n);
+  const postgres = statements ? await postgresTimePerEvent(pool, group.table, events) : 'pg_stat_statements is not loaded';
   await group.drop();
   await pool.end();
   const result = {
@@ -66,8 +71,23 @@ async function main(): Promise<void> {
     seconds: Number(seconds.toFixed(3)),
     events_per_second: Math.round((events - first) / seconds),
     preload_events_per_second: preloadRate,
+    postgres_exec_us_per_event: postgres,
   };
   console.log(JSON.stringify(result));
+}
+
+/** Postgres execution time per event, by statement kind (from pg_stat_statements). */
+async function postgresTimePerEvent(pool: Pool, table: string, events: number): Promise<Record<string, number>> {
+  const result = await pool.query<{ query: string; ms: number }>('SELECT query, total_exec_time AS ms FROM pg_stat_statements WHERE query LIKE $1 OR query LIKE $2', [
+    `%${table}%`,
+    '%consumer_offsets%',
+  ]);
+  const kinds: Record<string, number> = {};
+  for (const { query, ms } of result.rows) {
+    const kind = query.includes('__tiles') ? 'tiles_upsert' : query.includes('__history') ? 'history' : query.includes('consumer_offsets') ? 'offsets' : query.startsWith('INSERT') ? 'values_upsert' : 'other';
+    kinds[kind] = (kinds[kind] ?? 0) + ms;
+  }
+  return Object.fromEntries(Object.entries(kinds).map(([kind, ms]) => [kind, Number(((ms * 1000) / events).toFixed(2))]));
 }
 
 main().catch((error: unknown) => {

@@ -53,12 +53,48 @@ for (const [what, figure, met] of targets) lines.push(`| ${what} | ${figure} | $
 lines.push('', '## Ratios to the ceilings measured in the same run', '');
 lines.push(`- value-only ingest / bulk-upsert ceiling: ${valueIngest && upsertCeiling ? `${fmt(valueIngest)} / ${fmt(upsertCeiling)} rows/s = ${(valueIngest / upsertCeiling).toFixed(2)}` : 'not measured'}`);
 lines.push(`- value-only ingest / raw Kafka consume: ${valueIngest && kafkaCeiling ? `${fmt(valueIngest)} / ${fmt(kafkaCeiling)} = ${(valueIngest / kafkaCeiling).toFixed(2)}` : 'not measured'}`);
-lines.push(`- aggregate ingest / bulk-upsert ceiling (4 tile rows per event): ${aggregateIngest && upsertCeiling ? (aggregateIngest / upsertCeiling).toFixed(2) : 'not measured'}`);
+lines.push(`- aggregate ingest / bulk-upsert ceiling (a value row and one tile row per tile size, 2–3 here, per event): ${aggregateIngest && upsertCeiling ? (aggregateIngest / upsertCeiling).toFixed(2) : 'not measured'}`);
 lines.push(`- serving closed loop / pgbench -S: ${closedGet && pgbench ? `${fmt(closedGet)} / ${fmt(pgbench)} tps = ${(closedGet / pgbench).toFixed(2)}` : 'not measured'}`);
+
+// Where the time goes: the serving path against bare servers, Postgres time per event, CPU profiles.
+const servingRows: [string, Result | undefined, Result | undefined][] = [
+  ['serving (Express app, catalog, metrics)', find('serving_get_closed_loop'), get2k],
+  ['bare Express app, one lookup', find('prototype_express_closed_loop'), find('prototype_express_open_loop')],
+  ['bare node:http, one lookup', find('prototype_pg_closed_loop'), find('prototype_pg_open_loop')],
+  ['bare node:http, fixed body, no database', find('prototype_static_closed_loop'), undefined],
+];
+lines.push('', '## Where the time goes', '');
+lines.push('### GET /features/{id} against bare servers (same load generator, same run; `bench/prototype-server.ts`)', '');
+lines.push('| server | closed loop req/s | / pgbench -S | open loop 2,000 rps p50 / p99 / p99.9 ms |', '| --- | --- | --- | --- |');
+for (const [what, closed, open] of servingRows) {
+  const rps = num(closed, 'requests_per_second');
+  lines.push(
+    `| ${what} | ${fmt(rps)} | ${rps && pgbench ? (rps / pgbench).toFixed(2) : '—'} | ${open ? `${fmt(num(open, 'p50_ms'))} / ${fmt(num(open, 'p99_ms'))} / ${fmt(num(open, 'p999_ms'))}` : '—'} |`,
+  );
+}
+const groups = num(find('serving_registered_groups'), 'groups');
+if (groups !== undefined) lines.push('', `Groups registered while serving was measured: ${groups} (GET /features/{id} reads each).`);
+lines.push('', '### Postgres execution time per event in the consumer (pg_stat_statements, µs)', '');
+for (const name of ['consumer_throughput_value_features', 'consumer_throughput_4_values_4_aggregates']) {
+  const postgres = find(name)?.['postgres_exec_us_per_event'];
+  lines.push(`- ${name}: ${postgres && typeof postgres === 'object' ? Object.entries(postgres).map(([k, v]) => `${k} ${String(v)}`).join(', ') : String(postgres ?? 'not measured')}`);
+}
+interface ProfileResult {
+  component: string;
+  summary: { total_ms: number; by_owner: { owner: string; percent: number }[]; top_functions: { function: string; owner: string; percent: number }[] };
+}
+for (const r of results.filter((x) => x.benchmark === 'cpu_profile') as unknown as ProfileResult[]) {
+  const idle = r.summary.by_owner.find((o) => o.owner === '(idle)')?.percent ?? 0;
+  const busy = (p: number) => `${Math.round((p / Math.max(1, 100 - idle)) * 1000) / 10}%`;
+  lines.push('', `### CPU profile: ${r.component} (\`node --cpu-prof\`, ${fmt(r.summary.total_ms)} ms sampled, ${idle}% idle; shares of busy time)`, '');
+  lines.push(`- by owner: ${r.summary.by_owner.filter((o) => o.owner !== '(idle)').slice(0, 10).map((o) => `${o.owner} ${busy(o.percent)}`).join(', ')}`);
+  lines.push(`- top functions: ${r.summary.top_functions.slice(0, 8).map((f) => `\`${f.function}\` (${f.owner}) ${busy(f.percent)}`).join(', ')}`);
+}
+
 lines.push('', '## Every figure', '', '| benchmark | figures | command |', '| --- | --- | --- |');
-for (const r of results) {
+for (const r of results.filter((x) => x.benchmark !== 'cpu_profile')) {
   const { benchmark, command, ...figures } = r;
-  lines.push(`| ${benchmark} | ${Object.entries(figures).map(([k, v]) => `${k}: ${typeof v === 'number' ? v.toLocaleString('en-US') : String(v)}`).join('; ')} | ${command ? `\`${String(command)}\`` : '`node dist/bench/platform.js`'} |`);
+  lines.push(`| ${benchmark} | ${Object.entries(figures).map(([k, v]) => `${k}: ${typeof v === 'number' ? v.toLocaleString('en-US') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`).join('; ')} | ${command ? `\`${String(command)}\`` : '`node dist/bench/platform.js`'} |`);
 }
 lines.push('', 'Open-loop latencies are measured from when each request was due (coordinated omission corrected), by `bench/load.ts`.');
 console.log(lines.join('\n'));

@@ -6,19 +6,29 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/servers/up.sh >/dev/null
 set -a; source .local/servers.env; set +a
-out="bench/results/$(date -u +%Y-%m-%dT%H%M%SZ).json"
+stamp="$(date -u +%Y-%m-%dT%H%M%SZ)"
+out="bench/results/$stamp.json"
+# V8 CPU profiles of the consumer and serving under load (large; kept out of git), summarised below.
+profiles=".local/bench-profiles/$stamp"
+mkdir -p "$profiles"/{consumer-values,consumer-aggregates,serving}
 results=()
 echo "bench: consumer throughput (Kafka -> Postgres, one consumer)" >&2
-results+=("$(node dist/bench/consumer-throughput.js)")
+results+=("$(BENCH_CPU_PROF_DIR="$profiles/consumer-values" node dist/bench/consumer-throughput.js)")
 echo "bench: consumer throughput with 4 value features and 4 window aggregates" >&2
-results+=("$(node dist/bench/consumer-throughput.js --aggregates)")
+results+=("$(BENCH_CPU_PROF_DIR="$profiles/consumer-aggregates" node dist/bench/consumer-throughput.js --aggregates)")
 echo "bench: point-in-time retrieval of 100,000 rows (POST /v1/historical-features)" >&2
 results+=("$(node dist/bench/historical.js --rows 100000)")
 echo "bench: 200 FeatureGroups applied at once until all Ready (operator)" >&2
 results+=("$(node dist/bench/operator-ready.js --groups 200)")
 echo "bench: ceilings (pgbench -S, bulk upsert, raw Kafka consume), serving, HTTP ingest, freshness" >&2
-platform="$(node dist/bench/platform.js)"
+platform="$(BENCH_CPU_PROF_DIR="$profiles/serving" node dist/bench/platform.js)"
 while IFS= read -r line; do results+=("$line"); done <<<"$platform"
+for component in consumer-values consumer-aggregates serving; do
+  for file in "$profiles/$component"/*.cpuprofile; do
+    [ -e "$file" ] || { echo "bench: no CPU profile was written for $component" >&2; exit 1; }
+    results+=("{\"benchmark\": \"cpu_profile\", \"component\": \"$component\", \"file\": \"$file\", \"summary\": $(node dist/bench/profile.js "$file")}")
+  done
+done
 {
   echo "{\"machine\": {\"cores\": $(nproc), \"node\": \"$(node --version)\", \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\"},"
   echo " \"results\": ["

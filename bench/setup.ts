@@ -35,6 +35,9 @@ export interface BenchGroup {
 /** A fresh group in `default`, keyed by entity_id with event time `timestamp`, provisioned as the operator would. */
 export async function benchGroup(pool: Pool, prefix: string, spec: Record<string, unknown>): Promise<BenchGroup> {
   await migrate(pool, migrationsDir());
+  // A benchmark killed before its clean-up left its group registered; serving would read it too.
+  const stale = await pool.query<{ name: string }>("SELECT name FROM featurestore.feature_groups WHERE namespace = 'default' AND name ~ $1", [`^${prefix}-[0-9a-f]{6}$`]);
+  for (const { name: old } of stale.rows) await dropStore(pool, { namespace: 'default', name: old }, consumerGroupFor({ namespace: 'default', name: old }));
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
   const ref = { namespace: 'default', name };
   const topic = `${name}-events`;

@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { Pool } from 'pg';
 import { parseAllDocuments, stringify } from 'yaml';
+import { consumerGroupFor } from '../../core/kafka';
 import { tableNameFor } from '../../core/storage/identifiers';
+import { dropWriterRole } from '../../core/storage/roles';
+import { dropStore } from '../../core/storage/store';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk, runTool } from '../support/kube';
 import { schemaLocation, writeKubeconformSchemas } from '../support/kube-schemas';
 import { testPool, uniqueName } from '../support/platform';
@@ -192,6 +195,9 @@ describe('Helm chart', () => {
         // A failed run leaves its group behind: remove it with admin rights so it cannot confuse the next run.
         await kubectl(['patch', 'featuregroup', name, '-n', namespace, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
         await kubectl(['delete', 'featuregroup', name, '-n', namespace, '--ignore-not-found', '--wait=false']);
+        // ...and its store, which a refused finalizer left in the registry (serving would read it).
+        await dropStore(pool, { namespace, name }, consumerGroupFor({ namespace, name }));
+        await dropWriterRole(pool, tableNameFor({ namespace, name }));
       }
     };
 

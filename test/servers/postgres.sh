@@ -135,6 +135,8 @@ max_connections = 200
 shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
+# Per-statement time for make bench's "where the time goes" (about 1% overhead).
+shared_preload_libraries = 'pg_stat_statements'
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
 }
