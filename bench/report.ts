@@ -91,6 +91,28 @@ for (const r of results.filter((x) => x.benchmark === 'cpu_profile') as unknown 
   lines.push(`- top functions: ${r.summary.top_functions.slice(0, 8).map((f) => `\`${f.function}\` (${f.owner}) ${busy(f.percent)}`).join(', ')}`);
 }
 
+// The misses, read from this run's own figures.
+const aggregatePostgres = find('consumer_throughput_4_values_4_aggregates')?.['postgres_exec_us_per_event'] as Record<string, number> | undefined;
+const expressOpen = num(find('prototype_express_open_loop'), 'p99_ms');
+const nodeOpen = num(find('prototype_pg_open_loop'), 'p99_ms');
+const staticClosed = num(find('prototype_static_closed_loop'), 'requests_per_second');
+const pgClosed = num(find('prototype_pg_closed_loop'), 'requests_per_second');
+lines.push('', '## Reading the misses', '');
+lines.push(
+  `- **Aggregate ingest** is Postgres-bound: per event the tile upsert takes ${fmt(aggregatePostgres?.['tiles_upsert'])} µs and the value upsert ${fmt(aggregatePostgres?.['values_upsert'])} µs of Postgres execution time, ` +
+    'while the consumer process waits on it (idle share in its profile above). An event writes a value row and one tile row per distinct tile size (three sizes in this benchmark: 1h, 1d, 7d windows); ' +
+    'tiles already hold every aggregate of a size in one row, and batches whose keys are unique skip the GROUP BY fold. What would lift it further: binary COPY into a staging table instead of text arrays (pg serialises arrays in JS: `prepareValue`/`escapeElement` above), or more Postgres cores.',
+);
+lines.push(
+  `- **Serving p99 at 2,000 rps**: the same lookup in a bare Express app has p99 ${fmt(expressOpen)} ms, on bare node:http ${fmt(nodeOpen)} ms, in this run. ` +
+    'Express is the measured bottleneck of the tail (routing, response helpers; see `express`, `router` and `writeHead` in the serving profile) together with CPU shared with Postgres and the load generator. ' +
+    'Proposal, not switched silently: answer `GET /features/{id}` and `POST /get-online-features` from a node:http handler in front of the Express app (the prototype above), keeping Express for everything else.',
+);
+lines.push(
+  `- **Closed loop vs pgbench -S**: a bare node:http server returning a fixed body reaches ${fmt(staticClosed)} req/s here (${staticClosed && pgbench ? (staticClosed / pgbench).toFixed(2) : '—'} of pgbench -S), one lookup on bare node:http ${fmt(pgClosed)}: ` +
+    'no Node HTTP server reaches 50% of pgbench on these two cores shared with Postgres and a Node load generator (pgbench is C and speaks the wire protocol directly). Throughput scales out with serving replicas (the chart\'s HPA).',
+);
+
 lines.push('', '## Every figure', '', '| benchmark | figures | command |', '| --- | --- | --- |');
 for (const r of results.filter((x) => x.benchmark !== 'cpu_profile')) {
   const { benchmark, command, ...figures } = r;
