@@ -103,10 +103,14 @@ lines.push(
     'while the consumer process waits on it (idle share in its profile above). An event writes a value row and one tile row per distinct tile size (three sizes in this benchmark: 1h, 1d, 7d windows); ' +
     'tiles already hold every aggregate of a size in one row, and batches whose keys are unique skip the GROUP BY fold. What would lift it further: binary COPY into a staging table instead of text arrays (pg serialises arrays in JS: `prepareValue`/`escapeElement` above), or more Postgres cores.',
 );
+const servingOpen = num(get2k, 'p99_ms');
 lines.push(
-  `- **Serving p99 at 2,000 rps**: the same lookup in a bare Express app has p99 ${fmt(expressOpen)} ms, on bare node:http ${fmt(nodeOpen)} ms, in this run. ` +
-    'Express is the measured bottleneck of the tail (routing, response helpers; see `express`, `router` and `writeHead` in the serving profile) together with CPU shared with Postgres and the load generator. ' +
-    'Proposal, not switched silently: answer `GET /features/{id}` and `POST /get-online-features` from a node:http handler in front of the Express app (the prototype above), keeping Express for everything else.',
+  `- **Serving p99 at 2,000 rps**: serving ${fmt(servingOpen)} ms; the same lookup in a bare Express app ${fmt(expressOpen)} ms; on bare node:http ${fmt(nodeOpen)} ms (this run; repeated runs keep that order, with a few ms of noise). ` +
+    (servingOpen !== undefined && expressOpen !== undefined && nodeOpen !== undefined
+      ? `Of serving's ${(servingOpen - nodeOpen).toFixed(1)} ms over bare node:http, Express (routing, response helpers: \`express\`, \`router\` in the profile) accounts for ${(expressOpen - nodeOpen).toFixed(1)} ms and serving's own request path (catalog fan-out, metrics and load-shedding middleware, typed decoding: \`parseDate\`/\`formatTime\`) for ${(servingOpen - expressOpen).toFixed(1)} ms. `
+      : '') +
+    'Writes to sockets (`writev`) are the largest single cost: on loopback the kernel delivers to the receiving process inside the sender\'s system call, and two cores are shared by the load generator, serving and Postgres. ' +
+    'Proposal, measured above and not switched silently: answer `GET /features/{id}` and `POST /get-online-features` from a node:http handler in front of the Express app, with one prepared statement for all groups and timestamps kept as epoch ms, leaving Express for everything else.',
 );
 lines.push(
   `- **Closed loop vs pgbench -S**: a bare node:http server returning a fixed body reaches ${fmt(staticClosed)} req/s here (${staticClosed && pgbench ? (staticClosed / pgbench).toFixed(2) : '—'} of pgbench -S), one lookup on bare node:http ${fmt(pgClosed)}: ` +
