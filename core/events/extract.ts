@@ -1,3 +1,4 @@
+import { jsonDepth, MAX_JSON_DEPTH } from './depth';
 import { aggregateFeatures, type AggregateFeature } from '../aggregates/tiles';
 import type { Feature, FeatureGroupSpec, Predicate } from '../featuregroup/schema';
 import { compilePath, isJsonObject, type JsonObject, type JsonValue } from './path';
@@ -68,7 +69,8 @@ function compileContribution(feature: AggregateFeature): (event: JsonObject) => 
   };
 }
 
-function entityIdOf(value: JsonValue | undefined): string | undefined {
+/** The value as an entity id if it can be one: a non-empty string within the length limit, without NUL (Postgres text cannot hold it). */
+export function entityIdOf(value: JsonValue | undefined): string | undefined {
   if (typeof value === 'string') {
     return value.length > 0 && value.length <= MAX_ENTITY_ID_LENGTH && !value.includes('\u0000') ? value : undefined;
   }
@@ -91,9 +93,11 @@ export function compileExtractor(spec: FeatureGroupSpec): (record: RawRecord) =>
 
   return (record) => {
     if (record.value === null || record.value.length === 0) return { kind: 'invalid', reason: 'empty record value' };
+    const text = record.value.toString('utf8');
+    if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) return { kind: 'invalid', reason: `value nests deeper than ${MAX_JSON_DEPTH} levels` };
     let parsed: unknown;
     try {
-      parsed = JSON.parse(record.value.toString('utf8'));
+      parsed = JSON.parse(text);
     } catch (error) {
       return { kind: 'invalid', reason: `value is not JSON: ${(error as Error).message}` };
     }

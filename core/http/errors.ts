@@ -27,12 +27,19 @@ interface BodyParserError {
   message: string;
 }
 
+function isClientError(error: unknown): error is Error & { status: number } {
+  const status = (error as { status?: unknown } | null)?.status;
+  return error instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
+}
+
 /** Maps every error to JSON in one place; anything unexpected is a 500 that leaks no internals. */
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (error: unknown, _req, res, _next) => {
     // A streamed response that failed midway was already ended by its handler; only log it.
     if (res.headersSent) {
-      log.error({ err: error }, 'request failed after its response started');
+      // Already answered (503 by the request timeout, say): the late outcome has no one to go to.
+      if (res.writableEnded) log.debug({ err: error }, 'request finished after it was answered');
+      else log.error({ err: error }, 'request failed after its response started');
       return;
     }
     let status = 500;
@@ -46,6 +53,10 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       status = parserError.status ?? 400;
       const code = parserError.type === 'entity.too.large' ? 'E_PAYLOAD_TOO_LARGE' : 'E_BAD_BODY';
       body = { detail: parserError.message, code, field: 'body' };
+    } else if (isClientError(error)) {
+      // The framework's own refusals (a path that does not percent-decode: URIError with 400).
+      status = error.status;
+      body = error instanceof URIError ? { detail: `the path does not decode: ${error.message}`, code: 'E_BAD_PATH', field: 'path' } : { detail: error.message, code: 'E_BAD_REQUEST' };
     }
     if (status >= 500) log.error({ err: error }, 'request failed');
     res.status(status).json(body);

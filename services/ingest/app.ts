@@ -1,6 +1,7 @@
 import express, { type Express } from 'express';
 import { Counter, type Registry } from 'prom-client';
 import { bearerAuth } from '../../core/http/auth';
+import { shedLoad } from '../../core/http/overload';
 import { errorHandler, HttpError } from '../../core/http/errors';
 import { mountOps, requestMetrics } from '../../core/http/ops';
 import type { Logger } from '../../core/logger';
@@ -27,6 +28,7 @@ export function createIngestApp({ config, publisher, registry, log, authTokens }
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use(requestMetrics(registry));
+  app.use(shedLoad({ maxInFlight: config.HTTP_MAX_IN_FLIGHT, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS }, registry));
   if (authTokens) app.use(bearerAuth(authTokens));
   mountOps(app, registry, async () => publisher.ready());
 

@@ -13,6 +13,10 @@ export const ingestEnv = baseEnv.extend({
   INGEST_TOPICS: topicList.default(['raw-events']),
   INGEST_DEFAULT_TOPIC: z.string().regex(TOPIC_PATTERN).default('raw-events'),
   INGEST_KEY_FIELD: z.string().regex(FIELD_PATH_PATTERN).default('entity_id'),
+  /** Requests handled at once; more are answered 503 + Retry-After (load shedding). */
+  HTTP_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(256),
+  /** A request unanswered after this is answered 503 + Retry-After. */
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(15000),
   INGEST_MAX_BODY_BYTES: z.coerce.number().int().positive().default(5 * 1024 * 1024),
   INGEST_MAX_EVENT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   INGEST_MAX_EVENTS: z.coerce.number().int().positive().default(10_000),

@@ -1,3 +1,4 @@
+import { jsonDepth, MAX_JSON_DEPTH } from '../../core/events/depth';
 import { HttpError } from '../../core/http/errors';
 import { compilePath, isJsonObject, type JsonObject, type JsonValue } from '../../core/events/path';
 
@@ -54,6 +55,10 @@ export function parseEvents(body: Buffer, format: BodyFormat, limits: EventLimit
 
   const text = body.toString('utf8');
   if (format === 'json') {
+    // An array of events is one level more than each event may have.
+    if (jsonDepth(text, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH + 1) {
+      throw new HttpError(400, 'E_TOO_DEEP', `body nests deeper than ${MAX_JSON_DEPTH} levels per event`, 'body');
+    }
     let parsed: JsonValue;
     try {
       parsed = JSON.parse(text) as JsonValue;
@@ -73,6 +78,10 @@ export function parseEvents(body: Buffer, format: BodyFormat, limits: EventLimit
     const line = raw.trim();
     if (line === '') continue;
     checkCount(index + 1, limits.maxEvents);
+    if (jsonDepth(line, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+      result.rejected.push({ index: index++, reason: `event nests deeper than ${MAX_JSON_DEPTH} levels` });
+      continue;
+    }
     try {
       accept(index, JSON.parse(line) as JsonValue, line);
     } catch (error) {

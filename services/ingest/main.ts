@@ -20,6 +20,9 @@ async function main(): Promise<void> {
   const app = createIngestApp({ config, publisher, registry: createRegistry('ingest'), log, ...(tokens ? { authTokens: () => tokens.current() } : {}) });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT, topics: config.INGEST_TOPICS }, 'ingest listening'));
   server.keepAliveTimeout = 65_000;
+  // Slow clients cannot hold sockets open: headers within 10 s, the whole request within 2 min.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 120_000;
   onShutdown(log, async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await producer.disconnect();

@@ -1,8 +1,10 @@
+import { entityIdOf, MAX_ENTITY_ID_LENGTH } from '../../core/events/extract';
 import express, { type Express } from 'express';
 import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
 import { parseGroupId } from '../../core/featuregroup/schema';
 import { bearerAuth } from '../../core/http/auth';
+import { shedLoad } from '../../core/http/overload';
 import { errorHandler, HttpError } from '../../core/http/errors';
 import { historicalFeatures } from './historical';
 import { mountOps, requestMetrics } from '../../core/http/ops';
@@ -50,6 +52,7 @@ export function createServingApp({ config, pool, catalog, registry, log, authTok
   app.disable('etag');
   app.set('query parser', 'simple');
   app.use(requestMetrics(registry));
+  app.use(shedLoad({ maxInFlight: config.HTTP_MAX_IN_FLIGHT, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS }, registry));
   if (authTokens) app.use(bearerAuth(authTokens));
   mountOps(app, registry, async () => catalog.loaded && (await databaseAnswers()));
 
@@ -64,6 +67,9 @@ export function createServingApp({ config, pool, catalog, registry, log, authTok
 
   app.get('/features/:entityId', async (req, res) => {
     const entityId = req.params.entityId;
+    if (entityIdOf(entityId) === undefined) {
+      throw new HttpError(400, 'E_BAD_ENTITY_ID', `an entity id is 1 to ${MAX_ENTITY_ID_LENGTH} characters without NUL`, 'entity_id');
+    }
     const found = await readEntity(pool, catalog, entityId);
     if (!found) {
       res.status(404).json({ detail: `No features found for entity_id=${entityId}` });

@@ -6,6 +6,10 @@ export const servingEnv = baseEnv.extend({
   DATABASE_URL: databaseUrl,
   /** Optional read replica: serving reads go there when set. */
   DATABASE_READ_URL: databaseUrl.optional(),
+  /** Requests handled at once; more are answered 503 + Retry-After (load shedding). */
+  HTTP_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(512),
+  /** A request unanswered after this is answered 503 + Retry-After. */
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(10000),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   REGISTRY_REFRESH_MS: z.coerce.number().int().min(100).default(2_000),
   SERVING_MAX_ENTITIES: z.coerce.number().int().positive().default(1_000),

@@ -1,3 +1,4 @@
+import { entityIdOf } from '../../core/events/extract';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Request, Response } from 'express';
@@ -50,7 +51,7 @@ function parseRow(row: unknown, entityKey: string, index: number): PointInTime &
   if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new HttpError(400, 'E_BAD_ROW', `row ${index} must be an object`, field);
   const record = row as Record<string, JsonValue>;
   const key = record[entityKey];
-  if (!(typeof key === 'string' && key.length > 0 && key.length <= 1024) && !(typeof key === 'number' && Number.isSafeInteger(key))) {
+  if (!(typeof key === 'string' && entityIdOf(key) !== undefined) && !(typeof key === 'number' && Number.isSafeInteger(key))) {
     throw new HttpError(400, 'E_BAD_ROW', `row ${index} needs "${entityKey}": a non-empty string or an integer`, `${field}.${entityKey}`);
   }
   const atMs = parseEventTime(record.timestamp);

@@ -28,6 +28,9 @@ async function main(): Promise<void> {
   const app = createServingApp({ config, pool, catalog, registry: createRegistry('serving'), log, ...(tokens ? { authTokens: () => tokens.current() } : {}) });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'serving listening'));
   server.keepAliveTimeout = 65_000;
+  // Slow clients cannot hold sockets open: headers within 10 s, the whole request within 2 min.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 120_000;
   onShutdown(log, async () => {
     catalog.stop();
     await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,0 +1,120 @@
+/**
+ * Faults, the fast subset (`make soak` runs the long ones): load beyond a process's in-flight limit
+ * is shed with 503 + Retry-After while its probes keep answering; under a Kafka broker outage the
+ * ingest API answers 503 + Retry-After and never accepts an event it could not hand to Kafka.
+ */
+import { execFileSync } from 'node:child_process';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import type { Pool } from 'pg';
+import { TEST_GROUP_SPEC } from '../support/oracle';
+import { createTopic, dropRegisteredGroups, readTopic, registerGroup, testKafka, testPool, uniqueName } from '../support/platform';
+import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+
+interface Answer {
+  status: number;
+  retryAfter: string | undefined;
+  code: string | undefined;
+}
+
+function call(port: number, agent: Agent, method: string, path: string, body?: string): Promise<Answer> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        let code: string | undefined;
+        try {
+          code = (JSON.parse(Buffer.concat(chunks).toString()) as { code?: string }).code;
+        } catch {
+          code = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], code });
+      });
+    });
+    req.on('error', () => resolve({ status: 0, retryAfter: undefined, code: undefined }));
+    req.end(body);
+  });
+}
+
+const kafkaScript = join(__dirname, '../servers/kafka.sh');
+
+describe('faults (fast subset)', () => {
+  const name = uniqueName('fault');
+  const topic = `${name}-events`;
+  let pool: Pool;
+  const services: RunningService[] = [];
+
+  beforeAll(async () => {
+    pool = testPool();
+    await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic } });
+    await createTopic(testKafka(), topic, 2);
+  });
+
+  afterAll(async () => {
+    await Promise.all(services.map((s) => s.stop()));
+    if (pool) await dropRegisteredGroups(pool);
+    await pool?.end();
+  });
+
+  it('sheds load past the in-flight limit with 503 + Retry-After, and keeps answering probes', async () => {
+    const env = { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'), HTTP_MAX_IN_FLIGHT: '4' };
+    const serving = await startService('serving', env, `${name}-serving`);
+    services.push(serving);
+    await serving.waitReady();
+    const agent = new Agent({ keepAlive: true, maxSockets: 400 });
+    const burst = Array.from({ length: 400 }, (_, i) => call(serving.port, agent, 'GET', `/features/user_${i}`));
+    const probe = call(serving.port, new Agent(), 'GET', '/healthz');
+    const answers = await Promise.all(burst);
+    expect((await probe).status).toBe(200);
+    const shed = answers.filter((a) => a.status === 503);
+    expect(shed.length).toBeGreaterThan(0);
+    expect(shed.every((a) => a.retryAfter === '1' && a.code === 'E_OVERLOADED')).toBe(true);
+    // Everything else was answered (200, or 404 for users no group holds), nothing failed otherwise.
+    expect(answers.filter((a) => a.status !== 503 && a.status !== 404 && a.status !== 200)).toEqual([]);
+    expect(answers.length - shed.length).toBeGreaterThanOrEqual(4);
+    expect(await serving.metric('featurestore_http_shed_total')).toBe(shed.length);
+    agent.destroy();
+  });
+
+  it('answers 503 + Retry-After during a broker outage and accepts only what Kafka has', async () => {
+    const env = { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'), INGEST_TOPICS: topic, INGEST_DEFAULT_TOPIC: topic, HTTP_REQUEST_TIMEOUT_MS: '4000' };
+    const ingest = await startService('ingest', env, `${name}-ingest`);
+    services.push(ingest);
+    await ingest.waitReady();
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    const accepted: string[] = [];
+    const refused: Answer[] = [];
+    let sequence = 0;
+    const sendOne = async (): Promise<Answer> => {
+      const id = `e${sequence++}`;
+      const answer = await call(ingest.port, agent, 'POST', '/v1/events', JSON.stringify({ entity_id: id, action: 'click', timestamp: new Date().toISOString() }));
+      if (answer.status === 202) accepted.push(id);
+      else refused.push(answer);
+      return answer;
+    };
+    for (let i = 0; i < 50; i++) expect((await sendOne()).status).toBe(202);
+
+    execFileSync('bash', [kafkaScript, 'stop'], { stdio: 'ignore' });
+    try {
+      // Until the producer notices, a request may still be in flight; within a few tries it is refused.
+      await eventually(async () => ((await sendOne()).status === 503 ? true : undefined), 'ingest to refuse with the broker down', 30_000);
+      for (let i = 0; i < 5; i++) await sendOne();
+    } finally {
+      execFileSync('bash', [kafkaScript, 'start'], { stdio: 'ignore' });
+    }
+    await eventually(async () => ((await sendOne()).status === 202 ? true : undefined), 'ingest to accept again after the broker returned', 120_000);
+    for (let i = 0; i < 50; i++) await sendOne();
+    agent.destroy();
+
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    for (const answer of refused) {
+      expect(answer.status).toBe(503);
+      expect(answer.retryAfter).toMatch(/^\d+$/);
+      expect(['E_BROKER_UNAVAILABLE', 'E_TIMEOUT']).toContain(answer.code);
+    }
+    // Every accepted event is in Kafka; a refused one may be too (the client retries: at least once).
+    const stored = new Set((await readTopic(testKafka(), topic, accepted.length, 120_000)).map((r) => (JSON.parse(r.value) as { entity_id: string }).entity_id));
+    expect(accepted.filter((id) => !stored.has(id))).toEqual([]);
+  });
+});
