@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps build typecheck unit test tools crds servers servers-down up down bench clean
+.PHONY: help deps build typecheck unit test tools crds servers servers-down up down soak bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ up: build ## Run the whole platform locally (operator, runner, services), apply 
 
 down: ## Stop what `make up` started
 	bash test/servers/stack.sh down
+
+soak: build ## The long fault and hostile-input suite; prints the table (FUZZ_RUNS=20000)
+	bash test/soak.sh
 
 bench: build ## Benchmarks (figures printed and written to bench/results/)
 	bash bench/run.sh

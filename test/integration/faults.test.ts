@@ -10,6 +10,7 @@ import type { Pool } from 'pg';
 import { TEST_GROUP_SPEC } from '../support/oracle';
 import { createTopic, dropRegisteredGroups, readTopic, registerGroup, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { recordSoak } from '../support/soak';
 
 interface Answer {
   status: number;
@@ -75,6 +76,7 @@ describe('faults (fast subset)', () => {
     expect(answers.length - shed.length).toBeGreaterThanOrEqual(4);
     expect(await serving.metric('featurestore_http_shed_total')).toBe(shed.length);
     agent.destroy();
+    recordSoak({ kind: 'input', target: `serving: ${answers.length} at once, limit 4 (${shed.length} shed with 503)`, inputs: answers.length, server_errors: answers.filter((a) => a.status >= 500 && a.status !== 503).length, crashes: serving.running ? 0 : 1 });
   });
 
   it('answers 503 + Retry-After during a broker outage and accepts only what Kafka has', async () => {
@@ -103,7 +105,9 @@ describe('faults (fast subset)', () => {
     } finally {
       execFileSync('bash', [kafkaScript, 'start'], { stdio: 'ignore' });
     }
+    const brokerBack = Date.now();
     await eventually(async () => ((await sendOne()).status === 202 ? true : undefined), 'ingest to accept again after the broker returned', 120_000);
+    const recoveredSeconds = (Date.now() - brokerBack) / 1000;
     for (let i = 0; i < 50; i++) await sendOne();
     agent.destroy();
 
@@ -114,7 +118,13 @@ describe('faults (fast subset)', () => {
       expect(['E_BROKER_UNAVAILABLE', 'E_TIMEOUT']).toContain(answer.code);
     }
     // Every accepted event is in Kafka; a refused one may be too (the client retries: at least once).
-    const stored = new Set((await readTopic(testKafka(), topic, accepted.length, 120_000)).map((r) => (JSON.parse(r.value) as { entity_id: string }).entity_id));
+    const records = (await readTopic(testKafka(), topic, accepted.length, 120_000)).map((r) => (JSON.parse(r.value) as { entity_id: string }).entity_id);
+    const stored = new Set(records);
     expect(accepted.filter((id) => !stored.has(id))).toEqual([]);
+    // Duplicates in Kafka would be the producer's retries; idempotence keeps them out.
+    const acceptedSet = new Set(accepted);
+    const duplicated = records.filter((id) => acceptedSet.has(id)).length - acceptedSet.size;
+    recordSoak({ kind: 'fault', fault: 'Kafka broker restarted under ingest', events_sent: sequence, lost: accepted.filter((id) => !stored.has(id)).length, duplicated, recovered_s: Number(recoveredSeconds.toFixed(1)) });
+    recordSoak({ kind: 'input', target: `ingest during the outage (${refused.length} refused with 503)`, inputs: sequence, server_errors: refused.filter((a) => a.status !== 503).length, crashes: ingest.running ? 0 : 1 });
   });
 });

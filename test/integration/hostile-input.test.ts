@@ -12,6 +12,7 @@ import { TEST_GROUP_SPEC } from '../support/oracle';
 import { consumerGroupFor } from '../../core/kafka';
 import { createTopic, dropRegisteredGroups, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { recordSoak } from '../support/soak';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 /** Resident memory either process may reach after the fuzzing (it starts near 100 MB). */
@@ -114,6 +115,7 @@ describe('hostile input (property-based)', () => {
       }),
       { numRuns: RUNS },
     );
+    recordSoak({ kind: 'input', target: 'ingest: random bodies, types, headers, topics', inputs: RUNS, server_errors: 0, crashes: ingest.running ? 0 : 1 });
   });
 
   it('serving answers every random request with a 2xx or a 4xx', async () => {
@@ -133,6 +135,7 @@ describe('hostile input (property-based)', () => {
       }),
       { numRuns: RUNS },
     );
+    recordSoak({ kind: 'input', target: 'serving: random paths, bodies, headers', inputs: RUNS, server_errors: 0, crashes: serving.running ? 0 : 1 });
   });
 
   it('the consumer takes random Kafka payloads without getting stuck: valid ones stored, the rest dead-lettered', async () => {
@@ -179,6 +182,7 @@ describe('hostile input (property-based)', () => {
       expect(dead.every((r) => (r.headers['fs-error-reason'] ?? '').length > 0)).toBe(true);
       const rss = await consumer.metric('featurestore_process_resident_memory_bytes');
       expect(rss).toBeLessThan(RSS_BOUND_BYTES);
+      recordSoak({ kind: 'input', target: `consumer: random Kafka payloads (${dead.length} dead-lettered)`, inputs: records.length, server_errors: 0, crashes: consumer.running ? 0 : 1 });
     } finally {
       await consumer.stop();
     }

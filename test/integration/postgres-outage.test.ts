@@ -9,6 +9,7 @@ import type { Pool } from 'pg';
 import { expectedState, generateStream, kafkaKeyOf, storedState, TEST_GROUP_SPEC } from '../support/oracle';
 import { createTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { recordSoak } from '../support/soak';
 
 const postgresScript = join(__dirname, '..', 'servers', 'postgres.sh');
 
@@ -65,12 +66,15 @@ describe('Postgres outage', () => {
     await new Promise((r) => setTimeout(r, Math.max(0, 5_000 - (Date.now() - downAt))));
     const retriesDuringOutage = await consumer.metric('featurestore_consumer_retries_total');
     execFileSync('bash', [postgresScript, 'start'], { stdio: 'inherit' });
+    const backAt = Date.now();
     await send(stream.lines.slice(15_000));
 
     await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === stream.lines.length ? true : undefined), 'all offsets after the outage');
+    const caughtUpSeconds = (Date.now() - backAt) / 1000;
     expect(consumer.running).toBe(true);
     expect(retriesDuringOutage).toBeGreaterThan(0);
     expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(stream.lines, stream.invalid));
     expect(await consumer.stop()).toBe(0);
+    recordSoak({ kind: 'fault', fault: 'Postgres stopped and restarted', events_sent: stream.lines.length, lost: 0, duplicated: 0, recovered_s: Number(caughtUpSeconds.toFixed(1)) });
   }
 });
