@@ -7,20 +7,20 @@ const faults = rows.filter((r) => r.kind === 'fault');
 const inputs = rows.filter((r) => r.kind === 'input');
 const pad = (cells, widths) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ');
 let bad = false;
-console.log('\nfault                                          events sent     lost  duplicated  recovered (s)');
+console.log(`\n${pad(['fault', 'events sent', 'lost', 'duplicated', 'recovered (s)'], [58, 12, 6, 11, 12])}`);
 for (const r of faults) {
   if (r.lost !== 0 || r.duplicated !== 0) bad = true;
-  console.log(pad([r.fault, r.events_sent, r.lost, r.duplicated, r.recovered_s ?? '—'], [45, 14, 6, 10, 12]));
+  console.log(pad([r.fault, r.events_sent, r.lost, r.duplicated, r.recovered_s ?? '—'], [58, 12, 6, 11, 12]));
 }
 for (const name of expected) {
   if (!faults.some((r) => r.fault.startsWith(name)) && !inputs.some((r) => r.target.startsWith(name))) {
     bad = true;
-    console.log(pad([name, 'FAILED (no row: its test did not pass)', '', '', ''], [45, 14, 6, 10, 12]));
+    console.log(pad([name, 'FAILED (no row: its test did not pass)', '', '', ''], [58, 12, 6, 11, 12]));
   }
 }
-console.log('\nhostile input                                  inputs tried   5xx  crashes');
+console.log(`\n${pad(['hostile input', 'inputs tried', '5xx', 'crashes'], [58, 13, 4, 7])}`);
 for (const r of inputs) {
   if (r.server_errors !== 0 || r.crashes !== 0) bad = true;
-  console.log(pad([r.target, r.inputs, r.server_errors, r.crashes], [45, 14, 4, 7]));
+  console.log(pad([r.target, r.inputs, r.server_errors, r.crashes], [58, 13, 4, 7]));
 }
 process.exit(bad ? 1 : 0);
