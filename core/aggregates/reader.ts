@@ -62,7 +62,7 @@ export function windowValue(feature: AggregateFeature, sums: WindowSums): { valu
 }
 
 /** Combines tile partials into the served value. */
-export function combine(feature: AggregateFeature, row: WindowSums): JsonValue {
+function combine(feature: AggregateFeature, row: WindowSums): JsonValue {
   const count = Number(row.count ?? 0);
   switch (feature.fn) {
     case 'count':

@@ -40,15 +40,13 @@ export function tileColumns(feature: AggregateFeature): TileColumns {
 export function tileColumnTypes(features: readonly AggregateFeature[]): [string, string][] {
   return features.flatMap((f) => {
     const c = tileColumns(f);
-    const typed: [string, string | undefined][] = [
+    const typed: [string, string][] = [
       [c.count, 'bigint NOT NULL DEFAULT 0'],
       [c.lastTs, 'bigint'],
-      [c.sum ?? '', c.sum && 'numeric'],
-      [c.min ?? '', c.min && 'numeric'],
-      [c.max ?? '', c.max && 'numeric'],
-      [c.last ?? '', c.last && 'jsonb'],
     ];
-    return typed.filter((t): t is [string, string] => t[1] !== undefined);
+    for (const numeric of [c.sum, c.min, c.max]) if (numeric) typed.push([numeric, 'numeric']);
+    if (c.last) typed.push([c.last, 'jsonb']);
+    return typed;
   });
 }
 
@@ -92,10 +90,10 @@ export function buildTileUpsertSql(table: string, features: readonly AggregateFe
   const select: string[] = ['ent', 'start_ms', 'size_ms'];
   const update: string[] = [];
   const inputs: string[] = ['$1::text[]', '$2::bigint[]', '$3::int[]', '$4::bigint[]', '$5::bigint[]'];
+  const q = quoteIdent;
   features.forEach((f, k) => {
     const v = `v${k}`;
     const c = tileColumns(f);
-    const q = (name: string) => quoteIdent(name);
     inputs.push(`$${6 + k}::${isNumericAggregate(f) ? 'numeric' : f.fn === 'last_n' ? 'jsonb' : 'text'}[]`);
     insert.push(c.count, c.lastTs);
     select.push(

@@ -83,7 +83,7 @@ export class HistoricalReader {
     const out = rows.map(() => names.map((): AsOfValue | null => null));
     const column = new Map(names.map((n, i) => [n, i]));
     const values = this.valueFeatures.filter((f) => column.has(f.name));
-    const aggregates = this.aggregates.filter((f) => column.has(f.name));
+    const asksAggregates = this.aggregates.some((f) => column.has(f.name));
     const types = new Map(values.map((f) => [f.name, f.type]));
     await Promise.all([
       values.length > 0 &&
@@ -98,7 +98,7 @@ export class HistoricalReader {
               out[row.i - 1]![column.get(row.feature)!] = { value: parseHistoryValue(types.get(row.feature)!, row.value), eventMs: Number(row.event_ms) };
             }
           }),
-      aggregates.length > 0 &&
+      asksAggregates &&
         (async () => {
           // Every aggregate of the group is summed (one statement text); the asked ones are kept.
           const params: unknown[][] = [rows.map((_, i) => i), rows.map((r) => r.entityId)];

@@ -6,7 +6,7 @@
  * and avg to 1e-9; and so does every point-in-time row of POST /v1/historical-features, which
  * never shows an event from after its row's time.
  */
-import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { aggregateFeatures, tileStart, windowBounds, type AggregateFeature } from '../../core/aggregates/tiles';
 import type { JsonValue } from '../../core/events/path';
@@ -17,7 +17,7 @@ import { FeatureReader } from '../../core/storage/feature-reader';
 import { replayGroup } from '../../core/storage/replay';
 import { layoutFor } from '../../core/storage/layout';
 import { formatTime } from '../../core/time';
-import { createTopic, dropRegisteredGroups, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
+import { createTopic, dropRegisteredGroups, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName, idempotentProducer } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 
 const TOTAL = 50_000;
@@ -187,8 +187,7 @@ describe('window aggregates, exact across kill -9', () => {
     await createTopic(kafka, topic, 4);
     await registerGroup(pool, { namespace: 'default', name }, spec);
     await registerGroup(pool, { namespace: 'default', name: `${name}-nohist` }, { entity: { name: 'user', keyField: 'user' }, source: { topic }, features: [{ name: 'last_action', type: 'string', from: 'action' }] });
-    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
+    producer = await idempotentProducer(kafka);
   });
 
   afterAll(async () => {

@@ -6,9 +6,9 @@
 import type { Kafka } from 'kafkajs';
 import type { Pool } from 'pg';
 import { DLQ_HEADERS } from '../../services/consumer/dead-letters';
-import { expectedState, generateStream, HOSTILE_IDS, TEST_GROUP_SPEC, type Expected } from '../support/oracle';
+import { expectedState, generateStream, HOSTILE_IDS, testGroupSpec, type Expected } from '../support/oracle';
 import { createTopic, readTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
-import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { eventually, type RunningService, serverEnv, startService } from '../support/services';
 
 const formatTime = (ms: number): string => new Date(ms).toISOString().replace('.000Z', 'Z');
 
@@ -29,8 +29,8 @@ describe('end to end: ingest → Kafka → consumer → Postgres → serving', (
     pool = testPool();
     kafka = testKafka();
     await createTopic(kafka, topic, 4);
-    await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic } });
-    const env = { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS') };
+    await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(topic));
+    const env = serverEnv();
     ingest = await startService('ingest', { ...env, INGEST_TOPICS: `raw-events,${topic}` }, `${name}-ingest`);
     consumer = await startService('consumer', { ...env, FEATURE_GROUP: `default/${name}` }, `${name}-consumer`);
     serving = await startService('serving', { ...env, REGISTRY_REFRESH_MS: '200' }, `${name}-serving`);

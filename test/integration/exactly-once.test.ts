@@ -3,10 +3,10 @@
  * After every kill the stored state must equal the oracle over exactly the events below the stored
  * offsets (no offset ran ahead of its data, no data ahead of its offset); at the end, all of them.
  */
-import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
-import { expectedState, generateStream, kafkaKeyOf, storedState, TEST_GROUP_SPEC, type Expected } from '../support/oracle';
-import { createTopic, readTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
+import { expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec, type Expected } from '../support/oracle';
+import { createTopic, readTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName, idempotentProducer } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 import { recordSoak } from '../support/soak';
 
@@ -54,9 +54,8 @@ describe('exactly once across kill -9', () => {
     kafka = testKafka();
     await createTopic(kafka, topic, 4);
     // Small transactions so that kills land between and inside many of them.
-    table = await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic }, consumer: { batchSize: 200 } });
-    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
+    table = await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(topic, { batchSize: 200 }));
+    producer = await idempotentProducer(kafka);
   });
 
   afterAll(async () => {

@@ -7,9 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
-import { TEST_GROUP_SPEC } from '../support/oracle';
+import { testGroupSpec } from '../support/oracle';
 import { createTopic, dropRegisteredGroups, readTopic, registerGroup, testKafka, testPool, uniqueName } from '../support/platform';
-import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { eventually, type RunningService, serverEnv, startService } from '../support/services';
 import { recordSoak } from '../support/soak';
 
 interface Answer {
@@ -48,7 +48,7 @@ describe('faults (fast subset)', () => {
 
   beforeAll(async () => {
     pool = testPool();
-    await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic } });
+    await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(topic));
     await createTopic(testKafka(), topic, 2);
   });
 
@@ -59,7 +59,7 @@ describe('faults (fast subset)', () => {
   });
 
   it('sheds load past the in-flight limit with 503 + Retry-After, and keeps answering probes', async () => {
-    const env = { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'), HTTP_MAX_IN_FLIGHT: '4' };
+    const env = { ...serverEnv(), HTTP_MAX_IN_FLIGHT: '4' };
     const serving = await startService('serving', env, `${name}-serving`);
     services.push(serving);
     await serving.waitReady();
@@ -80,7 +80,7 @@ describe('faults (fast subset)', () => {
   });
 
   it('answers 503 + Retry-After during a broker outage and accepts only what Kafka has', async () => {
-    const env = { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'), INGEST_TOPICS: topic, INGEST_DEFAULT_TOPIC: topic, HTTP_REQUEST_TIMEOUT_MS: '4000' };
+    const env = { ...serverEnv(), INGEST_TOPICS: topic, INGEST_DEFAULT_TOPIC: topic, HTTP_REQUEST_TIMEOUT_MS: '4000' };
     const ingest = await startService('ingest', env, `${name}-ingest`);
     services.push(ingest);
     await ingest.waitReady();

@@ -8,10 +8,10 @@
 import { request } from 'node:http';
 import fc from 'fast-check';
 import type { Pool } from 'pg';
-import { TEST_GROUP_SPEC } from '../support/oracle';
+import { testGroupSpec } from '../support/oracle';
 import { consumerGroupFor } from '../../core/kafka';
 import { createTopic, dropRegisteredGroups, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
-import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { eventually, type RunningService, serverEnv, startService } from '../support/services';
 import { recordSoak } from '../support/soak';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
@@ -94,8 +94,8 @@ describe('hostile input (property-based)', () => {
 
   beforeAll(async () => {
     pool = testPool();
-    await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic: `${name}-events` } });
-    const env = { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS') };
+    await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(`${name}-events`));
+    const env = serverEnv();
     ingest = await startService('ingest', { ...env, INGEST_TOPICS: `${name}-events`, INGEST_DEFAULT_TOPIC: `${name}-events` }, `${name}-ingest`);
     serving = await startService('serving', { ...env, REGISTRY_REFRESH_MS: '200' }, `${name}-serving`);
     await Promise.all([ingest.waitReady(), serving.waitReady()]);
@@ -143,7 +143,7 @@ describe('hostile input (property-based)', () => {
     const group = `${name}-c`;
     const ref = { namespace: 'default', name: group };
     const dlq = `${name}-dlq`;
-    await registerGroup(pool, ref, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic, deadLetterTopic: dlq } });
+    await registerGroup(pool, ref, testGroupSpec(topic, { deadLetterTopic: dlq }));
     await createTopic(testKafka(), topic, 2);
     await createTopic(testKafka(), dlq, 1);
     const event = (id: string, action: unknown = 'click') => JSON.stringify({ entity_id: id, action, amount: 1, timestamp: '2026-11-26T00:00:00Z' });
@@ -165,7 +165,7 @@ describe('hostile input (property-based)', () => {
     for (let i = 0; i < records.length; i += 50) await producer.send({ topic, messages: records.slice(i, i + 50).map((r) => ({ value: r.value })) });
     await producer.disconnect();
 
-    const consumer = await startService('consumer', { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'), FEATURE_GROUP: `default/${group}` }, `${name}-consumer`);
+    const consumer = await startService('consumer', { ...serverEnv(), FEATURE_GROUP: `default/${group}` }, `${name}-consumer`);
     try {
       await consumer.waitReady();
       // Not stuck: every partition's stored offset reaches its end.

@@ -3,9 +3,9 @@
  * names the problem, never a 5xx.
  */
 import type { Pool } from 'pg';
-import { TEST_GROUP_SPEC } from '../support/oracle';
+import { testGroupSpec } from '../support/oracle';
 import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../support/platform';
-import { requireEnv, startService, type RunningService } from '../support/services';
+import { type RunningService, serverEnv, startService } from '../support/services';
 
 interface Case {
   label: string;
@@ -26,8 +26,8 @@ describe('bad HTTP input', () => {
 
   beforeAll(async () => {
     pool = testPool();
-    await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic: `${name}-events` } });
-    const env = { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS') };
+    await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(`${name}-events`));
+    const env = serverEnv();
     ingest = await startService('ingest', env, `${name}-ingest`);
     serving = await startService('serving', { ...env, REGISTRY_REFRESH_MS: '200' }, `${name}-serving`);
     await Promise.all([ingest.waitReady(), serving.waitReady()]);

@@ -13,7 +13,7 @@ import { tableNameFor } from '../../core/storage/identifiers';
 import { writerRoleFor, SERVING_ROLE } from '../../core/storage/roles';
 import { testPool, uniqueName } from '../support/platform';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
-import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { eventually, requireEnv, type RunningService, serverEnv, startService } from '../support/services';
 
 const GROUP = 'featurestore.dev';
 const root = join(__dirname, '..', '..');
@@ -144,7 +144,7 @@ describe('operator', () => {
 
   it('serves events sent through ingest to the operator-made group (the seed contract end to end)', async () => {
     const topic = `${namespace}-events`;
-    const env = { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'), INGEST_TOPICS: topic, INGEST_DEFAULT_TOPIC: topic };
+    const env = { ...serverEnv(), INGEST_TOPICS: topic, INGEST_DEFAULT_TOPIC: topic };
     const [ingest, serving] = await Promise.all([startService('ingest', env, `${namespace}-ingest`), startService('serving', env, `${namespace}-serving`)]);
     try {
       await Promise.all([ingest.waitReady(), serving.waitReady()]);

@@ -4,11 +4,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
-import { expectedState, generateStream, kafkaKeyOf, storedState, TEST_GROUP_SPEC } from '../support/oracle';
-import { createTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
-import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec } from '../support/oracle';
+import { createTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName, idempotentProducer } from '../support/platform';
+import { eventually, type RunningService, serverEnv, startService } from '../support/services';
 import { recordSoak } from '../support/soak';
 
 const postgresScript = join(__dirname, '..', 'servers', 'postgres.sh');
@@ -29,9 +29,8 @@ describe('Postgres outage', () => {
     pool = testPool();
     kafka = testKafka();
     await createTopic(kafka, topic, 2);
-    table = await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic }, consumer: { batchSize: 500 } });
-    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
+    table = await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(topic, { batchSize: 500 }));
+    producer = await idempotentProducer(kafka);
   });
 
   afterAll(async () => {
@@ -44,7 +43,7 @@ describe('Postgres outage', () => {
   it('retries through the outage and ends exact', async () => {
     const consumer = await startService(
       'consumer',
-      { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'), FEATURE_GROUP: `default/${name}`, CONSUMER_MAX_BYTES_PER_PARTITION: '65536', CONSUMER_SESSION_TIMEOUT_MS: '6000' },
+      { ...serverEnv(), FEATURE_GROUP: `default/${name}`, CONSUMER_MAX_BYTES_PER_PARTITION: '65536', CONSUMER_SESSION_TIMEOUT_MS: '6000' },
       `${name}-consumer`,
     );
     try {

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
-import { TEST_GROUP_SPEC } from '../support/oracle';
+import { testGroupSpec } from '../support/oracle';
 import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 
@@ -33,7 +33,7 @@ describe('secrets in logs', () => {
 
   beforeAll(async () => {
     pool = testPool();
-    await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic: `${name}-events` } });
+    await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(`${name}-events`));
     await pool.query(`CREATE ROLE ${role} LOGIN SUPERUSER PASSWORD '${password.replace(/'/g, "''")}'`);
     writeFileSync(join(dir, 'tokens'), `${tokens.join('\n')}\n`);
   });

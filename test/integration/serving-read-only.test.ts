@@ -1,6 +1,6 @@
 /** Serving needs nothing but SELECT: it runs here as a role that can do nothing else. */
 import { Pool } from 'pg';
-import { TEST_GROUP_SPEC } from '../support/oracle';
+import { testGroupSpec } from '../support/oracle';
 import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../support/platform';
 import { requireEnv, startService, type RunningService } from '../support/services';
 
@@ -11,7 +11,7 @@ describe('serving with a read-only role', () => {
 
   beforeAll(async () => {
     pool = testPool();
-    const table = await registerGroup(pool, { namespace: 'default', name }, { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic: `${name}-events` } });
+    const table = await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(`${name}-events`));
     await pool.query(`INSERT INTO features."${table}" (entity_id, last_action, last_action__ts, last_action__off) VALUES ('u1', 'view', now(), 0)`);
     await pool.query(`DO $$ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fs_test_reader') THEN CREATE ROLE fs_test_reader LOGIN PASSWORD 'reader'; END IF;

@@ -13,6 +13,15 @@ export const TEST_GROUP_SPEC = {
   ],
 };
 
+/** TEST_GROUP_SPEC reading `topic`, optionally with its own dead-letter topic and batch size. */
+export function testGroupSpec(topic: string, options: { deadLetterTopic?: string; batchSize?: number } = {}) {
+  return {
+    ...TEST_GROUP_SPEC,
+    source: { ...TEST_GROUP_SPEC.source, topic, ...(options.deadLetterTopic ? { deadLetterTopic: options.deadLetterTopic } : {}) },
+    ...(options.batchSize ? { consumer: { batchSize: options.batchSize } } : {}),
+  };
+}
+
 export interface Expected {
   last_action: string | null;
   last_amount: number | null;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel, type IHeaders } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type IHeaders, type Producer } from 'kafkajs';
 import { Pool } from 'pg';
 import { featureGroupSpecSchema, type FeatureGroupSpecInput, type GroupRef } from '../../core/featuregroup/schema';
 import { migrationsDir } from '../../core/paths';
@@ -19,6 +19,13 @@ export function testPool(): Pool {
 
 export function testKafka(): Kafka {
   return new Kafka({ clientId: 'featurestore-tests', brokers: requireEnv('KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING });
+}
+
+/** A connected producer as ingest configures its own: idempotent, one request in flight, keyed partitioning. */
+export async function idempotentProducer(kafka: Kafka): Promise<Producer> {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  return producer;
 }
 
 export async function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {

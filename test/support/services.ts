@@ -105,6 +105,11 @@ export function requireEnv(name: 'DATABASE_URL' | 'KAFKA_BROKERS'): string {
   return value;
 }
 
+/** Where the servers are, as every service's environment names them. */
+export function serverEnv(): { DATABASE_URL: string; KAFKA_BROKERS: string } {
+  return { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS') };
+}
+
 export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
