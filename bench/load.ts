@@ -88,18 +88,25 @@ export async function openLoop(target: Target, rate: number, seconds: number, co
 }
 
 /** Closed loop: `connections` clients each send the next request as soon as the last answered. */
-export async function closedLoop(target: Target, seconds: number, connections: number): Promise<{ requests_per_second: number; p50_ms: number; p99_ms: number; errors: number }> {
+export async function closedLoop(
+  target: Target,
+  seconds: number,
+  connections: number,
+): Promise<{ requests_per_second: number; p50_ms: number; p99_ms: number; errors: number; statuses: Record<number, number> }> {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const base = new URL(target.url);
   const latencies: number[] = [];
   let errors = 0;
+  const statuses: Record<number, number> = {};
   let i = 0;
   const deadline = performance.now() + seconds * 1000;
   const client = async (): Promise<void> => {
     while (performance.now() < deadline) {
       const n = i++;
       const sent = performance.now();
-      if (failed(await send(target, base, agent, n))) errors++;
+      const status = await send(target, base, agent, n);
+      if (failed(status)) errors++;
+      statuses[status] = (statuses[status] ?? 0) + 1;
       latencies.push(performance.now() - sent);
     }
   };
@@ -108,5 +115,5 @@ export async function closedLoop(target: Target, seconds: number, connections: n
   const elapsed = (performance.now() - start) / 1000;
   agent.destroy();
   const sorted = Float64Array.from(latencies).sort();
-  return { requests_per_second: Math.round(latencies.length / elapsed), p50_ms: round(percentile(sorted, 0.5)), p99_ms: round(percentile(sorted, 0.99)), errors };
+  return { requests_per_second: Math.round(latencies.length / elapsed), p50_ms: round(percentile(sorted, 0.5)), p99_ms: round(percentile(sorted, 0.99)), errors, statuses };
 }

@@ -6,10 +6,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 report="$PWD/.local/soak.jsonl"
 mkdir -p .local && rm -f "$report"
-SOAK_REPORT="$report" FUZZ_RUNS="${FUZZ_RUNS:-20000}" npx jest --selectProjects integration --runInBand --forceExit \
+SOAK_REPORT="$report" FUZZ_RUNS="${FUZZ_RUNS:-20000}" LOAD_SECONDS="${LOAD_SECONDS:-60}" npx jest --selectProjects integration --runInBand --forceExit \
   test/integration/faults.test.ts test/integration/hostile-input.test.ts \
   test/integration/exactly-once.test.ts test/integration/postgres-outage.test.ts
 tests=$?
-node test/support/print-soak.js "$report" "consumer killed" "Postgres stopped" "Kafka broker" "ingest:" "serving:" "consumer:"
+node test/support/print-soak.js "$report" "consumer killed" "Postgres stopped" "Postgres paused" "Kafka broker" "ingest:" "serving:" "consumer:" "ingest overloaded" "serving overloaded"
 table=$?
 exit $(( tests || table ))

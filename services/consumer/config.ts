@@ -15,6 +15,12 @@ export const consumerEnv = baseEnv.extend({
   /** Partitions processed at once, each in its own transaction: overlaps Postgres and Node work. */
   CONSUMER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(4),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(4),
+  /**
+   * A statement running longer is cancelled by Postgres; one whose answer has not come 5 s after
+   * that (a database that stopped answering) is abandoned by the client. Either way the batch is
+   * rolled back and retried.
+   */
+  DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
   /** How often expired tiles and history are deleted; 0 turns it off. */
   CONSUMER_RETENTION_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
 });

@@ -31,7 +31,14 @@ async function main(): Promise<void> {
   const config = loadConsumerConfig();
   const ref = parseGroupId(config.FEATURE_GROUP);
   const log = createLogger('consumer', config.LOG_LEVEL).child({ group: groupId(ref) });
-  const pool = new Pool({ connectionString: config.DATABASE_URL, max: Math.max(config.DB_POOL_SIZE, config.CONSUMER_PARTITIONS_CONCURRENTLY + 1), application_name: `featurestore-consumer ${groupId(ref)}` });
+  const pool = new Pool({
+    connectionString: config.DATABASE_URL,
+    max: Math.max(config.DB_POOL_SIZE, config.CONSUMER_PARTITIONS_CONCURRENTLY + 1),
+    application_name: `featurestore-consumer ${groupId(ref)}`,
+    statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
+    query_timeout: config.DB_STATEMENT_TIMEOUT_MS + 5_000,
+    connectionTimeoutMillis: 10_000,
+  });
   pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
   const group = await awaitRegistration(pool, ref, log);
 

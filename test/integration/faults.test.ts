@@ -1,12 +1,14 @@
 /**
  * Faults, the fast subset (`make soak` runs the long ones): load beyond a process's in-flight limit
- * is shed with 503 + Retry-After while its probes keep answering; under a Kafka broker outage the
+ * is shed with 503 + Retry-After while its probes keep answering, and overload held for
+ * LOAD_SECONDS leaves both services up within their memory bound; under a Kafka broker outage the
  * ingest API answers 503 + Retry-After and never accepts an event it could not hand to Kafka.
  */
 import { execFileSync } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
+import { closedLoop } from '../../bench/load';
 import { testGroupSpec } from '../support/oracle';
 import { createTopic, dropRegisteredGroups, readTopic, registerGroup, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, type RunningService, serverEnv, startService } from '../support/services';
@@ -39,6 +41,10 @@ function call(port: number, agent: Agent, method: string, path: string, body?: s
 }
 
 const kafkaScript = join(__dirname, '../servers/kafka.sh');
+/** How long overload is held: a few seconds in `make test`, a minute in `make soak`. */
+const LOAD_SECONDS = Number(process.env.LOAD_SECONDS ?? 5);
+/** Resident memory a service may reach while shedding load. */
+const RSS_BOUND_BYTES = 400 * 1024 * 1024;
 
 describe('faults (fast subset)', () => {
   const name = uniqueName('fault');
@@ -77,6 +83,36 @@ describe('faults (fast subset)', () => {
     expect(await serving.metric('featurestore_http_shed_total')).toBe(shed.length);
     agent.destroy();
     recordSoak({ kind: 'input', target: `serving: ${answers.length} at once, limit 4 (${shed.length} shed with 503)`, inputs: answers.length, server_errors: answers.filter((a) => a.status >= 500 && a.status !== 503).length, crashes: serving.running ? 0 : 1 });
+  });
+
+  it('holds overload on ingest and serving: sheds with 503, never fails otherwise, memory bounded', async () => {
+    // 256 clients without pause against a limit of 32 in flight: far beyond what either process
+    // answers (its benchmark rate), for LOAD_SECONDS.
+    // A topic of its own: the broker-outage test reads its topic back from the start.
+    const loadTopic = `${name}-load`;
+    await createTopic(testKafka(), loadTopic, 2);
+    const env = { ...serverEnv(), HTTP_MAX_IN_FLIGHT: '32', INGEST_TOPICS: loadTopic, INGEST_DEFAULT_TOPIC: loadTopic };
+    const [ingest, serving] = await Promise.all([startService('ingest', env, `${name}-load-ingest`), startService('serving', env, `${name}-load-serving`)]);
+    services.push(ingest, serving);
+    await Promise.all([ingest.waitReady(), serving.waitReady()]);
+    const events = (i: number) => JSON.stringify(Array.from({ length: 100 }, (_, k) => ({ entity_id: `load_${(i * 100 + k) % 10_000}`, action: 'view', timestamp: new Date().toISOString() })));
+    const [ingested, served] = await Promise.all([
+      closedLoop({ url: ingest.url, method: 'POST', path: () => '/v1/events', body: events }, LOAD_SECONDS, 256),
+      closedLoop({ url: serving.url, method: 'GET', path: (i) => `/features/load_${i % 10_000}` }, LOAD_SECONDS, 256),
+    ]);
+    const unexpected = (statuses: Record<number, number>, ok: number[]) => Object.entries(statuses).filter(([status]) => !ok.includes(Number(status)));
+    expect(unexpected(ingested.statuses, [202, 503])).toEqual([]);
+    expect(unexpected(served.statuses, [200, 404, 503])).toEqual([]);
+    expect((ingested.statuses[503] ?? 0) + (served.statuses[503] ?? 0)).toBeGreaterThan(0);
+    for (const service of [ingest, serving]) {
+      expect(service.running).toBe(true);
+      expect(await service.metric('featurestore_process_resident_memory_bytes')).toBeLessThan(RSS_BOUND_BYTES);
+      expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
+    }
+    const shed = (statuses: Record<number, number>) => statuses[503] ?? 0;
+    const total = (statuses: Record<number, number>) => Object.values(statuses).reduce((a, b) => a + b, 0);
+    recordSoak({ kind: 'input', target: `ingest overloaded ${LOAD_SECONDS} s, 256 clients (${shed(ingested.statuses)} shed)`, inputs: total(ingested.statuses), server_errors: 0, crashes: 0 });
+    recordSoak({ kind: 'input', target: `serving overloaded ${LOAD_SECONDS} s, 256 clients (${shed(served.statuses)} shed)`, inputs: total(served.statuses), server_errors: 0, crashes: 0 });
   });
 
   it('answers 503 + Retry-After during a broker outage and accepts only what Kafka has', async () => {
