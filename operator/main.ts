@@ -8,6 +8,7 @@ import { createRegistry } from '../core/metrics';
 import { migrationsDir } from '../core/paths';
 import { onShutdown } from '../core/shutdown';
 import { migrate } from '../core/storage/migrate';
+import { derivedWriterPassword } from '../core/storage/roles';
 import { loadOperatorConfig, type OperatorConfig } from './config';
 import { Controller } from './controller';
 import { kubeClients } from './kube';
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
       databaseHost: config.CONSUMER_DATABASE_HOST ?? new URL(config.DATABASE_URL).host,
     },
     consumerDatabaseUrl: consumerDatabaseUrl(config),
+    writerPassword: (group) => derivedWriterPassword(config.DATABASE_URL, group),
     log,
   });
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {

@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { PatchStrategy, type AppsV1Api, type CoreV1Api, type KubernetesObjectApi, type V1Deployment, type V1ResourceRequirements, type V1Secret } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import { PatchStrategy, type AppsV1Api, type KubernetesObjectApi, type V1Deployment, type V1ResourceRequirements, type V1Secret } from '@kubernetes/client-node';
 import type { FeatureGroupSpec } from '../../core/featuregroup/schema';
 import { FIELD_MANAGER, LABELS, MANAGED_BY, REPLAY_EPOCH_ANNOTATION, SPEC_HASH_ANNOTATION, type FeatureGroupObject } from '../resource';
 import type { ConditionInput } from '../conditions';
@@ -46,13 +46,17 @@ export function consumerLabels(group: FeatureGroupObject): Record<string, string
   };
 }
 
-/** The desired consumer Deployment: pure, so the same spec always yields the same object. */
-export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupSpec, settings: ConsumerSettings, replayEpoch = 0): V1Deployment {
+/**
+ * The desired consumer Deployment: pure, so the same inputs always yield the same object.
+ * A digest of the writer password is part of the spec hash: new credentials roll the pods, which
+ * read them from the Secret only when they start.
+ */
+export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupSpec, settings: ConsumerSettings, replayEpoch: number, password: string): V1Deployment {
   const name = consumerName(group.metadata.name);
   const labels = consumerLabels(group);
   const selector = { [LABELS.name]: labels[LABELS.name]!, [LABELS.instance]: labels[LABELS.instance]! };
   const specHash = shortHash(
-    JSON.stringify({ spec, image: settings.image, brokers: settings.kafkaBrokers, logLevel: settings.logLevel, databaseHost: settings.databaseHost }),
+    JSON.stringify({ spec, image: settings.image, brokers: settings.kafkaBrokers, logLevel: settings.logLevel, databaseHost: settings.databaseHost, credentials: shortHash(password, 16) }),
     16,
   );
   return {
@@ -104,32 +108,19 @@ export async function applyDeployment(objects: KubernetesObjectApi, deployment: 
   return objects.patch(deployment, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
 }
 
-const PASSWORD = /^[0-9a-f]{48}$/;
-
 /**
- * The consumer's database credentials, kept in a Secret owned by the group. The password is made
- * once and reused, so reconciling again never rotates it under running pods.
+ * Writes the consumer's credentials Secret by server-side apply. The password is derived (see
+ * derivedWriterPassword), so nothing is read back: the operator needs no `get` on Secrets.
  */
-export async function ensureCredentials(core: CoreV1Api, objects: KubernetesObjectApi, group: FeatureGroupObject, url: (password: string) => string): Promise<string> {
-  const name = secretName(group.metadata.name);
-  let password: string | undefined;
-  try {
-    const existing = await core.readNamespacedSecret({ name, namespace: group.metadata.namespace });
-    const stored = existing.data?.password ? Buffer.from(existing.data.password, 'base64').toString() : undefined;
-    if (stored && PASSWORD.test(stored)) password = stored;
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-  }
-  password ??= randomBytes(24).toString('hex');
+export async function applyCredentials(objects: KubernetesObjectApi, group: FeatureGroupObject, password: string, databaseUrl: string): Promise<void> {
   const secret: V1Secret = {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name, namespace: group.metadata.namespace, labels: consumerLabels(group), ownerReferences: [ownerReference(group)] },
+    metadata: { name: secretName(group.metadata.name), namespace: group.metadata.namespace, labels: consumerLabels(group), ownerReferences: [ownerReference(group)] },
     type: 'Opaque',
-    stringData: { password, DATABASE_URL: url(password) },
+    stringData: { password, DATABASE_URL: databaseUrl },
   };
   await objects.patch(secret, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-  return password;
 }
 
 /** ConsumerReady from what the Deployment reports: all desired replicas updated and available. */

@@ -10,7 +10,7 @@ import { setCondition, type ConditionInput } from '../conditions';
 import { isNotFound, type KubeClients } from '../kube';
 import type { ReconcileResult } from '../queue';
 import { ConditionType, FINALIZER, GROUP, PLURAL, VERSION, type Condition, type FeatureGroupObject, type FeatureGroupStatus } from '../resource';
-import { applyDeployment, consumerCondition, consumerName, desiredDeployment, ensureCredentials, readDeployment, type ConsumerSettings } from './consumer';
+import { applyCredentials, applyDeployment, consumerCondition, consumerName, desiredDeployment, readDeployment, type ConsumerSettings } from './consumer';
 import { recordTransitions, writeStatus } from './status';
 import { finalizeStore, reconcileStore } from './store';
 
@@ -22,6 +22,8 @@ export interface ReconcilerDeps {
   replayOffsets: (topic: string, from: 'earliest' | number) => Promise<Map<number, number>>;
   /** The consumer's DATABASE_URL for a given writer role and password. */
   consumerDatabaseUrl: (role: string, password: string) => string;
+  /** The writer password of a group (derivedWriterPassword under the operator's key). */
+  writerPassword: (group: { namespace: string; name: string; uid: string }) => string;
   log: Logger;
 }
 
@@ -54,10 +56,10 @@ export class FeatureGroupReconciler {
     }
     const spec = parsed.data;
     const ref: GroupRef = { namespace, name };
-    const { core, objects, apps } = this.deps.kube;
+    const { objects, apps } = this.deps.kube;
 
-    const writerUrl = (password: string) => this.deps.consumerDatabaseUrl(writerRole(ref), password);
-    const password = await ensureCredentials(core, objects, group, writerUrl);
+    const password = this.deps.writerPassword({ namespace, name, uid: group.metadata.uid });
+    await applyCredentials(objects, group, password, this.deps.consumerDatabaseUrl(writerRole(ref), password));
     let store;
     try {
       store = await reconcileStore(this.deps.pool, ref, spec, generation, password);
@@ -67,7 +69,7 @@ export class FeatureGroupReconciler {
       throw error;
     }
     const replay = store.applied ? await this.replayIfAsked(group, ref, spec) : undefined;
-    if (store.applied) await applyDeployment(objects, desiredDeployment(group, spec, this.deps.consumer, replay?.epoch ?? 0));
+    if (store.applied) await applyDeployment(objects, desiredDeployment(group, spec, this.deps.consumer, replay?.epoch ?? 0, password));
     const deployment = await readDeployment(apps, namespace, consumerName(name));
     const consumer = consumerCondition(deployment);
     await this.updateStatus(group, [store.condition, consumer, ...(replay?.condition ? [replay.condition] : [])], store.table);

@@ -273,6 +273,20 @@ describe('Helm chart', () => {
       expect([...used].filter((u) => !grants.has(u)).sort()).toEqual([]);
     });
 
+    it('cannot read Secrets: neither the consumer credentials it writes nor any other', async () => {
+      const as = `--as=system:serviceaccount:${namespace}:${serviceAccount}`;
+      const reads = [
+        ['get', 'secrets', '-n', namespace],
+        ['list', 'secrets', '-n', namespace],
+        ['watch', 'secrets', '-n', namespace],
+        ['get', 'secrets', '--all-namespaces'],
+        ['list', 'secrets', '--all-namespaces'],
+      ];
+      for (const read of reads) expect(`${read.join(' ')}: ${(await kubectl(['auth', 'can-i', ...read, as])).stdout.trim()}`).toBe(`${read.join(' ')}: no`);
+      // What it does need: writing them.
+      expect((await kubectl(['auth', 'can-i', 'create', 'secrets', '-n', namespace, as])).stdout.trim()).toBe('yes');
+    });
+
     it.each([
       ['patch', 'apps', 'deployments'],
       ['update', GROUP, 'featuregroups/finalizers'],

@@ -1,6 +1,7 @@
 import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
 import { quoteIdent, tableNameFor } from '../../core/storage/identifiers';
 import { layoutFor, planStore } from '../../core/storage/layout';
+import { derivedWriterPassword } from '../../core/storage/roles';
 import { buildUpsertSql, reduceByEntity, upsertParams } from '../../core/storage/writer';
 
 const spec = featureGroupSpecSchema.parse({
@@ -84,5 +85,20 @@ describe('reduceByEntity', () => {
     expect(sql).toContain('unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::double precision[]');
     expect(sql).toContain("'epoch'::timestamptz + u.c2 * interval '1 millisecond'");
     expect(sql).toContain('(excluded."amount__ts", excluded."amount__off") > (t."amount__ts", t."amount__off")');
+  });
+});
+
+describe('derivedWriterPassword', () => {
+  const group = { namespace: 'default', name: 'user-activity', uid: '3f1c9a2e-0000-4000-8000-000000000001' };
+  it('is 48 hex characters, the same for the same group and key', () => {
+    const password = derivedWriterPassword('postgres://op:secret@db/fs', group);
+    expect(password).toMatch(/^[0-9a-f]{48}$/);
+    expect(derivedWriterPassword('postgres://op:secret@db/fs', { ...group })).toBe(password);
+  });
+  it('changes with the group (a recreated one has a new uid) and with the key (rotation)', () => {
+    const password = derivedWriterPassword('k1', group);
+    expect(derivedWriterPassword('k1', { ...group, uid: '3f1c9a2e-0000-4000-8000-000000000002' })).not.toBe(password);
+    expect(derivedWriterPassword('k1', { ...group, name: 'user-activity2' })).not.toBe(password);
+    expect(derivedWriterPassword('k2', group)).not.toBe(password);
   });
 });
