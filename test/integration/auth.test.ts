@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, type RunningService, serverEnv, startService } from '../support/services';
+import { eventually, type RunningService, startIngestAndServing } from '../support/services';
 
 describe('bearer-token auth', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fs-auth-'));
@@ -16,9 +16,8 @@ describe('bearer-token auth', () => {
 
   beforeAll(async () => {
     writeFileSync(tokensFile, `# rotation: both accepted\n${oldToken}\n${newToken}\n`);
-    const env = { ...serverEnv(), AUTH_TOKENS_FILE: tokensFile };
-    [ingest, serving] = await Promise.all([startService('ingest', env, 'auth-ingest'), startService('serving', env, 'auth-serving')]);
-    await Promise.all([ingest.waitReady(), serving.waitReady()]);
+    const env = { AUTH_TOKENS_FILE: tokensFile };
+    [ingest, serving] = await startIngestAndServing('auth', env, env);
   });
 
   afterAll(async () => {

@@ -5,13 +5,14 @@
  * ingest API answers 503 + Retry-After and never accepts an event it could not hand to Kafka.
  */
 import { execFileSync } from 'node:child_process';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
 import { closedLoop } from '../../bench/load';
 import { testGroupSpec } from '../support/oracle';
 import { createTopic, dropRegisteredGroups, readTopic, registerGroup, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, type RunningService, serverEnv, startService } from '../support/services';
+import { rawRequest } from '../support/http';
 import { recordSoak } from '../support/soak';
 
 interface Answer {
@@ -20,24 +21,20 @@ interface Answer {
   code: string | undefined;
 }
 
-function call(port: number, agent: Agent, method: string, path: string, body?: string): Promise<Answer> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        let code: string | undefined;
-        try {
-          code = (JSON.parse(Buffer.concat(chunks).toString()) as { code?: string }).code;
-        } catch {
-          code = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], code });
-      });
-    });
-    req.on('error', () => resolve({ status: 0, retryAfter: undefined, code: undefined }));
-    req.end(body);
-  });
+async function call(port: number, agent: Agent, method: string, path: string, body?: string): Promise<Answer> {
+  try {
+    const answer = await rawRequest(port, method, path, body === undefined ? {} : { 'content-type': 'application/json' }, body, agent);
+    let code: string | undefined;
+    try {
+      code = (JSON.parse(answer.body) as { code?: string }).code;
+    } catch {
+      code = undefined;
+    }
+    const retryAfter = answer.headers['retry-after'];
+    return { status: answer.status, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, code };
+  } catch {
+    return { status: 0, retryAfter: undefined, code: undefined };
+  }
 }
 
 const kafkaScript = join(__dirname, '../servers/kafka.sh');

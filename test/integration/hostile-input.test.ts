@@ -5,13 +5,13 @@
  * the JSON error shape or a success; never a 5xx, never a crash, and memory stays bounded.
  * FUZZ_RUNS sets the runs per property (a few hundred in `make test`; `make soak` runs thousands).
  */
-import { request } from 'node:http';
 import fc from 'fast-check';
 import type { Pool } from 'pg';
-import { testGroupSpec } from '../support/oracle';
 import { consumerGroupFor } from '../../core/kafka';
+import { testGroupSpec } from '../support/oracle';
 import { createTopic, dropRegisteredGroups, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
-import { eventually, type RunningService, serverEnv, startService } from '../support/services';
+import { eventually, type RunningService, serverEnv, startIngestAndServing, startService } from '../support/services';
+import { rawRequest } from '../support/http';
 import { recordSoak } from '../support/soak';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
@@ -23,22 +23,17 @@ interface Answer {
   body: string;
 }
 
-function send(port: number, method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, headers: body ? { ...headers, 'content-length': String(body.length) } : headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', (error: NodeJS.ErrnoException) => {
-      // A request head past Node's 16 KiB limit is refused by the HTTP parser with 431 and a closed
-      // socket, which a client still writing sees as a reset: the refusal, not a failure.
-      const head = path.length + Object.entries(headers).reduce((n, [k, v]) => n + k.length + v.length + 4, 0);
-      if (head > 16 * 1024 && (error.code === 'ECONNRESET' || error.code === 'EPIPE')) resolve({ status: 431, body: '' });
-      else reject(error);
-    });
-    req.end(body);
-  });
+async function send(port: number, method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
+  try {
+    return await rawRequest(port, method, path, headers, body);
+  } catch (error) {
+    // A request head past Node's 16 KiB limit is refused by the HTTP parser with 431 and a closed
+    // socket, which a client still writing sees as a reset: the refusal, not a failure.
+    const head = path.length + Object.entries(headers).reduce((n, [k, v]) => n + k.length + v.length + 4, 0);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (head > 16 * 1024 && (code === 'ECONNRESET' || code === 'EPIPE')) return { status: 431, body: '' };
+    throw error;
+  }
 }
 
 /** A 4xx must carry the one error shape; a 5xx is a defect (503 only if shedding, which must not happen here). */
@@ -95,10 +90,7 @@ describe('hostile input (property-based)', () => {
   beforeAll(async () => {
     pool = testPool();
     await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(`${name}-events`));
-    const env = serverEnv();
-    ingest = await startService('ingest', { ...env, INGEST_TOPICS: `${name}-events`, INGEST_DEFAULT_TOPIC: `${name}-events` }, `${name}-ingest`);
-    serving = await startService('serving', { ...env, REGISTRY_REFRESH_MS: '200' }, `${name}-serving`);
-    await Promise.all([ingest.waitReady(), serving.waitReady()]);
+    [ingest, serving] = await startIngestAndServing(name, { INGEST_TOPICS: `${name}-events`, INGEST_DEFAULT_TOPIC: `${name}-events` }, { REGISTRY_REFRESH_MS: '200' });
   });
 
   afterAll(async () => {

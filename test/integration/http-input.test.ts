@@ -5,7 +5,7 @@
 import type { Pool } from 'pg';
 import { testGroupSpec } from '../support/oracle';
 import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../support/platform';
-import { type RunningService, serverEnv, startService } from '../support/services';
+import { type RunningService, startIngestAndServing } from '../support/services';
 
 interface Case {
   label: string;
@@ -27,10 +27,7 @@ describe('bad HTTP input', () => {
   beforeAll(async () => {
     pool = testPool();
     await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(`${name}-events`));
-    const env = serverEnv();
-    ingest = await startService('ingest', env, `${name}-ingest`);
-    serving = await startService('serving', { ...env, REGISTRY_REFRESH_MS: '200' }, `${name}-serving`);
-    await Promise.all([ingest.waitReady(), serving.waitReady()]);
+    [ingest, serving] = await startIngestAndServing(name, {}, { REGISTRY_REFRESH_MS: '200' });
   });
 
   afterAll(async () => {

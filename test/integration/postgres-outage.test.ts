@@ -5,137 +5,116 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import type { Kafka, Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec } from '../support/oracle';
 import { createTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName, idempotentProducer } from '../support/platform';
-import { eventually, type RunningService, serverEnv, startService } from '../support/services';
+import { eventually, serverEnv, startService } from '../support/services';
 import { recordSoak } from '../support/soak';
 
 const postgresScript = join(__dirname, '..', 'servers', 'postgres.sh');
 
-describe('Postgres outage', () => {
-  const name = uniqueName('pgdown');
+/**
+ * A group on its own topic with a 20,000-event stream, torn down after its describe; `restore`
+ * brings Postgres back first whatever the test did to it. The servers must be make test's own.
+ */
+function streamedGroup(prefix: string, restore: () => void) {
+  const name = uniqueName(prefix);
   const topic = `${name}-events`;
-  const stream = generateStream({ count: 20_000, entities: 500, prefix: `${name}:` });
-  let pool: Pool;
-  let kafka: Kafka;
-  let producer: Producer;
-  let table: string;
-
+  const group = {
+    name,
+    stream: generateStream({ count: 20_000, entities: 500, prefix: `${name}:` }),
+    pool: undefined as unknown as Pool,
+    producer: undefined as unknown as Producer,
+    table: '',
+    send: (lines: string[]) => group.producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) }),
+    storedOffsets: () => storedOffsetTotal(group.pool, `featurestore.default.${name}`),
+  };
   beforeAll(async () => {
     if (process.env.FS_TEST_STARTED_SERVERS !== '1') {
-      throw new Error('this test stops and restarts Postgres: run it against the servers make test starts, not an external DATABASE_URL');
+      throw new Error('this test stops or pauses Postgres: run it against the servers make test starts, not an external DATABASE_URL');
     }
-    pool = testPool();
-    kafka = testKafka();
+    group.pool = testPool();
+    const kafka = testKafka();
     await createTopic(kafka, topic, 2);
-    table = await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(topic, { batchSize: 500 }));
-    producer = await idempotentProducer(kafka);
+    group.table = await registerGroup(group.pool, { namespace: 'default', name }, testGroupSpec(topic, { batchSize: 500 }));
+    group.producer = await idempotentProducer(kafka);
   });
-
   afterAll(async () => {
-    execFileSync('bash', [postgresScript, 'start'], { stdio: 'inherit' });
-    await producer?.disconnect();
-    if (pool) await dropRegisteredGroups(pool);
-    await pool?.end();
+    restore();
+    await group.producer?.disconnect();
+    if (group.pool) await dropRegisteredGroups(group.pool);
+    await group.pool?.end();
   });
+  return group;
+}
+
+describe('Postgres outage', () => {
+  const g = streamedGroup('pgdown', () => execFileSync('bash', [postgresScript, 'start'], { stdio: 'inherit' }));
 
   it('retries through the outage and ends exact', async () => {
     const consumer = await startService(
       'consumer',
-      { ...serverEnv(), FEATURE_GROUP: `default/${name}`, CONSUMER_MAX_BYTES_PER_PARTITION: '65536', CONSUMER_SESSION_TIMEOUT_MS: '6000' },
-      `${name}-consumer`,
+      { ...serverEnv(), FEATURE_GROUP: `default/${g.name}`, CONSUMER_MAX_BYTES_PER_PARTITION: '65536', CONSUMER_SESSION_TIMEOUT_MS: '6000' },
+      `${g.name}-consumer`,
     );
     try {
       await consumer.waitReady();
-      await streamThroughOutage(consumer);
+      await g.send(g.stream.lines.slice(0, 5_000));
+      execFileSync('bash', [postgresScript, 'stop'], { stdio: 'inherit' });
+      const downAt = Date.now();
+      await g.send(g.stream.lines.slice(5_000, 15_000));
+      await new Promise((r) => setTimeout(r, Math.max(0, 5_000 - (Date.now() - downAt))));
+      const retriesDuringOutage = await consumer.metric('featurestore_consumer_retries_total');
+      execFileSync('bash', [postgresScript, 'start'], { stdio: 'inherit' });
+      const backAt = Date.now();
+      await g.send(g.stream.lines.slice(15_000));
+
+      await eventually(async () => ((await g.storedOffsets()) === g.stream.lines.length ? true : undefined), 'all offsets after the outage');
+      const caughtUpSeconds = (Date.now() - backAt) / 1000;
+      expect(consumer.running).toBe(true);
+      expect(retriesDuringOutage).toBeGreaterThan(0);
+      expect(await storedState((sql) => g.pool.query(sql), g.table)).toEqual(expectedState(g.stream.lines, g.stream.invalid));
+      expect(await consumer.stop()).toBe(0);
+      recordSoak({ kind: 'fault', fault: 'Postgres stopped and restarted', events_sent: g.stream.lines.length, lost: 0, duplicated: 0, recovered_s: Number(caughtUpSeconds.toFixed(1)) });
     } finally {
       await consumer.stop();
     }
   });
-
-  async function streamThroughOutage(consumer: RunningService): Promise<void> {
-    const send = (lines: string[]) =>
-      producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
-
-    await send(stream.lines.slice(0, 5_000));
-    execFileSync('bash', [postgresScript, 'stop'], { stdio: 'inherit' });
-    const downAt = Date.now();
-    await send(stream.lines.slice(5_000, 15_000));
-    await new Promise((r) => setTimeout(r, Math.max(0, 5_000 - (Date.now() - downAt))));
-    const retriesDuringOutage = await consumer.metric('featurestore_consumer_retries_total');
-    execFileSync('bash', [postgresScript, 'start'], { stdio: 'inherit' });
-    const backAt = Date.now();
-    await send(stream.lines.slice(15_000));
-
-    await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === stream.lines.length ? true : undefined), 'all offsets after the outage');
-    const caughtUpSeconds = (Date.now() - backAt) / 1000;
-    expect(consumer.running).toBe(true);
-    expect(retriesDuringOutage).toBeGreaterThan(0);
-    expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(stream.lines, stream.invalid));
-    expect(await consumer.stop()).toBe(0);
-    recordSoak({ kind: 'fault', fault: 'Postgres stopped and restarted', events_sent: stream.lines.length, lost: 0, duplicated: 0, recovered_s: Number(caughtUpSeconds.toFixed(1)) });
-  }
 });
 
 describe('Postgres paused (SIGSTOP) past the statement timeout', () => {
-  const name = uniqueName('pgstop');
-  const topic = `${name}-events`;
-  const stream = generateStream({ count: 20_000, entities: 500, prefix: `${name}:` });
-  const postmaster = (): string => execFileSync('bash', [postgresScript, 'pid'], { encoding: 'utf8' }).trim();
   /** Every process of the cluster: the postmaster would not stop its backends for us. */
   const signalCluster = (signal: 'STOP' | 'CONT'): void => {
-    const pid = postmaster();
+    const pid = execFileSync('bash', [postgresScript, 'pid'], { encoding: 'utf8' }).trim();
     execFileSync('bash', ['-c', `kill -${signal} ${pid}; pkill -${signal} -P ${pid} || true`]);
   };
-  let pool: Pool;
-  let producer: Producer;
-  let table: string;
-
-  beforeAll(async () => {
-    if (process.env.FS_TEST_STARTED_SERVERS !== '1') {
-      throw new Error('this test pauses Postgres: run it against the servers make test starts, not an external DATABASE_URL');
-    }
-    pool = testPool();
-    const kafka = testKafka();
-    await createTopic(kafka, topic, 2);
-    table = await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(topic, { batchSize: 500 }));
-    producer = await idempotentProducer(kafka);
-  });
-
-  afterAll(async () => {
-    signalCluster('CONT');
-    await producer?.disconnect();
-    if (pool) await dropRegisteredGroups(pool);
-    await pool?.end();
-  });
+  const g = streamedGroup('pgstop', () => signalCluster('CONT'));
 
   it('abandons the stuck batches, retries after the pause and ends exact', async () => {
-    const consumer = await startService('consumer', { ...serverEnv(), FEATURE_GROUP: `default/${name}`, DB_STATEMENT_TIMEOUT_MS: '1000', CONSUMER_SESSION_TIMEOUT_MS: '30000' }, `${name}-consumer`);
-    const send = (lines: string[]) => producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
+    const consumer = await startService('consumer', { ...serverEnv(), FEATURE_GROUP: `default/${g.name}`, DB_STATEMENT_TIMEOUT_MS: '1000', CONSUMER_SESSION_TIMEOUT_MS: '30000' }, `${g.name}-consumer`);
     try {
       await consumer.waitReady();
-      await send(stream.lines.slice(0, 5_000));
-      await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) > 0 ? true : undefined), 'the first batches');
+      await g.send(g.stream.lines.slice(0, 5_000));
+      await eventually(async () => ((await g.storedOffsets()) > 0 ? true : undefined), 'the first batches');
       // The database stops answering for 8 s while the rest streams in: the consumer's writes hang
       // until the client gives up on them (statement timeout 1 s + 5 s), then retry.
       signalCluster('STOP');
       let resumedAt = 0;
       try {
-        await send(stream.lines.slice(5_000));
+        await g.send(g.stream.lines.slice(5_000));
         await new Promise((r) => setTimeout(r, 8_000));
       } finally {
         signalCluster('CONT');
         resumedAt = Date.now();
       }
       const retries = await consumer.metric('featurestore_consumer_retries_total');
-      await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === stream.lines.length ? true : undefined), 'all offsets after the pause');
+      await eventually(async () => ((await g.storedOffsets()) === g.stream.lines.length ? true : undefined), 'all offsets after the pause');
       const caughtUpSeconds = (Date.now() - resumedAt) / 1000;
       expect(consumer.running).toBe(true);
       expect(retries).toBeGreaterThan(0);
-      expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(stream.lines, stream.invalid));
-      recordSoak({ kind: 'fault', fault: 'Postgres paused (SIGSTOP) 8 s, statement timeout 1 s', events_sent: stream.lines.length, lost: 0, duplicated: 0, recovered_s: Number(caughtUpSeconds.toFixed(1)) });
+      expect(await storedState((sql) => g.pool.query(sql), g.table)).toEqual(expectedState(g.stream.lines, g.stream.invalid));
+      recordSoak({ kind: 'fault', fault: 'Postgres paused (SIGSTOP) 8 s, statement timeout 1 s', events_sent: g.stream.lines.length, lost: 0, duplicated: 0, recovered_s: Number(caughtUpSeconds.toFixed(1)) });
     } finally {
       await consumer.stop();
     }

@@ -110,6 +110,16 @@ export function serverEnv(): { DATABASE_URL: string; KAFKA_BROKERS: string } {
   return { DATABASE_URL: requireEnv('DATABASE_URL'), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS') };
 }
 
+/**
+ * Ingest and serving on the test servers, started together and ready: `<label>-ingest` and
+ * `<label>-serving`, each with the servers' environment plus its own.
+ */
+export async function startIngestAndServing(label: string, ingestEnv: Record<string, string> = {}, servingEnv: Record<string, string> = {}): Promise<[RunningService, RunningService]> {
+  const services = await Promise.all([startService('ingest', { ...serverEnv(), ...ingestEnv }, `${label}-ingest`), startService('serving', { ...serverEnv(), ...servingEnv }, `${label}-serving`)]);
+  await Promise.all(services.map((s) => s.waitReady()));
+  return services;
+}
+
 export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
