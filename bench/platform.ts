@@ -41,7 +41,9 @@ async function startComponent(entry: string, env: Record<string, string>, port: 
 }
 
 async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  // Already gone (by exit or by signal): its 'exit' has fired and would never fire again. Waiting
+  // for it left the clean-up below unfinished and the benchmark's group registered.
+  if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
 }

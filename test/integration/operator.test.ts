@@ -10,7 +10,9 @@ import { ApiException, AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, Kuber
 import { Pool } from 'pg';
 import { parse } from 'yaml';
 import { tableNameFor } from '../../core/storage/identifiers';
-import { writerRoleFor, SERVING_ROLE } from '../../core/storage/roles';
+import { consumerGroupFor } from '../../core/kafka';
+import { dropWriterRole, writerRoleFor, SERVING_ROLE } from '../../core/storage/roles';
+import { dropStore } from '../../core/storage/store';
 import { testPool, uniqueName } from '../support/platform';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
 import { eventually, requireEnv, type RunningService, serverEnv, startService } from '../support/services';
@@ -103,6 +105,12 @@ describe('operator', () => {
       await kubectl(['delete', 'featuregroups', '--all', '-n', namespace, '--wait=true', '--timeout=60s']);
     }
     await Promise.all([operator?.stop(), standby?.stop(), runner?.stop()]);
+    // The Retain test leaves its store by design; serving in later runs must not read it.
+    if (pool) {
+      const keep = { namespace, name: 'keep' };
+      await dropStore(pool, keep, consumerGroupFor(keep));
+      await dropWriterRole(pool, tableNameFor(keep));
+    }
     await pool?.end();
   });
 
