@@ -40,6 +40,7 @@ class LocalRunner {
   private nextPort: number;
   private statusTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly pending = new Map<string, Promise<void>>();
 
   constructor(private readonly kube: KubeConfig, private readonly selector: string, basePort: number, private readonly log: Logger) {
     this.apps = kube.makeApiClient(AppsV1Api);
@@ -49,10 +50,9 @@ class LocalRunner {
 
   async start(): Promise<void> {
     const informer = makeInformer(this.kube, '/apis/apps/v1/deployments', () => this.apps.listDeploymentForAllNamespaces({ labelSelector: this.selector }), this.selector);
-    const sync = (d: V1Deployment): void => void this.sync(d).catch((error: unknown) => this.log.warn({ err: error }, 'sync failed'));
-    informer.on('add', sync);
-    informer.on('update', sync);
-    informer.on('delete', (d) => void this.remove(keyOf(d)));
+    informer.on('add', (d) => this.serially(keyOf(d), () => this.sync(d)));
+    informer.on('update', (d) => this.serially(keyOf(d), () => this.sync(d)));
+    informer.on('delete', (d) => this.serially(keyOf(d), () => this.remove(keyOf(d))));
     keepWatching(informer, 'deployments', this.log, () => this.stopped);
     await informer.start();
     this.statusTimer = setInterval(() => void this.reportAll(informer.list()), 1_000);
@@ -61,7 +61,24 @@ class LocalRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.statusTimer);
+    // Let syncs under way finish (they start nothing once stopped), then stop every replica.
+    await Promise.all(this.pending.values());
     await Promise.all([...this.workloads.keys()].map((key) => this.remove(key)));
+  }
+
+  /**
+   * One change at a time per Deployment: two overlapping syncs of one key (a roll while another
+   * event arrives) would each start replicas, and the map would keep only one set, leaving the
+   * other running unowned after the runner stopped.
+   */
+  private serially(key: string, work: () => Promise<void>): void {
+    const next = (this.pending.get(key) ?? Promise.resolve())
+      .then(work)
+      .catch((error: unknown) => this.log.warn({ err: error, deployment: key }, 'sync failed'))
+      .finally(() => {
+        if (this.pending.get(key) === next) this.pending.delete(key);
+      });
+    this.pending.set(key, next);
   }
 
   private async sync(deployment: V1Deployment): Promise<void> {
@@ -71,6 +88,7 @@ class LocalRunner {
     if (!container?.command) return;
     const templateHash = createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 12);
     const desired = deployment.spec?.replicas ?? 1;
+    if (this.stopped) return;
     let workload = this.workloads.get(key);
     if (workload && workload.templateHash !== templateHash) {
       this.log.info({ deployment: key }, 'pod template changed: rolling replicas');
@@ -83,6 +101,7 @@ class LocalRunner {
     }
     const namespace = deployment.metadata!.namespace!;
     const variables = await this.resolveEnv(namespace, container.env ?? []);
+    if (this.stopped) return;
     while (workload.replicas.length < desired) {
       const port = this.nextPort++;
       const [command, ...args] = container.command.map((part) => (part.startsWith('dist/') ? `${projectRoot()}/${part}` : part));

@@ -4,7 +4,7 @@
  * schema evolution, refusals, deletion policies and least privilege.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiException, AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject, type V1Deployment } from '@kubernetes/client-node';
 import { Pool } from 'pg';
@@ -334,5 +334,23 @@ describe('operator', () => {
     await eventually(async () => ((await leading(follower)) ? true : undefined), 'the follower to take over the Lease', 60_000);
     const fg = await waitFor('after-crash', 'Ready after failover', (g) => condition(g, 'Ready')?.status === 'True', 90_000);
     expect(fg.status?.table).toBe(tableNameFor({ namespace, name: 'after-crash' }));
+  });
+
+  it('the local runner leaves no replica running when it stops, after all the rolls above', async () => {
+    /** Processes whose environment names a group of this suite's namespace: the runner's replicas. */
+    const replicas = (): number[] =>
+      readdirSync('/proc')
+        .filter((entry) => /^\d+$/.test(entry))
+        .filter((pid) => {
+          try {
+            return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').some((v) => v.startsWith(`FEATURE_GROUP=${namespace}/`));
+          } catch {
+            return false; // gone meanwhile, or not ours to read
+          }
+        })
+        .map(Number);
+    expect(replicas().length).toBeGreaterThan(0);
+    expect(await runner.stop()).toBe(0);
+    expect(replicas()).toEqual([]);
   });
 });
