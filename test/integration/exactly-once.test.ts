@@ -1,5 +1,6 @@
 /**
- * Exactly once under crashes: kill -9 the consumer again and again while 50,000 events stream in.
+ * Exactly once under crashes: kill -9 the consumer again and again while 50,000 events stream in
+ * (FAULT_EVENTS; `make soak` streams 100,000).
  * After every kill the stored state must equal the oracle over exactly the events below the stored
  * offsets (no offset ran ahead of its data, no data ahead of its offset); at the end, all of them.
  */
@@ -15,7 +16,7 @@ interface Snapshot {
   state: Map<string, Expected>;
 }
 
-const TOTAL = 50_000;
+const TOTAL = Number(process.env.FAULT_EVENTS ?? 50_000);
 
 async function snapshot(pool: Pool, table: string, consumerGroup: string): Promise<Snapshot> {
   const client = await pool.connect();
@@ -90,7 +91,7 @@ describe('exactly once across kill -9', () => {
     }
     await producing;
     const lastRestart = Date.now();
-    await eventually(async () => ((await storedOffsetTotal(pool, consumerGroup)) === TOTAL ? true : undefined), 'the consumer to store all 50,000 offsets', 180_000);
+    await eventually(async () => ((await storedOffsetTotal(pool, consumerGroup)) === TOTAL ? true : undefined), `the consumer to store all ${TOTAL} offsets`, 300_000);
     const caughtUpSeconds = (Date.now() - lastRestart) / 1000;
     const finalSnapshot = await snapshot(pool, table, consumerGroup);
     expect(await consumer.stop()).toBe(0);

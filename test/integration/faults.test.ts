@@ -7,10 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
+import { ConfigResourceTypes } from 'kafkajs';
 import type { Pool } from 'pg';
 import { closedLoop } from '../../bench/load';
-import { testGroupSpec } from '../support/oracle';
-import { createTopic, dropRegisteredGroups, readTopic, registerGroup, testKafka, testPool, uniqueName } from '../support/platform';
+import { expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec } from '../support/oracle';
+import { createTopic, dropRegisteredGroups, idempotentProducer, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
 import { eventually, type RunningService, serverEnv, startService } from '../support/services';
 import { rawRequest } from '../support/http';
 import { recordSoak } from '../support/soak';
@@ -159,5 +160,45 @@ describe('faults (fast subset)', () => {
     const duplicated = records.filter((id) => acceptedSet.has(id)).length - acceptedSet.size;
     recordSoak({ kind: 'fault', fault: 'Kafka broker restarted under ingest', events_sent: sequence, lost: accepted.filter((id) => !stored.has(id)).length, duplicated, recovered_s: Number(recoveredSeconds.toFixed(1)) });
     recordSoak({ kind: 'input', target: `ingest during the outage (${refused.length} refused with 503)`, inputs: sequence, server_errors: refused.filter((a) => a.status !== 503).length, crashes: ingest.running ? 0 : 1 });
+  });
+
+  it('holds a batch while its dead-letter topic refuses writes, loses nothing, and goes on once it accepts', async () => {
+    const sourceTopic = `${name}-dlqsrc`;
+    const dlq = `${name}-dlqfull`;
+    const group = `${name}-dlq`;
+    const kafka = testKafka();
+    await createTopic(kafka, sourceTopic, 2);
+    // A dead-letter topic that refuses every record: as good as a full one, for its writers.
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: dlq, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '16' }] }], waitForLeaders: true });
+    const table = await registerGroup(pool, { namespace: 'default', name: group }, testGroupSpec(sourceTopic, { deadLetterTopic: dlq, batchSize: 500 }));
+    const stream = generateStream({ count: 5_000, entities: 200, prefix: `${group}:` });
+    const producer = await idempotentProducer(kafka);
+    await producer.send({ topic: sourceTopic, acks: -1, messages: stream.lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
+    await producer.disconnect();
+    const consumer = await startService('consumer', { ...serverEnv(), FEATURE_GROUP: `default/${group}` }, `${group}-consumer`);
+    services.push(consumer);
+    try {
+      await consumer.waitReady();
+      const stored = () => storedOffsetTotal(pool, `featurestore.default.${group}`);
+      await eventually(async () => ((await consumer.metric('featurestore_consumer_retries_total')) > 0 ? true : undefined), 'the consumer to retry the batch whose dead letters were refused');
+      await new Promise((r) => setTimeout(r, 2_000));
+      // Held: the batches with invalid records are not committed past their dead letters.
+      expect(await stored()).toBeLessThan(stream.lines.length);
+      expect(consumer.running).toBe(true);
+      const heldAt = Date.now();
+      await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: dlq, configEntries: [{ name: 'max.message.bytes', value: '1048588' }] }] });
+      await eventually(async () => ((await stored()) === stream.lines.length ? true : undefined), 'every offset once the dead-letter topic accepts again', 120_000);
+      const recoveredSeconds = (Date.now() - heldAt) / 1000;
+      expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(stream.lines, stream.invalid));
+      const invalidSent = stream.lines.filter((line) => stream.invalid.has(line));
+      const letters = await readTopic(kafka, dlq, invalidSent.length);
+      expect(letters.map((l) => l.value).sort()).toEqual(invalidSent.sort());
+      recordSoak({ kind: 'fault', fault: 'dead-letter topic refusing writes', events_sent: stream.lines.length, lost: 0, duplicated: letters.length - invalidSent.length, recovered_s: Number(recoveredSeconds.toFixed(1)) });
+    } finally {
+      await consumer.stop();
+      await admin.disconnect();
+    }
   });
 });
