@@ -2,7 +2,9 @@ import { jsonDepth, MAX_JSON_DEPTH } from './depth';
 import { aggregateFeatures, type AggregateFeature } from '../aggregates/tiles';
 import type { Feature, FeatureGroupSpec, Predicate } from '../featuregroup/schema';
 import { compilePath, isJsonObject, type JsonObject, type JsonValue } from './path';
-import { convertValue, parseEventTime, type StoredValue } from './values';
+import { convertValue, MAX_TIME_MS, MIN_TIME_MS, parseEventTime, textProblem, type StoredValue } from './values';
+
+const TIME_RANGE = `[${new Date(MIN_TIME_MS).toISOString()}, ${new Date(MAX_TIME_MS).toISOString()}]`;
 
 /** One Kafka record as the extractor sees it. */
 export interface RawRecord {
@@ -28,7 +30,14 @@ export type Extraction =
   | { kind: 'skipped' }
   | { kind: 'invalid'; reason: string };
 
-export const MAX_ENTITY_ID_LENGTH = 1024;
+/**
+ * Entity ids are keys of every group table's primary-key index, whose entries Postgres caps at
+ * about 2.7 kB: the limit is on UTF-8 bytes, well within it.
+ */
+export const MAX_ENTITY_ID_BYTES = 1024;
+export const ENTITY_ID_RULE = `a non-empty string of at most ${MAX_ENTITY_ID_BYTES} UTF-8 bytes, without U+0000 or lone surrogates, or a safe integer`;
+/** A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, two units, is 4): shorter ids need no byte count. */
+const SURELY_SHORT = Math.floor(MAX_ENTITY_ID_BYTES / 3);
 
 /** Features computed from the latest value of one field (aggregates are computed elsewhere). */
 export function valueFeatures(spec: FeatureGroupSpec): (Feature & { from: string })[] {
@@ -69,10 +78,11 @@ function compileContribution(feature: AggregateFeature): (event: JsonObject) => 
   };
 }
 
-/** The value as an entity id if it can be one: a non-empty string within the length limit, without NUL (Postgres text cannot hold it). */
+/** The value as an entity id if it can be one (ENTITY_ID_RULE): what text and the primary-key index hold as given. */
 export function entityIdOf(value: JsonValue | undefined): string | undefined {
   if (typeof value === 'string') {
-    return value.length > 0 && value.length <= MAX_ENTITY_ID_LENGTH && !value.includes('\u0000') ? value : undefined;
+    if (value.length === 0 || (value.length > SURELY_SHORT && Buffer.byteLength(value, 'utf8') > MAX_ENTITY_ID_BYTES)) return undefined;
+    return textProblem(value) === undefined ? value : undefined;
   }
   if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
   return undefined;
@@ -106,12 +116,11 @@ export function compileExtractor(spec: FeatureGroupSpec): (record: RawRecord) =>
 
     const entityId = entityIdOf(getKey(parsed));
     if (entityId === undefined) {
-      return { kind: 'invalid', reason: `entity key ${keyField} is missing or not a non-empty string of at most ${MAX_ENTITY_ID_LENGTH} chars` };
+      return { kind: 'invalid', reason: `entity key ${keyField} is missing or not ${ENTITY_ID_RULE}` };
     }
-    let eventTimeMs = record.timestamp;
-    if (getTime) {
-      eventTimeMs = parseEventTime(getTime(parsed));
-      if (Number.isNaN(eventTimeMs)) return { kind: 'invalid', reason: `event time ${timeField} is missing or not ISO-8601/epoch ms` };
+    const eventTimeMs = getTime ? parseEventTime(getTime(parsed)) : parseEventTime(record.timestamp);
+    if (Number.isNaN(eventTimeMs)) {
+      return { kind: 'invalid', reason: getTime ? `event time ${timeField} is missing or not ISO-8601/epoch ms in ${TIME_RANGE}` : `record timestamp ${record.timestamp} is not epoch ms in ${TIME_RANGE}` };
     }
     const values: (StoredValue | undefined)[] = new Array(features.length);
     for (let i = 0; i < features.length; i++) {

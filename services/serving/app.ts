@@ -1,4 +1,4 @@
-import { entityIdOf, MAX_ENTITY_ID_LENGTH } from '../../core/events/extract';
+import { ENTITY_ID_RULE, entityIdOf } from '../../core/events/extract';
 import express, { type Express } from 'express';
 import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
@@ -12,6 +12,7 @@ import type { Logger } from '../../core/logger';
 import type { Catalog, ServedGroup } from './catalog';
 import type { ServingConfig } from './config';
 import { readEntity } from './entity';
+import { freshnessOf } from './freshness';
 import { getOnlineFeatures, parseOnlineRequest } from './online';
 import { openApiDocument } from './openapi';
 
@@ -68,7 +69,7 @@ export function createServingApp({ config, pool, catalog, registry, log, authTok
   app.get('/features/:entityId', async (req, res) => {
     const entityId = req.params.entityId;
     if (entityIdOf(entityId) === undefined) {
-      throw new HttpError(400, 'E_BAD_ENTITY_ID', `an entity id is 1 to ${MAX_ENTITY_ID_LENGTH} characters without NUL`, 'entity_id');
+      throw new HttpError(400, 'E_BAD_ENTITY_ID', `an entity id is ${ENTITY_ID_RULE}`, 'entity_id');
     }
     const found = await readEntity(pool, catalog, entityId);
     if (!found) {
@@ -82,7 +83,7 @@ export function createServingApp({ config, pool, catalog, registry, log, authTok
     res.json({ groups: catalog.all().map(describeGroup) });
   });
 
-  app.get(['/v1/feature-groups/:namespace/:name', '/v1/feature-groups/:name'], (req, res) => {
+  app.get(['/v1/feature-groups/:namespace/:name', '/v1/feature-groups/:name'], async (req, res) => {
     const { namespace = 'default', name } = req.params as { namespace?: string; name: string };
     let id: string;
     try {
@@ -93,7 +94,7 @@ export function createServingApp({ config, pool, catalog, registry, log, authTok
     }
     const group = catalog.get(id);
     if (!group) throw new HttpError(404, 'E_UNKNOWN_GROUP', `feature group ${id} does not exist`, 'name');
-    res.json(describeGroup(group));
+    res.json({ ...describeGroup(group), freshness: await freshnessOf(pool, group) });
   });
 
   app.post('/get-online-features', express.json({ limit: config.SERVING_MAX_BODY_BYTES, type: () => true }), async (req, res) => {

@@ -1,4 +1,4 @@
-import { MAX_ENTITY_ID_LENGTH } from '../../core/events/extract';
+import { ENTITY_ID_RULE, entityIdOf } from '../../core/events/extract';
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import type { JsonValue } from '../../core/events/path';
@@ -13,7 +13,7 @@ export type FeatureStatus = (typeof FeatureStatus)[keyof typeof FeatureStatus];
 /** Feast's "no timestamp" marker, which its clients expect for the entity column and misses. */
 const NO_TIMESTAMP = '1970-01-01T00:00:00Z';
 
-const entityValue = z.union([z.string().min(1).max(MAX_ENTITY_ID_LENGTH).refine((s) => !s.includes('\u0000'), 'must not contain NUL'), z.number().int()]);
+const entityValue = z.union([z.string().refine((s) => entityIdOf(s) !== undefined, `must be ${ENTITY_ID_RULE}`), z.number().int()]);
 export const onlineRequestSchema = z
   .object({
     features: z.array(z.string().min(3).max(600)).min(1),

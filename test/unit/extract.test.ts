@@ -1,5 +1,5 @@
-import { compileExtractor } from '../../core/events/extract';
-import { convertValue } from '../../core/events/values';
+import { compileExtractor, entityIdOf } from '../../core/events/extract';
+import { convertValue, parseEventTime } from '../../core/events/values';
 import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
 
 const spec = featureGroupSpecSchema.parse({
@@ -64,6 +64,45 @@ describe('convertValue', () => {
   it('refuses text Postgres cannot store', () => {
     expect(convertValue('string', 'a\u0000').ok).toBe(false);
     expect(convertValue('json', { a: '\u0000' }).ok).toBe(false);
+    for (const lone of ['\ud800', 'x\udfff', '\udc00\ud800']) {
+      expect(convertValue('string', lone)).toEqual({ ok: false, reason: expect.stringContaining('lone UTF-16 surrogate') });
+      expect(convertValue('json', { [lone]: 1 }).ok).toBe(false);
+      expect(convertValue('json', [lone]).ok).toBe(false);
+    }
+  });
+
+  it('keeps text that only looks like a bad escape, and paired surrogates', () => {
+    // A literal backslash followed by "u0000" or "ud800" is fine text; so is an emoji (a surrogate pair).
+    expect(convertValue('json', { a: '\\u0000', b: '\\ud800', c: '\u{1F600}' })).toEqual({ ok: true, value: '{"a":"\\\\u0000","b":"\\\\ud800","c":"\u{1F600}"}' });
+    expect(convertValue('string', '\u{1F600}\uffff')).toEqual({ ok: true, value: '\u{1F600}\uffff' });
+    expect(convertValue('json', { a: '\\\u0000' }).ok).toBe(false);
+  });
+
+  it('takes event times within year 1 to 9999, as whole milliseconds', () => {
+    expect(parseEventTime(1700000000000.5)).toBe(1700000000000);
+    expect(parseEventTime(-1.5)).toBe(-2);
+    expect(parseEventTime(1e20)).toBeNaN();
+    expect(parseEventTime(Number.MAX_VALUE)).toBeNaN();
+    expect(parseEventTime('0001-01-01T00:00:00Z')).toBe(-62135596800000);
+    expect(parseEventTime('0000-12-31T23:59:59.999Z')).toBeNaN();
+    expect(parseEventTime('9999-12-31T23:59:59.999Z')).toBe(253402300799999);
+    expect(parseEventTime(253402300800000)).toBeNaN();
+    expect(convertValue('timestamp', 253402300800000).ok).toBe(false);
+    expect(convertValue('timestamp', 1.9)).toEqual({ ok: true, value: '1970-01-01T00:00:00.001Z' });
+  });
+});
+
+describe('entity ids', () => {
+  it('are limited by UTF-8 bytes, not characters', () => {
+    expect(entityIdOf('a'.repeat(1024))).toBe('a'.repeat(1024));
+    expect(entityIdOf('a'.repeat(1025))).toBeUndefined();
+    expect(entityIdOf('é'.repeat(512))).toBe('é'.repeat(512));
+    expect(entityIdOf('é'.repeat(513))).toBeUndefined();
+    expect(entityIdOf('\u{1F600}'.repeat(256))).toBeDefined();
+    expect(entityIdOf('\u{1F600}'.repeat(257))).toBeUndefined();
+    expect(entityIdOf('a\ud800')).toBeUndefined();
+    expect(entityIdOf('')).toBeUndefined();
+    expect(entityIdOf(2 ** 53)).toBeUndefined();
   });
 });
 
