@@ -4,6 +4,7 @@ import type { HistoryWriter } from '../history/store';
 import type { ExtractedEvent } from '../events/extract';
 import type { StoredValue } from '../events/values';
 import { ENTITY_COLUMN, COLUMN_TYPES, type StoreLayout } from './layout';
+import { continuityOf } from './continuity';
 import { PLATFORM_SCHEMA, qualified, quoteIdent, statementName } from './identifiers';
 
 /**
@@ -25,13 +26,15 @@ interface EntityRow {
 /**
  * Folds a batch down to one row per entity, keeping for each feature the observation with the
  * greatest (event time, offset). The database applies the same rule against what it holds, so
- * the outcome is independent of batch boundaries and arrival order.
+ * the outcome is independent of batch boundaries and arrival order. An event that carries no value
+ * feature makes no row: an entity exists in the value table once it has a value.
  */
 export function reduceByEntity(events: readonly OffsetEvent[], featureCount: number): Map<string, EntityRow> {
   const rows = new Map<string, EntityRow>();
   for (const { offset, event } of events) {
     let row = rows.get(event.entityId);
     if (row === undefined) {
+      if (!event.values.some((v) => v !== undefined)) continue;
       row = { times: new Array(featureCount).fill(-Infinity), offsets: new Array(featureCount).fill(-1), values: new Array(featureCount) };
       rows.set(event.entityId, row);
     }
@@ -59,6 +62,7 @@ export function buildUpsertSql(layout: StoreLayout): string {
   const casts = ['text[]'];
   const selects = ['u.c0'];
   const assignments: string[] = [];
+  const newerConditions: string[] = [];
   for (const f of layout.features) {
     const n = columns.length;
     columns.push(f.value, f.eventTime, f.offset);
@@ -66,14 +70,17 @@ export function buildUpsertSql(layout: StoreLayout): string {
     selects.push(`u.c${n}`, `'epoch'::timestamptz + u.c${n + 1} * interval '1 millisecond'`, `u.c${n + 2}`);
     const [v, ts, off] = [quoteIdent(f.value), quoteIdent(f.eventTime), quoteIdent(f.offset)];
     const newer = `excluded.${ts} IS NOT NULL AND (t.${ts} IS NULL OR (excluded.${ts}, excluded.${off}) > (t.${ts}, t.${off}))`;
+    newerConditions.push(newer);
     for (const column of [v, ts, off]) assignments.push(`${column} = CASE WHEN ${newer} THEN excluded.${column} ELSE t.${column} END`);
   }
   const params = casts.map((cast, i) => `$${i + 1}::${cast}`).join(', ');
   const aliases = casts.map((_, i) => `c${i}`).join(', ');
+  // A row none of whose features is newer is left as it is: no new row version, no WAL.
   return (
     `INSERT INTO ${layout.sqlTable} AS t (${columns.map(quoteIdent).join(', ')})\n` +
     `SELECT ${selects.join(', ')} FROM unnest(${params}) AS u(${aliases})\n` +
-    `ON CONFLICT (${quoteIdent(ENTITY_COLUMN)}) DO UPDATE SET\n  ${assignments.join(',\n  ')}`
+    `ON CONFLICT (${quoteIdent(ENTITY_COLUMN)}) DO UPDATE SET\n  ${assignments.join(',\n  ')}\n` +
+    `WHERE ${newerConditions.map((c) => `(${c})`).join(' OR ')}`
   );
 }
 
@@ -102,21 +109,44 @@ const OFFSETS = qualified(PLATFORM_SCHEMA, 'consumer_offsets');
 const LOCK_OFFSET_SQL =
   `INSERT INTO ${OFFSETS} AS o (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0)\n` +
   `ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = o.next_offset RETURNING next_offset`;
+/** Success clears the partition's last error; the newest event time only moves forward. */
 const STORE_OFFSET_SQL =
-  `UPDATE ${OFFSETS} SET next_offset = $4, updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND partition = $3`;
+  `UPDATE ${OFFSETS} SET next_offset = $4, updated_at = now(), newest_event_ms = GREATEST(newest_event_ms, $5::bigint), last_error = NULL, last_error_at = NULL\n` +
+  `WHERE consumer_group = $1 AND topic = $2 AND partition = $3`;
+/**
+ * Moves a partition's offset over records Kafka never delivers (markers, aborted records), only
+ * from where the consumer knows its fetch position was: a compare-and-set, so it cannot race a
+ * batch that stored further meanwhile.
+ */
+const ADVANCE_OFFSET_SQL =
+  `UPDATE ${OFFSETS} SET next_offset = $5, updated_at = now(), last_error = NULL, last_error_at = NULL\n` +
+  `WHERE consumer_group = $1 AND topic = $2 AND partition = $3 AND next_offset = $4 AND $5 > $4`;
+const RECORD_ERROR_SQL =
+  `INSERT INTO ${OFFSETS} AS o (consumer_group, topic, partition, next_offset, last_error, last_error_at) VALUES ($1, $2, $3, 0, $4, now())\n` +
+  `ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`;
 const READ_OFFSETS_SQL = `SELECT partition, next_offset FROM ${OFFSETS} WHERE consumer_group = $1 AND topic = $2`;
 
 export interface PartitionBatch {
   consumerGroup: string;
   topic: string;
   partition: number;
-  /** Offset of the batch's first record, valid or not: a gap to the stored offset is refused. */
-  firstOffset: number;
-  /** Write even though records between the stored offset and firstOffset are missing (expired from Kafka). */
-  acceptGap?: boolean;
+  /**
+   * Where the fetch that delivered this batch began (Kafka's `fetchOffset`): records Kafka skipped
+   * before the first one (markers, aborted or compacted records) belong to the batch.
+   */
+  fetchedFrom: number;
+  /** The stored offset this consumer last sent the partition back to, if it did (see continuityOf). */
+  sentBackTo?: number | undefined;
   /** Offset after the batch's last record, valid or not: what the consumer resumes from. */
   nextOffset: number;
   events: readonly OffsetEvent[];
+}
+
+/** A record Postgres refused: it goes to the dead-letter topic with the database's reason. */
+export interface RejectedEvent {
+  offset: number;
+  sqlstate: string;
+  message: string;
 }
 
 export interface BatchOutcome {
@@ -126,10 +156,11 @@ export interface BatchOutcome {
   replayed: number;
   /** Distinct entities written. */
   entities: number;
+  /** Events Postgres refused, dead-lettered within the batch's transaction. */
+  rejected: RejectedEvent[];
   /**
-   * Set when nothing was written because the batch starts after the stored offset: the consumer
-   * was fetching from a Kafka-committed offset ahead of Postgres (after a replay or a database
-   * restore) and must seek back to this offset first.
+   * Set when nothing was written because the fetch began after the stored offset for a reason
+   * other than Kafka's own gaps: the consumer must seek back to this offset first.
    */
   resumeFrom?: number;
 }
@@ -145,6 +176,22 @@ export interface WriteFence {
   name: string;
   epoch: number;
 }
+
+/**
+ * SQLSTATE classes a record causes rather than a database that is unwell: cardinality (21), data
+ * exception (22), integrity constraint (23), program limit such as an index row too large (54).
+ * Connection, resource, privilege, timeout, serialization and shutdown errors are none of these:
+ * they keep the batch retrying, so nothing is dead-lettered for a fault of the database.
+ */
+const RECORD_SQLSTATE = /^(21|22|23|54)[0-9A-Z]{3}$/;
+
+export function recordCausedError(error: unknown): { sqlstate: string; message: string } | undefined {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return typeof code === 'string' && RECORD_SQLSTATE.test(code) ? { sqlstate: code, message: String(message) } : undefined;
+}
+
+/** Dead-letters refused records; called inside the batch's transaction, before it commits. */
+export type DeadLetterSink = (rejected: readonly RejectedEvent[]) => Promise<void>;
 
 const FENCE_SQL = `SELECT replay_epoch FROM ${qualified(PLATFORM_SCHEMA, 'feature_groups')} WHERE namespace = $1 AND name = $2`;
 
@@ -164,7 +211,21 @@ export class GroupWriter {
     this.statementName = statementName('upsert', this.upsertSql);
   }
 
-  async write(pool: Pool, batch: PartitionBatch): Promise<BatchOutcome> {
+  /**
+   * Writes the batch in one statement per table. Should Postgres refuse a record (a value that got
+   * past validation), the batch is written again with the refused records isolated: they go to
+   * `deadLetter` and everything else is stored, exactly once, in the transaction of the offsets.
+   */
+  async write(pool: Pool, batch: PartitionBatch, deadLetter: DeadLetterSink): Promise<BatchOutcome> {
+    try {
+      return await this.transact(pool, batch, undefined);
+    } catch (error) {
+      if (recordCausedError(error) === undefined) throw error;
+      return await this.transact(pool, batch, deadLetter);
+    }
+  }
+
+  private async transact(pool: Pool, batch: PartitionBatch, isolating: DeadLetterSink | undefined): Promise<BatchOutcome> {
     const client = await pool.connect();
     let released = false;
     try {
@@ -185,24 +246,29 @@ export class GroupWriter {
           throw new FencedError(epoch === undefined ? 'the feature group is no longer registered' : `the feature group was replayed (epoch ${this.fence.epoch} → ${epoch})`);
         }
       }
-      if (batch.firstOffset > stored && !batch.acceptGap) {
+      const outcome: BatchOutcome = { applied: 0, replayed: 0, entities: 0, rejected: [] };
+      if (continuityOf(stored, batch.fetchedFrom, batch.sentBackTo) === 'ahead') {
         await client.query('ROLLBACK');
-        return { applied: 0, replayed: 0, entities: 0, resumeFrom: stored };
+        return { ...outcome, resumeFrom: stored };
       }
-      const fresh = batch.events.filter((e) => e.offset >= stored);
-      const outcome: BatchOutcome = { applied: fresh.length, replayed: batch.events.length - fresh.length, entities: 0 };
+      let fresh = batch.events.filter((e) => e.offset >= stored);
+      outcome.replayed = batch.events.length - fresh.length;
       if (batch.nextOffset <= stored) {
         await client.query('ROLLBACK');
         return outcome;
       }
-      if (fresh.length > 0) {
-        const rows = reduceByEntity(fresh, this.layout.features.length);
-        outcome.entities = rows.size;
-        if (this.layout.features.length > 0) await this.upsert(client, rows);
-        if (this.tiles?.active) await this.tiles.write(client, fresh);
-        if (this.history?.active) await this.history.write(client, batch.partition, fresh);
+      if (fresh.length > 0 && isolating) {
+        outcome.rejected = await this.applyIsolating(client, batch.partition, fresh);
+        const refused = new Set(outcome.rejected.map((r) => r.offset));
+        fresh = fresh.filter((e) => !refused.has(e.offset));
+        if (outcome.rejected.length > 0) await isolating(outcome.rejected);
+      } else if (fresh.length > 0) {
+        outcome.entities = await this.apply(client, batch.partition, fresh);
       }
-      await client.query({ name: 'fs_store_offset', text: STORE_OFFSET_SQL, values: [...key, batch.nextOffset] });
+      outcome.applied = fresh.length;
+      let newest: number | null = null;
+      for (const { event } of fresh) if (newest === null || event.eventTimeMs > newest) newest = event.eventTimeMs;
+      await client.query({ name: 'fs_store_offset', text: STORE_OFFSET_SQL, values: [...key, batch.nextOffset, newest] });
       await client.query('COMMIT');
       return outcome;
     } catch (error) {
@@ -215,9 +281,57 @@ export class GroupWriter {
     }
   }
 
-  private async upsert(client: PoolClient, rows: Map<string, EntityRow>): Promise<void> {
-    await client.query({ name: this.statementName, text: this.upsertSql, values: upsertParams(this.layout, rows) });
+  /** Values, tiles and history of some events; returns the distinct entities whose values were written. */
+  private async apply(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<number> {
+    const rows = reduceByEntity(events, this.layout.features.length);
+    if (this.layout.features.length > 0 && rows.size > 0) {
+      await client.query({ name: this.statementName, text: this.upsertSql, values: upsertParams(this.layout, rows) });
+    }
+    if (this.tiles?.active) await this.tiles.write(client, events);
+    if (this.history?.active) await this.history.write(client, partition, events);
+    return rows.size;
   }
+
+  /**
+   * Applies the events in halves under savepoints until each statement that fails holds one event,
+   * which Postgres refused. Writing parts one after another gives what one statement would: values
+   * keep the newest by (event time, offset), tiles add up, history is keyed by offset.
+   */
+  private async applyIsolating(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<RejectedEvent[]> {
+    const rejected: RejectedEvent[] = [];
+    const pending: (readonly OffsetEvent[])[] = [events];
+    while (pending.length > 0) {
+      const part = pending.pop()!;
+      await client.query('SAVEPOINT fs_isolate');
+      try {
+        await this.apply(client, partition, part);
+        await client.query('RELEASE SAVEPOINT fs_isolate');
+      } catch (error) {
+        const refused = recordCausedError(error);
+        if (refused === undefined) throw error;
+        await client.query('ROLLBACK TO SAVEPOINT fs_isolate');
+        await client.query('RELEASE SAVEPOINT fs_isolate');
+        if (part.length === 1) rejected.push({ offset: part[0]!.offset, ...refused });
+        else pending.push(part.slice(part.length >> 1), part.slice(0, part.length >> 1));
+      }
+    }
+    return rejected;
+  }
+}
+
+/**
+ * Moves the stored offset from `from` to `to` when Kafka delivered nothing in between (a fetch of
+ * only transaction markers or aborted records), so that lag reaches zero at the end of a
+ * transactional topic. Nothing happens unless `from` is still what Postgres holds.
+ */
+export async function advanceOverInvisible(pool: Pool, consumerGroup: string, topic: string, partition: number, from: number, to: number): Promise<boolean> {
+  const result = await pool.query({ name: 'fs_advance_offset', text: ADVANCE_OFFSET_SQL, values: [consumerGroup, topic, partition, from, to] });
+  return result.rowCount === 1;
+}
+
+/** Records why a partition's batch failed, outside its transaction: what a stalled group's status shows. */
+export async function recordPartitionError(pool: Pool, consumerGroup: string, topic: string, partition: number, message: string): Promise<void> {
+  await pool.query({ name: 'fs_record_error', text: RECORD_ERROR_SQL, values: [consumerGroup, topic, partition, message.slice(0, 1_000)] });
 }
 
 /** Offsets this consumer group stored per partition of a topic: where to resume. */

@@ -7,6 +7,8 @@ export const DLQ_HEADERS = {
   topic: 'fs-source-topic',
   partition: 'fs-source-partition',
   offset: 'fs-source-offset',
+  /** Set when Postgres refused the record: its SQLSTATE (the reason holds its message). */
+  sqlstate: 'fs-error-sqlstate',
 } as const;
 
 export function deadLetterTopicFor(sourceTopic: string, group: { namespace: string; name: string }, configured?: string): string {
@@ -18,13 +20,13 @@ export async function publishDeadLetters(
   producer: Producer,
   dlqTopic: string,
   source: { group: string; topic: string; partition: number },
-  letters: readonly DeadLetter[],
+  letters: readonly (DeadLetter & { sqlstate?: string })[],
 ): Promise<void> {
   if (letters.length === 0) return;
   await producer.send({
     topic: dlqTopic,
     acks: -1,
-    messages: letters.map(({ message, reason }) => ({
+    messages: letters.map(({ message, reason, sqlstate }) => ({
       key: message.key,
       value: message.value,
       timestamp: message.timestamp,
@@ -34,6 +36,7 @@ export async function publishDeadLetters(
         [DLQ_HEADERS.topic]: source.topic,
         [DLQ_HEADERS.partition]: String(source.partition),
         [DLQ_HEADERS.offset]: message.offset,
+        ...(sqlstate ? { [DLQ_HEADERS.sqlstate]: sqlstate } : {}),
       },
     })),
   });

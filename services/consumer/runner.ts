@@ -1,4 +1,4 @@
-import type { Admin, Consumer, EachBatchPayload, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { compileExtractor } from '../../core/events/extract';
@@ -8,7 +8,9 @@ import type { Logger } from '../../core/logger';
 import { retryWithBackoff } from '../../core/retry';
 import type { RegisteredGroup } from '../../core/storage/registry';
 import { layoutFor } from '../../core/storage/layout';
-import { FencedError, GroupWriter, readStoredOffsets } from '../../core/storage/writer';
+import { advanceOverInvisible, FencedError, GroupWriter, readStoredOffsets, recordPartitionError, type RejectedEvent } from '../../core/storage/writer';
+import { PartitionPositions } from './positions';
+import type { ProgressReporter } from './progress';
 import { deadLetterTopicFor, publishDeadLetters } from './dead-letters';
 import { TileWriter } from '../../core/aggregates/store';
 import { HistoryWriter, historyEnabled } from '../../core/history/store';
@@ -23,10 +25,10 @@ export interface RunnerDeps {
   registry: Registry;
   log: Logger;
   partitionsConcurrently: number;
-  /** Reads partitions' earliest offsets (connected by the caller). */
-  admin: Admin;
   /** The group was replayed under this consumer: its process must start over. */
   onFenced: (error: FencedError) => void;
+  /** Lag and freshness gauges of the partitions this replica holds. */
+  progress?: ProgressReporter;
 }
 
 /**
@@ -42,6 +44,7 @@ export class GroupRunner {
   private readonly events: Counter<'outcome'>;
   private readonly batchSeconds: Histogram;
   private readonly retries: Counter;
+  private readonly positions = new PartitionPositions();
   private stopping = false;
 
   constructor(private readonly deps: RunnerDeps) {
@@ -73,7 +76,17 @@ export class GroupRunner {
     const topic = group.spec.source.topic;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const partitions = payload.memberAssignment[topic] ?? [];
+      this.positions.reset();
+      this.deps.progress?.assign(partitions);
       void this.seekToStored(partitions).catch((error: unknown) => log.warn({ err: error }, 'seek to stored offsets failed; replay will be filtered'));
+    });
+    // kafkajs skips by itself a fetch that held only transaction markers or aborted records, and
+    // never hands it to eachBatch: move the stored offset over it, or lag never reaches zero.
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.batchSize !== 0 || payload.topic !== topic) return;
+      void this.advanceOverInvisible(payload.partition, Number(payload.lastOffset) + 1).catch((error: unknown) =>
+        log.warn({ err: error, partition: payload.partition }, 'could not move the stored offset over transaction markers; the next batch will'),
+      );
     });
     await consumer.connect();
     // The source topic may not exist yet (created on first produce): wait for it, do not crash.
@@ -99,11 +112,6 @@ export class GroupRunner {
     await this.deps.consumer.disconnect();
   }
 
-  private async earliestOffset(topic: string, partition: number): Promise<number> {
-    const offsets = await this.deps.admin.fetchTopicOffsets(topic);
-    return Number(offsets.find((o) => o.partition === partition)?.low ?? 0);
-  }
-
   private async seekToStored(partitions: number[]): Promise<void> {
     const { consumer, group, pool, log } = this.deps;
     const topic = group.spec.source.topic;
@@ -111,9 +119,21 @@ export class GroupRunner {
     for (const partition of partitions) {
       const offset = stored.get(partition);
       if (offset === undefined) continue;
-      consumer.seek({ topic, partition, offset: offset.toString() });
+      this.seek(partition, offset);
       log.info({ topic, partition, offset: offset.toString() }, 'resuming from offset stored in Postgres');
     }
+  }
+
+  private seek(partition: number, offset: number): void {
+    this.deps.consumer.seek({ topic: this.deps.group.spec.source.topic, partition, offset: offset.toString() });
+    this.positions.soughtTo(partition, offset);
+  }
+
+  private async advanceOverInvisible(partition: number, to: number): Promise<void> {
+    const from = this.positions.position(partition);
+    if (from === undefined || to <= from) return;
+    const moved = await advanceOverInvisible(this.deps.pool, this.consumerGroup, this.deps.group.spec.source.topic, partition, from, to);
+    if (moved) this.positions.wrote(partition, to);
   }
 
   private async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
@@ -121,6 +141,10 @@ export class GroupRunner {
     const chunkSize = group.spec.consumer.batchSize;
     const source = { group: groupId(group.ref), topic: batch.topic, partition: batch.partition };
     const live = (): boolean => isRunning() && !isStale();
+    if (!live()) return;
+    // Taken before any await: a seek asked for later must not vouch for a batch fetched before it.
+    const sentBackTo = this.positions.sentBackTo(batch.partition);
+    let fetchedFrom = fetchStart(batch);
 
     for (let start = 0; start < batch.messages.length; start += chunkSize) {
       if (this.stopping && start > 0) return;
@@ -129,8 +153,12 @@ export class GroupRunner {
       const prepared = prepareBatch(chunk, this.extract);
       let deadLettersSent = false;
       const timer = this.batchSeconds.startTimer();
-      const firstOffset = Number(chunk[0]!.offset);
       let fenced: FencedError | undefined;
+      const refusedByPostgres = async (rejected: readonly RejectedEvent[]): Promise<void> => {
+        const byOffset = new Map(chunk.map((m) => [Number(m.offset), m]));
+        const letters = rejected.map((r) => ({ message: byOffset.get(r.offset)!, reason: `Postgres refused the record: ${r.message}`, sqlstate: r.sqlstate }));
+        await publishDeadLetters(producer, this.dlqTopic, source, letters);
+      };
       const outcome = await retryWithBackoff(
         async () => {
           if (!deadLettersSent) {
@@ -138,23 +166,11 @@ export class GroupRunner {
             deadLettersSent = true;
           }
           try {
-            const write = (acceptGap: boolean) =>
-              this.writer.write(pool, {
-                consumerGroup: this.consumerGroup,
-                topic: batch.topic,
-                partition: batch.partition,
-                firstOffset,
-                acceptGap,
-                nextOffset: prepared.nextOffset,
-                events: prepared.events,
-              });
-            const written = await write(false);
-            // Kafka no longer holds the records between: nothing to go back for.
-            if (written.resumeFrom !== undefined && (await this.earliestOffset(batch.topic, batch.partition)) >= firstOffset) {
-              log.warn({ partition: batch.partition, from: written.resumeFrom, to: firstOffset }, 'records between the stored offset and the earliest in Kafka are gone (retention); continuing from the earliest');
-              return await write(true);
-            }
-            return written;
+            return await this.writer.write(
+              pool,
+              { consumerGroup: this.consumerGroup, topic: batch.topic, partition: batch.partition, fetchedFrom, sentBackTo, nextOffset: prepared.nextOffset, events: prepared.events },
+              refusedByPostgres,
+            );
           } catch (error) {
             if (error instanceof FencedError) fenced = error;
             throw error;
@@ -164,6 +180,7 @@ export class GroupRunner {
         (error, attempt, delayMs) => {
           this.retries.inc();
           log.warn({ err: error, attempt, delayMs, partition: batch.partition }, 'batch failed; retrying, nothing committed');
+          recordPartitionError(pool, this.consumerGroup, batch.topic, batch.partition, (error as Error).message ?? String(error)).catch(() => undefined);
           heartbeat().catch(() => undefined);
         },
       );
@@ -175,15 +192,20 @@ export class GroupRunner {
       if (outcome.resumeFrom !== undefined) {
         // Fetched from a Kafka-committed offset ahead of Postgres (after a replay or a database
         // restore): go back to where Postgres is; nothing of this batch was written.
-        consumer.seek({ topic: batch.topic, partition: batch.partition, offset: outcome.resumeFrom.toString() });
-        log.info({ partition: batch.partition, offset: outcome.resumeFrom, fetchedFrom: firstOffset }, 'fetched ahead of the offset stored in Postgres; seeking back');
+        this.seek(batch.partition, outcome.resumeFrom);
+        log.info({ partition: batch.partition, offset: outcome.resumeFrom, fetchedFrom }, 'fetched ahead of the offset stored in Postgres; seeking back');
         return;
+      }
+      if (start === 0 && sentBackTo !== undefined && fetchedFrom > sentBackTo) {
+        log.info({ partition: batch.partition, from: sentBackTo, to: fetchedFrom }, 'offsets without visible records skipped (transaction markers, aborted, compacted or expired records)');
       }
       timer();
       this.events.inc({ outcome: 'applied' }, outcome.applied);
       this.events.inc({ outcome: 'replayed' }, outcome.replayed);
       this.events.inc({ outcome: 'skipped' }, prepared.skipped);
-      this.events.inc({ outcome: 'dead_lettered' }, prepared.deadLetters.length);
+      this.events.inc({ outcome: 'dead_lettered' }, prepared.deadLetters.length + outcome.rejected.length);
+      this.positions.wrote(batch.partition, prepared.nextOffset);
+      fetchedFrom = prepared.nextOffset;
 
       const lastOffset = chunk[chunk.length - 1]!.offset;
       resolveOffset(lastOffset);
@@ -194,4 +216,10 @@ export class GroupRunner {
       await heartbeat().catch(() => undefined);
     }
   }
+}
+
+/** Where the fetch that delivered the batch began: kafkajs keeps it on the batch, untyped. */
+function fetchStart(batch: EachBatchPayload['batch']): number {
+  const fetched = (batch as { fetchedOffset?: string }).fetchedOffset;
+  return Number(fetched ?? batch.firstOffset() ?? batch.lastOffset());
 }
