@@ -21,6 +21,8 @@ export const consumerEnv = baseEnv.extend({
    * rolled back and retried.
    */
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  /** How often lag and freshness gauges are sampled (Kafka high watermarks, stored offsets); 0 turns it off. */
+  CONSUMER_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),
   /** How often expired tiles and history are deleted; 0 turns it off. */
   CONSUMER_RETENTION_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
 });

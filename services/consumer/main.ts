@@ -11,6 +11,7 @@ import { onShutdown } from '../../core/shutdown';
 import { getGroup, type RegisteredGroup } from '../../core/storage/registry';
 import { loadConsumerConfig } from './config';
 import { startRetention } from './retention';
+import { ProgressReporter } from './progress';
 import { GroupRunner } from './runner';
 
 /** The operator registers a group before it starts its consumer; wait for that rather than crash. */
@@ -45,6 +46,8 @@ async function main(): Promise<void> {
   const kafka = createKafka(config.KAFKA_BROKERS, `featurestore-consumer-${ref.namespace}-${ref.name}`, log);
   const consumer = kafka.consumer({
     groupId: consumerGroupFor(ref),
+    // read_committed: records of aborted transactions are never delivered, so never stored.
+    readUncommitted: false,
     maxWaitTimeInMs: config.CONSUMER_MAX_WAIT_MS,
     maxBytesPerPartition: config.CONSUMER_MAX_BYTES_PER_PARTITION,
     maxBytes: config.CONSUMER_MAX_BYTES_PER_PARTITION * 4,
@@ -65,6 +68,7 @@ async function main(): Promise<void> {
   const registry = createRegistry('consumer');
   const admin = kafka.admin();
   await admin.connect();
+  const progress = new ProgressReporter({ admin, pool, consumerGroup: consumerGroupFor(ref), topic: group.spec.source.topic, log }, registry);
   const runner = new GroupRunner({
     group,
     consumer,
@@ -73,7 +77,7 @@ async function main(): Promise<void> {
     registry,
     log,
     partitionsConcurrently: config.CONSUMER_PARTITIONS_CONCURRENTLY,
-    admin,
+    progress,
     // A replay rebuilt the group's state under us: exit, and come back (the Deployment restarts
     // the container) to resume from the offsets the replay stored. Nothing was committed.
     onFenced: (error) => {
@@ -94,8 +98,10 @@ async function main(): Promise<void> {
 
   await runner.start();
   const stopRetention = startRetention(pool, group, config.CONSUMER_RETENTION_INTERVAL_MS, log);
+  progress.start(config.CONSUMER_PROGRESS_INTERVAL_MS);
   onShutdown(log, async () => {
     stopRetention();
+    progress.stop();
     await runner.stop();
     await producer.disconnect();
     await admin.disconnect();
