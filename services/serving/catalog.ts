@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { Gauge, type Registry } from 'prom-client';
 import { parseDuration } from '../../core/featuregroup/duration';
 import { groupId, type FeatureType } from '../../core/featuregroup/schema';
 import type { Logger } from '../../core/logger';
@@ -61,7 +62,11 @@ export class Catalog {
   private timer: NodeJS.Timeout | undefined;
   loaded = false;
 
-  constructor(private readonly pool: Pool, private readonly log: Logger) {}
+  private readonly invalidRows: Gauge | undefined;
+
+  constructor(private readonly pool: Pool, private readonly log: Logger, registry?: Registry) {
+    this.invalidRows = registry && new Gauge({ name: 'featurestore_registry_invalid_rows', help: 'Registry rows this version cannot read (skipped)', registers: [registry] });
+  }
 
   get(id: string): ServedGroup | undefined {
     return this.groups.get(id);
@@ -75,11 +80,15 @@ export class Catalog {
     const version = await registryVersion(this.pool);
     if (version === this.version && this.loaded) return;
     const next = new Map<string, ServedGroup>();
-    for (const registered of await listGroups(this.pool)) {
+    const { groups, invalid } = await listGroups(this.pool);
+    for (const registered of groups) {
       const previous = this.groups.get(groupId(registered.ref));
-      const unchanged = previous && previous.registered.updatedAt.getTime() === registered.updatedAt.getTime();
+      const unchanged = previous && previous.registered.version === registered.version;
       next.set(groupId(registered.ref), unchanged ? previous : serve(registered));
     }
+    // A row that cannot be read is skipped, never allowed to stop the others being served.
+    for (const row of invalid) this.log.error({ group: groupId(row.ref), reason: row.error }, 'registry row skipped');
+    this.invalidRows?.set(invalid.length);
     this.groups = next;
     this.version = version;
     this.loaded = true;

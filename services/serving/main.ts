@@ -19,13 +19,14 @@ async function main(): Promise<void> {
     connectionTimeoutMillis: 5_000,
   });
   pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
-  const catalog = new Catalog(pool, log);
+  const registry = createRegistry('serving');
+  const catalog = new Catalog(pool, log, registry);
   await catalog.refresh().catch((error: unknown) => log.warn({ err: error }, 'registry not readable yet; will retry'));
   catalog.start(config.REGISTRY_REFRESH_MS);
 
   const tokens = config.AUTH_TOKENS_FILE ? new TokenFile(config.AUTH_TOKENS_FILE, log) : undefined;
   if (!tokens) log.warn('AUTH_TOKENS_FILE is not set: the API accepts requests without a token');
-  const app = createServingApp({ config, pool, catalog, registry: createRegistry('serving'), log, ...(tokens ? { authTokens: () => tokens.current() } : {}) });
+  const app = createServingApp({ config, pool, catalog, registry, log, ...(tokens ? { authTokens: () => tokens.current() } : {}) });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'serving listening'));
   server.keepAliveTimeout = 65_000;
   // Slow clients cannot hold sockets open: headers within 10 s, the whole request within 2 min.
