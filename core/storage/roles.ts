@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { tilesTableFor } from '../aggregates/store';
 import { historyTableFor } from '../history/store';
@@ -18,6 +18,29 @@ const PASSWORD = /^[0-9a-f]{48}$/;
  */
 export function derivedWriterPassword(key: string, group: { namespace: string; name: string; uid: string }): string {
   return createHmac('sha256', key).update(`writer\n${group.namespace}\n${group.name}\n${group.uid}`).digest('hex').slice(0, 48);
+}
+
+/**
+ * The SCRAM-SHA-256 verifier of a password (RFC 5802/7677), in the form Postgres stores it. Set with
+ * ALTER ROLE, it is taken as is: the plaintext never reaches the server, its logs or
+ * pg_stat_statements. The salt is derived from the password, so the verifier of one password is
+ * always the same and an unchanged password need not be set again.
+ */
+export function scramVerifier(password: string, iterations = 4096): string {
+  const salt = createHash('sha256').update(`featurestore-scram-salt\n${password}`).digest().subarray(0, 16);
+  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+/** Whether the role's stored verifier is already this one; unknown (false) where pg_authid is not readable. */
+async function hasVerifier(db: PoolClient, role: string, verifier: string): Promise<boolean> {
+  const readable = await db.query<{ ok: boolean }>("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS ok");
+  if (!readable.rows[0]?.ok) return false;
+  const stored = await db.query<{ same: boolean }>('SELECT rolpassword = $2 AS same FROM pg_catalog.pg_authid WHERE rolname = $1', [role, verifier]);
+  return stored.rows[0]?.same === true;
 }
 
 /** The login role a group's consumer writes as: `<table>_writer`, hashed when it would pass 63 bytes. */
@@ -45,7 +68,11 @@ export async function applyGrants(pool: Pool, table: string, writerPassword: str
     await client.query('SELECT pg_advisory_xact_lock(727210002)');
     await ensureRole(client, SERVING_ROLE, false);
     await ensureRole(client, writer, true);
-    await client.query(`ALTER ROLE ${quoteIdent(writer)} WITH LOGIN PASSWORD '${writerPassword}'`);
+    const verifier = scramVerifier(writerPassword);
+    if (!(await hasVerifier(client, writer, verifier))) {
+      // Base64 and hex only: nothing in the verifier needs quoting.
+      await client.query(`ALTER ROLE ${quoteIdent(writer)} WITH LOGIN PASSWORD '${verifier}'`);
+    }
     const groupTable = qualified(FEATURES_SCHEMA, table);
     const schemas = `${quoteIdent(PLATFORM_SCHEMA)}, ${quoteIdent(FEATURES_SCHEMA)}`;
     for (const role of [SERVING_ROLE, writer].map(quoteIdent)) {
