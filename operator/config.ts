@@ -28,6 +28,10 @@ export const operatorEnv = baseEnv.extend({
   POD_NAME: z.string().default(process.env.HOSTNAME ?? `operator-${process.pid}`),
   RESYNC_SECONDS: z.coerce.number().int().min(5).default(60),
   RECONCILE_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(4),
+  /** How often every group's lag is observed (Kafka watermarks against stored offsets). */
+  PROGRESS_INTERVAL_SECONDS: z.coerce.number().min(0.2).default(10),
+  /** A partition with lag whose stored offset has not moved for this long sets Stalled=True. */
+  STALL_AFTER_SECONDS: z.coerce.number().min(1).default(120),
 });
 
 export type OperatorConfig = z.infer<typeof operatorEnv>;

@@ -14,6 +14,7 @@ import { Controller } from './controller';
 import { kubeClients } from './kube';
 import { LeaderElector } from './leader';
 import { WorkQueue } from './queue';
+import { ProgressMonitor } from './progress';
 import { FeatureGroupReconciler } from './reconcile';
 
 /** The consumer's connection: the operator's database, as the group's writer role. */
@@ -41,14 +42,26 @@ async function main(): Promise<void> {
   const duration = new Histogram({ name: 'featurestore_operator_reconcile_seconds', help: 'Reconcile duration', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
   const kafkaAdmin = createKafka(config.KAFKA_BROKERS, 'featurestore-operator', log).admin();
   let adminConnected: Promise<void> | undefined;
-  const replayOffsets = async (topic: string, from: 'earliest' | number) => {
+  const connectedAdmin = async () => {
     adminConnected ??= kafkaAdmin.connect().catch((error: unknown) => {
       adminConnected = undefined;
       throw error;
     });
     await adminConnected;
-    return replayStartOffsets(kafkaAdmin, topic, from);
+    return kafkaAdmin;
   };
+  const replayOffsets = async (topic: string, from: 'earliest' | number) => replayStartOffsets(await connectedAdmin(), topic, from);
+  // The monitor wakes the queue, which runs the reconciler, which reads the monitor: bound below.
+  let enqueue: (key: string) => void = () => undefined;
+  const progress = new ProgressMonitor({
+    pool,
+    admin: connectedAdmin,
+    stallAfterMs: config.STALL_AFTER_SECONDS * 1000,
+    intervalMs: config.PROGRESS_INTERVAL_SECONDS * 1000,
+    onChange: (key) => enqueue(key),
+    log,
+    registry,
+  });
   const reconciler = new FeatureGroupReconciler({
     replayOffsets,
     kube,
@@ -63,6 +76,7 @@ async function main(): Promise<void> {
     },
     consumerDatabaseUrl: consumerDatabaseUrl(config),
     writerPassword: (group) => derivedWriterPassword(config.DATABASE_URL, group),
+    progress: (key) => progress.get(key),
     log,
   });
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
@@ -73,6 +87,7 @@ async function main(): Promise<void> {
       duration.observe(seconds);
     },
   });
+  enqueue = (key) => queue.add(key);
   const controller = new Controller(kube, queue, config.WATCH_NAMESPACES, config.RESYNC_SECONDS, log);
 
   let leading = !config.LEADER_ELECTION;
@@ -88,6 +103,7 @@ async function main(): Promise<void> {
     log.info({ identity: config.POD_NAME }, 'leading: starting controllers');
     queue.start();
     await controller.start();
+    progress.start();
   };
   let elector: LeaderElector | undefined;
   if (config.LEADER_ELECTION) {
@@ -108,6 +124,7 @@ async function main(): Promise<void> {
   }
 
   onShutdown(log, async () => {
+    progress.stop();
     await controller.stop();
     await queue.stop();
     await elector?.stop();

@@ -18,8 +18,13 @@ export const SPEC_HASH_ANNOTATION = `${API_GROUP}/spec-hash`;
 export const REPLAY_EPOCH_ANNOTATION = `${API_GROUP}/replay-epoch`;
 export const MANAGED_BY = 'featurestore-operator';
 
-export const ConditionType = { Ready: 'Ready', StoreReady: 'StoreReady', ConsumerReady: 'ConsumerReady', Replayed: 'Replayed' } as const;
+export const ConditionType = { Ready: 'Ready', StoreReady: 'StoreReady', ConsumerReady: 'ConsumerReady', Replayed: 'Replayed', Stalled: 'Stalled' } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
+
+/** Conditions whose True means trouble (Kubernetes' "abnormal-true" polarity); for the others False does. */
+export const ABNORMAL_TRUE: ReadonlySet<ConditionType> = new Set([ConditionType.Stalled]);
+export const isTrouble = (condition: { type: ConditionType; status: string }): boolean =>
+  ABNORMAL_TRUE.has(condition.type) ? condition.status === 'True' : condition.status === 'False';
 
 export interface Condition {
   type: ConditionType;
@@ -33,6 +38,10 @@ export interface Condition {
 export interface FeatureGroupStatus {
   observedGeneration?: number;
   table?: string;
+  /** Records the consumers have not stored yet, over all partitions (as last observed). */
+  lag?: number;
+  /** The newest event time stored, over all partitions. */
+  newestEventTime?: string;
   conditions?: Condition[];
 }
 

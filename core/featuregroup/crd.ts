@@ -441,8 +441,15 @@ export function buildStatusSchema(): JsonObject {
         minimum: 0,
       },
       table: { description: 'The Postgres table holding the latest feature values.', type: 'string', maxLength: 63 },
+      lag: {
+        description: "Records of the source topic the group's consumers have not stored yet, over all partitions, as last observed.",
+        type: 'integer',
+        format: 'int64',
+        minimum: 0,
+      },
+      newestEventTime: { description: 'The newest event time stored, over all partitions.', type: 'string', format: 'date-time', maxLength: 64 },
       conditions: {
-        description: 'Ready, StoreReady and ConsumerReady.',
+        description: 'Ready, StoreReady, ConsumerReady, Stalled (True: a partition has lag and does not advance) and Replayed.',
         type: 'array',
         maxItems: 16,
         'x-kubernetes-list-type': 'map',
@@ -491,6 +498,7 @@ export function buildFeatureGroupCrd(): JsonObject {
           additionalPrinterColumns: [
             { name: 'Ready', type: 'string', jsonPath: `${readyCondition}.status` },
             { name: 'Reason', type: 'string', jsonPath: `${readyCondition}.reason`, priority: 1 },
+            { name: 'Lag', type: 'integer', jsonPath: '.status.lag' },
             { name: 'Table', type: 'string', jsonPath: '.status.table' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],

@@ -9,7 +9,9 @@ import { writerRoleFor } from '../../core/storage/roles';
 import { setCondition, type ConditionInput } from '../conditions';
 import { isNotFound, type KubeClients } from '../kube';
 import type { ReconcileResult } from '../queue';
-import { ConditionType, FINALIZER, GROUP, PLURAL, VERSION, type Condition, type FeatureGroupObject, type FeatureGroupStatus } from '../resource';
+import { describeStall, type GroupProgress } from '../progress';
+import { formatTime } from '../../core/time';
+import { ConditionType, FINALIZER, isTrouble, GROUP, PLURAL, VERSION, type Condition, type FeatureGroupObject, type FeatureGroupStatus } from '../resource';
 import { applyCredentials, applyDeployment, consumerCondition, consumerName, desiredDeployment, readDeployment, type ConsumerSettings } from './consumer';
 import { recordTransitions, writeStatus } from './status';
 import { finalizeStore, reconcileStore } from './store';
@@ -24,6 +26,8 @@ export interface ReconcilerDeps {
   consumerDatabaseUrl: (role: string, password: string) => string;
   /** The writer password of a group (derivedWriterPassword under the operator's key). */
   writerPassword: (group: { namespace: string; name: string; uid: string }) => string;
+  /** The group's consumption as last observed (lag, stalled partitions), when it has been. */
+  progress?: (key: string) => GroupProgress | undefined;
   log: Logger;
 }
 
@@ -72,7 +76,9 @@ export class FeatureGroupReconciler {
     if (store.applied) await applyDeployment(objects, desiredDeployment(group, spec, this.deps.consumer, replay?.epoch ?? 0, password));
     const deployment = await readDeployment(apps, namespace, consumerName(name));
     const consumer = consumerCondition(deployment);
-    await this.updateStatus(group, [store.condition, consumer, ...(replay?.condition ? [replay.condition] : [])], store.table);
+    const progress = this.deps.progress?.(key);
+    const stalled = progress && stalledCondition(progress);
+    await this.updateStatus(group, [store.condition, consumer, ...(replay?.condition ? [replay.condition] : []), ...(stalled ? [stalled] : [])], store.table, progress);
     return consumer.status === 'True' ? {} : { requeueAfterMs: PROGRESS_REQUEUE_MS };
   }
 
@@ -134,21 +140,31 @@ export class FeatureGroupReconciler {
     );
   }
 
-  private async updateStatus(group: FeatureGroupObject, inputs: ConditionInput[], table: string | undefined): Promise<void> {
+  private async updateStatus(group: FeatureGroupObject, inputs: ConditionInput[], table: string | undefined, progress?: GroupProgress): Promise<void> {
     const generation = group.metadata.generation;
     let conditions: Condition[] = group.status?.conditions ?? [];
     for (const input of inputs) conditions = setCondition(conditions, input, generation);
     // Replayed reports the last replay request; a bad one does not stop the group serving.
-    const failing = conditions.filter((c) => c.type !== ConditionType.Ready && c.type !== ConditionType.Replayed && c.status !== 'True');
+    const failing = conditions.filter((c) => c.type !== ConditionType.Ready && c.type !== ConditionType.Replayed && isTrouble(c));
     const ready: ConditionInput =
       failing.length === 0 && conditions.some((c) => c.type === ConditionType.ConsumerReady)
         ? { type: ConditionType.Ready, status: 'True', reason: 'Ready', message: 'store provisioned and consumer available' }
         : { type: ConditionType.Ready, status: 'False', reason: failing[0]?.reason ?? 'Reconciling', message: failing[0]?.message ?? 'reconciling' };
     conditions = setCondition(conditions, ready, generation);
-    const status: FeatureGroupStatus = { observedGeneration: generation, ...(table ? { table } : group.status?.table ? { table: group.status.table } : {}), conditions };
+    const observed = progress
+      ? { lag: progress.lag, ...(progress.newestEventMs !== undefined ? { newestEventTime: formatTime(progress.newestEventMs) } : {}) }
+      : { ...(group.status?.lag !== undefined ? { lag: group.status.lag } : {}), ...(group.status?.newestEventTime ? { newestEventTime: group.status.newestEventTime } : {}) };
+    const status: FeatureGroupStatus = { observedGeneration: generation, ...(table ? { table } : group.status?.table ? { table: group.status.table } : {}), ...observed, conditions };
     await recordTransitions(this.deps.kube.core, group, status, this.deps.log);
     await writeStatus(this.deps.kube.custom, group, status);
   }
+}
+
+function stalledCondition(progress: GroupProgress): ConditionInput {
+  if (progress.stalled.length > 0) {
+    return { type: ConditionType.Stalled, status: 'True', reason: 'PartitionStalled', message: describeStall(progress.stalled, Date.now()) };
+  }
+  return { type: ConditionType.Stalled, status: 'False', reason: progress.lag > 0 ? 'Progressing' : 'CaughtUp', message: `${progress.lag} records behind` };
 }
 
 /** The same naming the grants use, so the consumer's URL always names the role that was granted. */

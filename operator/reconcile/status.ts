@@ -1,7 +1,7 @@
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type CustomObjectsApi } from '@kubernetes/client-node';
 import type { Logger } from '../../core/logger';
 import { conditionOf } from '../conditions';
-import { GROUP, PLURAL, VERSION, type FeatureGroupObject, type FeatureGroupStatus } from '../resource';
+import { GROUP, isTrouble, PLURAL, VERSION, type FeatureGroupObject, type FeatureGroupStatus } from '../resource';
 import { isNotFound } from '../kube';
 
 const sameStatus = (a: FeatureGroupStatus | undefined, b: FeatureGroupStatus): boolean => JSON.stringify(a ?? {}) === JSON.stringify(b);
@@ -32,7 +32,7 @@ export async function recordTransitions(core: CoreV1Api, group: FeatureGroupObje
         body: {
           metadata: { generateName: `${group.metadata.name}.`, namespace: group.metadata.namespace },
           involvedObject: { apiVersion: group.apiVersion, kind: group.kind, name: group.metadata.name, namespace: group.metadata.namespace, uid: group.metadata.uid },
-          type: condition.status === 'False' ? 'Warning' : 'Normal',
+          type: isTrouble(condition) ? 'Warning' : 'Normal',
           reason: condition.reason,
           message: `${condition.type}=${condition.status}: ${condition.message}`,
           source: { component: 'featurestore-operator' },

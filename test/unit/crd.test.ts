@@ -193,6 +193,7 @@ describe('the FeatureGroup CRD', () => {
     expect(version.additionalPrinterColumns).toEqual([
       { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
       { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+      { name: 'Lag', type: 'integer', jsonPath: '.status.lag' },
       { name: 'Table', type: 'string', jsonPath: '.status.table' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ]);
