@@ -45,6 +45,8 @@ export class GroupRunner {
   private readonly batchSeconds: Histogram;
   private readonly retries: Counter;
   private readonly positions = new PartitionPositions();
+  /** Offset moves over invisible records in flight, per partition: a batch waits for its partition's. */
+  private readonly advancing = new Map<number, Promise<void>>();
   private stopping = false;
 
   constructor(private readonly deps: RunnerDeps) {
@@ -84,9 +86,13 @@ export class GroupRunner {
     // never hands it to eachBatch: move the stored offset over it, or lag never reaches zero.
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
       if (payload.batchSize !== 0 || payload.topic !== topic) return;
-      void this.advanceOverInvisible(payload.partition, Number(payload.lastOffset) + 1).catch((error: unknown) =>
+      const advancing = this.advanceOverInvisible(payload.partition, Number(payload.lastOffset) + 1).catch((error: unknown) =>
         log.warn({ err: error, partition: payload.partition }, 'could not move the stored offset over transaction markers; the next batch will'),
       );
+      this.advancing.set(payload.partition, advancing);
+      void advancing.finally(() => {
+        if (this.advancing.get(payload.partition) === advancing) this.advancing.delete(payload.partition);
+      });
     });
     await consumer.connect();
     // The source topic may not exist yet (created on first produce): wait for it, do not crash.
@@ -141,6 +147,9 @@ export class GroupRunner {
     const chunkSize = group.spec.consumer.batchSize;
     const source = { group: groupId(group.ref), topic: batch.topic, partition: batch.partition };
     const live = (): boolean => isRunning() && !isStale();
+    // The fetch before this one may have held only markers: let its offset move land first, so
+    // this batch does not take the stored offset for one behind its fetch.
+    await this.advancing.get(batch.partition);
     if (!live()) return;
     // Taken before any await: a seek asked for later must not vouch for a batch fetched before it.
     const sentBackTo = this.positions.sentBackTo(batch.partition);
@@ -151,6 +160,10 @@ export class GroupRunner {
       if (!live()) return;
       const chunk = batch.messages.slice(start, start + chunkSize);
       const prepared = prepareBatch(chunk, this.extract);
+      // The fetch may end in records nobody sees (a commit marker after the last record): the last
+      // chunk covers them, so the stored offset reaches the high watermark.
+      const lastChunk = start + chunkSize >= batch.messages.length;
+      const nextOffset = lastChunk ? Math.max(prepared.nextOffset, Number(batch.lastOffset()) + 1) : prepared.nextOffset;
       let deadLettersSent = false;
       const timer = this.batchSeconds.startTimer();
       let fenced: FencedError | undefined;
@@ -168,7 +181,7 @@ export class GroupRunner {
           try {
             return await this.writer.write(
               pool,
-              { consumerGroup: this.consumerGroup, topic: batch.topic, partition: batch.partition, fetchedFrom, sentBackTo, nextOffset: prepared.nextOffset, events: prepared.events },
+              { consumerGroup: this.consumerGroup, topic: batch.topic, partition: batch.partition, fetchedFrom, sentBackTo, nextOffset, events: prepared.events },
               refusedByPostgres,
             );
           } catch (error) {
@@ -204,14 +217,13 @@ export class GroupRunner {
       this.events.inc({ outcome: 'replayed' }, outcome.replayed);
       this.events.inc({ outcome: 'skipped' }, prepared.skipped);
       this.events.inc({ outcome: 'dead_lettered' }, prepared.deadLetters.length + outcome.rejected.length);
-      this.positions.wrote(batch.partition, prepared.nextOffset);
-      fetchedFrom = prepared.nextOffset;
+      this.positions.wrote(batch.partition, nextOffset);
+      fetchedFrom = nextOffset;
 
-      const lastOffset = chunk[chunk.length - 1]!.offset;
-      resolveOffset(lastOffset);
+      resolveOffset(String(nextOffset - 1));
       // Postgres already holds this offset; a failed Kafka commit only means a filtered replay.
       await consumer
-        .commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: prepared.nextOffset.toString() }])
+        .commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: nextOffset.toString() }])
         .catch((error: unknown) => log.warn({ err: error }, 'kafka offset commit failed; postgres offsets stay authoritative'));
       await heartbeat().catch(() => undefined);
     }

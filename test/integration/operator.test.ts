@@ -133,8 +133,9 @@ describe('operator', () => {
     const fg = await waitFor('user-activity', 'Ready=True', (g) => condition(g, 'Ready')?.status === 'True');
     const table = tableNameFor({ namespace, name: 'user-activity' });
     const listed = await kubectlOk(['get', 'fg', '-n', namespace]);
-    expect(listed).toMatch(/^NAME\s+READY\s+TABLE\s+AGE/m);
-    expect(listed).toMatch(new RegExp(`^user-activity\\s+True\\s+${table}\\s`, 'm'));
+    expect(listed).toMatch(/^NAME\s+READY\s+LAG\s+TABLE\s+AGE/m);
+    // LAG is empty until the operator's first look at the group's progress.
+    expect(listed).toMatch(new RegExp(`^user-activity\\s+True\\s+(\\d+\\s+)?${table}\\s`, 'm'));
     expect(fg.status?.table).toBe(table);
     expect(fg.status?.observedGeneration).toBe(fg.metadata.generation);
     expect(condition(fg, 'StoreReady')).toMatchObject({ status: 'True', reason: 'Provisioned' });

@@ -84,6 +84,8 @@ export function expectedState(lines: Iterable<string>, invalid: Set<string>): Ma
     if (invalid.has(line)) continue;
     const event = JSON.parse(line) as { entity_id: string; action?: string; amount?: number; timestamp: string };
     const time = Date.parse(event.timestamp);
+    // An event that sets no feature makes no row.
+    if (event.action === undefined && event.amount === undefined) continue;
     const entry = best.get(event.entity_id) ?? { action: undefined, amount: undefined };
     if (event.action !== undefined && (!entry.action || time > entry.action[0])) entry.action = [time, event.action];
     if (event.amount !== undefined && (!entry.amount || time > entry.amount[0])) entry.amount = [time, event.amount];

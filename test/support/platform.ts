@@ -103,6 +103,45 @@ export async function readTopic(kafka: Kafka, topic: string, count: number, time
   return records;
 }
 
+/**
+ * Reads a topic from the beginning to its high watermarks, however many records lie below them
+ * (compaction, deleted records and transaction markers leave fewer records than offsets).
+ */
+export async function readToEnd(kafka: Kafka, topic: string, timeoutMs = 60_000): Promise<ReadRecord[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = new Map((await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect())).filter((o) => Number(o.high) > Number(o.low)).map((o) => [o.partition, BigInt(o.high)]));
+  const consumer = kafka.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 100 });
+  const records: ReadRecord[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`read ${topic} to partitions ${[...ends.keys()].join(', ')} in ${timeoutMs} ms: not all ended`)), timeoutMs);
+      const finishIfDone = (): boolean => {
+        if (ends.size > 0) return false;
+        clearTimeout(timer);
+        resolve();
+        return true;
+      };
+      if (finishIfDone()) return;
+      void consumer.run({
+        eachBatch: async ({ batch }) => {
+          for (const m of batch.messages) {
+            records.push({ partition: batch.partition, offset: BigInt(m.offset), key: m.key?.toString() ?? null, value: m.value?.toString() ?? '', headers: headersOf(m.headers) });
+          }
+          const end = ends.get(batch.partition);
+          if (end !== undefined && BigInt(batch.lastOffset()) + 1n >= end) ends.delete(batch.partition);
+          finishIfDone();
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return records;
+}
+
 export async function storedOffsetTotal(pool: Pool, consumerGroup: string): Promise<number> {
   const result = await pool.query<{ total: string | null }>('SELECT sum(next_offset) AS total FROM featurestore.consumer_offsets WHERE consumer_group = $1', [consumerGroup]);
   return Number(result.rows[0]?.total ?? 0);
