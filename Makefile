@@ -24,7 +24,7 @@ typecheck: deps ## Type-check sources and tests (tsc --noEmit)
 unit: deps ## Unit tests only (no servers)
 	npx jest --selectProjects unit
 
-tools: ## Build helm, kubeconform and skaffold from the Go module proxy (cached; first time ~5 min)
+tools: ## Build helm, kubeconform, skaffold and promtool from the Go module proxy (cached; first time ~9 min)
 	bash test/servers/tools.sh build
 
 test: build typecheck tools ## Every test: unit, then integration against the real servers it starts

@@ -55,7 +55,9 @@ describe('Helm chart', () => {
     kubeconform = toolPath('kubeconform');
     await installFeatureGroupCrd();
     await kubectlOk(['apply', '--server-side', '-f', join(root, 'test/support/fixtures/servicemonitor-crd.yaml')]);
+    await kubectlOk(['apply', '--server-side', '-f', join(root, 'test/support/fixtures/prometheusrule-crd.yaml')]);
     await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com']);
+    await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/prometheusrules.monitoring.coreos.com']);
     for (const ns of [namespace, 'ml']) {
       const created = await kubectl(['create', 'namespace', ns]);
       if (created.code !== 0 && !/AlreadyExists/.test(created.stderr)) throw new Error(created.stderr);

@@ -5,6 +5,8 @@
 #   kubeconform  github.com/yannh/kubeconform (offline schema validation of rendered manifests)
 #   skaffold     github.com/GoogleContainerTools/skaffold/v2 (diagnose/render of skaffold.yaml; the
 #                proxy refuses to list its versions but serves the pinned one; ~10 min first build)
+#   promtool     github.com/prometheus/prometheus (check/test rules of the chart's PrometheusRule;
+#                Prometheus tags its Go module v0.3MM.P for release 3.MM.P; ~4 min first build)
 #
 # Usage: tools.sh {build [TOOL...]|path TOOL|version TOOL}
 #   build    build the named tools (default: all) unless already cached (first time: helm ~3 min)
@@ -18,13 +20,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
 
 TOOLS_DIR="$SERVERS_DIR/tools"
-ALL_TOOLS=(helm kubeconform skaffold)
+ALL_TOOLS=(helm kubeconform skaffold promtool)
 
 module_of() {
   case "$1" in
     helm) echo helm.sh/helm/v3 ;;
     kubeconform) echo github.com/yannh/kubeconform ;;
     skaffold) echo github.com/GoogleContainerTools/skaffold/v2 ;;
+    promtool) echo github.com/prometheus/prometheus ;;
     *) die "unknown tool '$1'" "pick one of: ${ALL_TOOLS[*]}" ;;
   esac
 }
@@ -33,6 +36,7 @@ package_of() {
     helm) echo helm.sh/helm/v3/cmd/helm ;;
     kubeconform) echo github.com/yannh/kubeconform/cmd/kubeconform ;;
     skaffold) echo github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold ;;
+    promtool) echo github.com/prometheus/prometheus/cmd/promtool ;;
   esac
 }
 version_of() {
@@ -65,12 +69,16 @@ build_locked() {
         ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
       done ;;
     skaffold) ldflags+=" -X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$version" ;;
+    promtool)
+      # Module v0.316.0 is Prometheus 3.16.0: what `promtool --version` reports, as in its release builds.
+      local minor=${version#v0.}
+      ldflags+=" -X github.com/prometheus/common/version.Version=$((${minor%%.*} / 100)).$((${minor%%.*} % 100)).${minor#*.}" ;;
   esac
   log "building $tool $version from the Go module proxy into $dist/bin (once per version)"
   export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
   mkdir -p "$tmp/bin"
   go_build "$tool" "$TOOLS_DIR/$tool" "$CACHE_DIR/build-$tool-$version.log" "$(package_of "$tool")" "$tmp/bin/$tool" "$ldflags"
-  "$tmp/bin/$tool" version >/dev/null 2>&1 || "$tmp/bin/$tool" -v >/dev/null 2>&1 \
+  "$tmp/bin/$tool" version >/dev/null 2>&1 || "$tmp/bin/$tool" -v >/dev/null 2>&1 || "$tmp/bin/$tool" --version >/dev/null 2>&1 \
     || die "the built $tool does not run" "see $CACHE_DIR/build-$tool-$version.log"
   rm -f "$CACHE_DIR/build-$tool-$version.log"
   finish_dist "$tmp" "$dist" $((SECONDS - t0))
