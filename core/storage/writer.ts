@@ -67,7 +67,7 @@ export function buildUpsertSql(layout: StoreLayout): string {
     const n = columns.length;
     columns.push(f.value, f.eventTime, f.offset);
     casts.push(`${COLUMN_TYPES[f.type].ddl}[]`, 'bigint[]', 'bigint[]');
-    selects.push(`u.c${n}`, `'epoch'::timestamptz + u.c${n + 1} * interval '1 millisecond'`, `u.c${n + 2}`);
+    selects.push(`u.c${n}`, timestamptzFromEpochMs(`u.c${n + 1}`), `u.c${n + 2}`);
     const [v, ts, off] = [quoteIdent(f.value), quoteIdent(f.eventTime), quoteIdent(f.offset)];
     const newer = `excluded.${ts} IS NOT NULL AND (t.${ts} IS NULL OR (excluded.${ts}, excluded.${off}) > (t.${ts}, t.${off}))`;
     newerConditions.push(newer);
@@ -83,6 +83,13 @@ export function buildUpsertSql(layout: StoreLayout): string {
     `WHERE ${newerConditions.map((c) => `(${c})`).join(' OR ')}`
   );
 }
+
+/**
+ * Epoch milliseconds (bigint) as timestamptz, exactly. `ms * interval '1 millisecond'` multiplies
+ * in double precision and is off by a millisecond past year 2255 (2^53 microseconds); whole
+ * seconds times one second are exact across the whole range, and so is the remainder.
+ */
+export const timestamptzFromEpochMs = (ms: string): string => `'epoch'::timestamptz + (${ms} / 1000) * interval '1 second' + (${ms} % 1000) * interval '1 millisecond'`;
 
 /** Column-major parameters for `buildUpsertSql`: one array per column, one element per entity. */
 export function upsertParams(layout: StoreLayout, rows: Map<string, EntityRow>): unknown[] {
