@@ -78,6 +78,7 @@ export class GroupRunner {
     const topic = group.spec.source.topic;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const partitions = payload.memberAssignment[topic] ?? [];
+      log.info({ topic, partitions }, 'partitions assigned');
       this.positions.reset();
       this.deps.progress?.assign(partitions);
       void this.seekToStored(partitions).catch((error: unknown) => log.warn({ err: error }, 'seek to stored offsets failed; replay will be filtered'));

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -30,7 +30,7 @@ export class RunningService {
   private exited: Promise<number | null>;
   readonly output: string[] = [];
 
-  constructor(readonly kind: ServiceKind, readonly proc: ChildProcess, readonly port: number, logFile: string) {
+  constructor(readonly kind: ServiceKind, readonly proc: ChildProcess, readonly port: number, readonly logFile: string) {
     const log = createWriteStream(logFile, { flags: 'a' });
     const keep = (chunk: Buffer): void => {
       log.write(chunk);
@@ -48,6 +48,11 @@ export class RunningService {
 
   get running(): boolean {
     return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Every line the service wrote so far (its log file; `output` keeps only the last 200). */
+  logLines(): string[] {
+    return readFileSync(this.logFile, 'utf8').split('\n').filter(Boolean);
   }
 
   tail(lines = 30): string {
