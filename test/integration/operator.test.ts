@@ -319,7 +319,7 @@ describe('operator', () => {
       const fg = await waitFor(name, 'Ready after the API server restart', (g) => condition(g, 'Ready')?.status === 'True', 90_000);
       expect(fg.status?.observedGeneration).toBe(fg.metadata.generation);
     }
-    recordSoak({ kind: 'fault', fault: 'kube-apiserver restarted (2 groups Ready)', events_sent: 0, lost: 0, duplicated: 0, recovered_s: Number(((Date.now() - restartedAt) / 1000).toFixed(1)) });
+    recordSoak({ kind: 'fault', fault: 'kube-apiserver restarted (2 groups Ready)', events_sent: 0, lost: null, duplicated: null, recovered_s: Number(((Date.now() - restartedAt) / 1000).toFixed(1)) });
     // An operator whose Lease could not be renewed exits, as controller-runtime's do; a Deployment
     // would restart it. The point is that whoever leads afterwards converged the state.
     if (!operator.running) operator = await startService('operator', operatorEnv('operator-a'), `${namespace}-operator-a2`);
@@ -339,7 +339,7 @@ describe('operator', () => {
     await eventually(async () => ((await leading(follower)) ? true : undefined), 'the follower to take over the Lease', 60_000);
     const fg = await waitFor('after-crash', 'Ready after failover', (g) => condition(g, 'Ready')?.status === 'True', 90_000);
     expect(fg.status?.table).toBe(tableNameFor({ namespace, name: 'after-crash' }));
-    recordSoak({ kind: 'fault', fault: 'leading operator killed -9 (group Ready)', events_sent: 0, lost: 0, duplicated: 0, recovered_s: Number(((Date.now() - crashedAt) / 1000).toFixed(1)) });
+    recordSoak({ kind: 'fault', fault: 'leading operator killed -9 (group Ready)', events_sent: 0, lost: null, duplicated: null, recovered_s: Number(((Date.now() - crashedAt) / 1000).toFixed(1)) });
   });
 
   it('the local runner leaves no replica running when it stops, after all the rolls above', async () => {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Producer } from 'kafkajs';
 import type { Pool } from 'pg';
-import { expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec } from '../support/oracle';
+import { divergence, expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec } from '../support/oracle';
 import { createTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName, idempotentProducer } from '../support/platform';
 import { eventually, serverEnv, startService } from '../support/services';
 import { recordSoak } from '../support/soak';
@@ -74,9 +74,10 @@ describe('Postgres outage', () => {
       const caughtUpSeconds = (Date.now() - backAt) / 1000;
       expect(consumer.running).toBe(true);
       expect(retriesDuringOutage).toBeGreaterThan(0);
-      expect(await storedState((sql) => g.pool.query(sql), g.table)).toEqual(expectedState(g.stream.lines, g.stream.invalid));
+      const [state, expected] = [await storedState((sql) => g.pool.query(sql), g.table), expectedState(g.stream.lines, g.stream.invalid)];
+      recordSoak({ kind: 'fault', fault: 'Postgres stopped and restarted', events_sent: g.stream.lines.length, ...divergence(state, expected), recovered_s: Number(caughtUpSeconds.toFixed(1)) });
+      expect(state).toEqual(expected);
       expect(await consumer.stop()).toBe(0);
-      recordSoak({ kind: 'fault', fault: 'Postgres stopped and restarted', events_sent: g.stream.lines.length, lost: 0, duplicated: 0, recovered_s: Number(caughtUpSeconds.toFixed(1)) });
     } finally {
       await consumer.stop();
     }
@@ -113,8 +114,9 @@ describe('Postgres paused (SIGSTOP) past the statement timeout', () => {
       const caughtUpSeconds = (Date.now() - resumedAt) / 1000;
       expect(consumer.running).toBe(true);
       expect(retries).toBeGreaterThan(0);
-      expect(await storedState((sql) => g.pool.query(sql), g.table)).toEqual(expectedState(g.stream.lines, g.stream.invalid));
-      recordSoak({ kind: 'fault', fault: 'Postgres paused (SIGSTOP) 8 s, statement timeout 1 s', events_sent: g.stream.lines.length, lost: 0, duplicated: 0, recovered_s: Number(caughtUpSeconds.toFixed(1)) });
+      const [state, expected] = [await storedState((sql) => g.pool.query(sql), g.table), expectedState(g.stream.lines, g.stream.invalid)];
+      recordSoak({ kind: 'fault', fault: 'Postgres paused (SIGSTOP) 8 s, statement timeout 1 s', events_sent: g.stream.lines.length, ...divergence(state, expected), recovered_s: Number(caughtUpSeconds.toFixed(1)) });
+      expect(state).toEqual(expected);
     } finally {
       await consumer.stop();
     }

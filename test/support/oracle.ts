@@ -102,6 +102,22 @@ export function expectedState(lines: Iterable<string>, invalid: Set<string>): Ma
   return state;
 }
 
+/**
+ * How a stored state departs from the oracle, counted: entities the oracle has that are missing or
+ * hold other values (lost), and entities stored that the oracle does not have (duplicated: written
+ * from records that should not count). The soak table's figures come from here, not from literals.
+ */
+export function divergence(stored: Map<string, Expected>, expected: Map<string, Expected>): { lost: number; duplicated: number } {
+  let lost = 0;
+  for (const [id, want] of expected) {
+    const got = stored.get(id);
+    if (!got || got.last_action !== want.last_action || got.last_amount !== want.last_amount || got.last_updated !== want.last_updated) lost++;
+  }
+  let duplicated = 0;
+  for (const id of stored.keys()) if (!expected.has(id)) duplicated++;
+  return { lost, duplicated };
+}
+
 /** Reads a group table the way the test group's columns are laid out. */
 export async function storedState(query: (sql: string) => Promise<{ rows: Record<string, unknown>[] }>, table: string): Promise<Map<string, Expected>> {
   const { rows } = await query(`SELECT entity_id, last_action, last_amount, last_action__ts, last_amount__ts FROM features."${table}"`);

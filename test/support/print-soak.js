@@ -9,8 +9,9 @@ const pad = (cells, widths) => cells.map((c, i) => String(c).padEnd(widths[i])).
 let bad = false;
 console.log(`\n${pad(['fault', 'events sent', 'lost', 'duplicated', 'recovered (s)'], [58, 12, 6, 11, 12])}`);
 for (const r of faults) {
-  if (r.lost !== 0 || r.duplicated !== 0) bad = true;
-  console.log(pad([r.fault, r.events_sent, r.lost, r.duplicated, r.recovered_s ?? '—'], [58, 12, 6, 11, 12]));
+  // null: a fault of the control plane, with no events to lose (nothing to count).
+  if ((r.lost !== null && r.lost !== 0) || (r.duplicated !== null && r.duplicated !== 0)) bad = true;
+  console.log(pad([r.fault, r.events_sent, r.lost ?? '—', r.duplicated ?? '—', r.recovered_s ?? '—'], [58, 12, 6, 11, 12]));
 }
 for (const name of expected) {
   if (!faults.some((r) => r.fault.startsWith(name)) && !inputs.some((r) => r.target.startsWith(name))) {
