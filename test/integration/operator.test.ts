@@ -12,6 +12,7 @@ import { parse } from 'yaml';
 import { tableNameFor } from '../../core/storage/identifiers';
 import { consumerGroupFor } from '../../core/kafka';
 import { dropWriterRole, writerRoleFor, SERVING_ROLE } from '../../core/storage/roles';
+import { secretName } from '../../operator/reconcile/consumer';
 import { dropStore } from '../../core/storage/store';
 import { testPool, uniqueName } from '../support/platform';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
@@ -150,6 +151,16 @@ describe('operator', () => {
     const deployment = await apps.readNamespacedDeployment({ name: 'user-activity-consumer', namespace });
     expect(deployment.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'FeatureGroup', name: 'user-activity', uid: fg.metadata.uid, controller: true })]);
     expect(deployment.spec?.template.spec?.containers[0]?.env).toEqual(expect.arrayContaining([{ name: 'FEATURE_GROUP', value: `${namespace}/user-activity` }]));
+
+    // The writer's password reached Postgres only as a SCRAM verifier: never in a statement.
+    const secret = await kube.makeApiClient(CoreV1Api).readNamespacedSecret({ name: secretName('user-activity'), namespace });
+    const password = decodeURIComponent(new URL(Buffer.from(secret.data!.DATABASE_URL!, 'base64').toString()).password);
+    expect(password).toMatch(/^[0-9a-f]{48}$/);
+    // Preloaded by test/servers/postgres.sh since the server started; the view needs the extension.
+    await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    const statements = (await pool.query<{ query: string }>("SELECT query FROM pg_stat_statements WHERE query ILIKE '%password%'")).rows.map((r) => r.query);
+    expect(statements.some((q) => q.includes(writerRoleFor(table)) && q.includes('SCRAM-SHA-256$4096:'))).toBe(true);
+    expect(statements.filter((q) => q.includes(password))).toEqual([]);
   });
 
   it('serves events sent through ingest to the operator-made group (the seed contract end to end)', async () => {
