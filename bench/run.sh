@@ -16,6 +16,8 @@ echo "bench: consumer throughput (Kafka -> Postgres, one consumer)" >&2
 results+=("$(BENCH_CPU_PROF_DIR="$profiles/consumer-values" node dist/bench/consumer-throughput.js)")
 echo "bench: consumer throughput with 4 value features and 4 window aggregates" >&2
 results+=("$(BENCH_CPU_PROF_DIR="$profiles/consumer-aggregates" node dist/bench/consumer-throughput.js --aggregates)")
+echo "bench: per-event extraction and validation (in process, no I/O)" >&2
+results+=("$(node dist/bench/extract.js)")
 echo "bench: point-in-time retrieval of 100,000 rows (POST /v1/historical-features)" >&2
 results+=("$(node dist/bench/historical.js --rows 100000)")
 echo "bench: 200 FeatureGroups applied at once until all Ready (operator)" >&2
