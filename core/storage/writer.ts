@@ -161,8 +161,6 @@ export interface BatchOutcome {
   applied: number;
   /** Events already covered by the stored offset: a replay after a crash. */
   replayed: number;
-  /** Distinct entities written. */
-  entities: number;
   /** Events Postgres refused, dead-lettered within the batch's transaction. */
   rejected: RejectedEvent[];
   /**
@@ -253,7 +251,7 @@ export class GroupWriter {
           throw new FencedError(epoch === undefined ? 'the feature group is no longer registered' : `the feature group was replayed (epoch ${this.fence.epoch} → ${epoch})`);
         }
       }
-      const outcome: BatchOutcome = { applied: 0, replayed: 0, entities: 0, rejected: [] };
+      const outcome: BatchOutcome = { applied: 0, replayed: 0, rejected: [] };
       if (continuityOf(stored, batch.fetchedFrom, batch.sentBackTo) === 'ahead') {
         await client.query('ROLLBACK');
         return { ...outcome, resumeFrom: stored };
@@ -270,7 +268,7 @@ export class GroupWriter {
         fresh = fresh.filter((e) => !refused.has(e.offset));
         if (outcome.rejected.length > 0) await isolating(outcome.rejected);
       } else if (fresh.length > 0) {
-        outcome.entities = await this.apply(client, batch.partition, fresh);
+        await this.apply(client, batch.partition, fresh);
       }
       outcome.applied = fresh.length;
       let newest: number | null = null;
@@ -288,15 +286,14 @@ export class GroupWriter {
     }
   }
 
-  /** Values, tiles and history of some events; returns the distinct entities whose values were written. */
-  private async apply(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<number> {
+  /** Values, tiles and history of some events. */
+  private async apply(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void> {
     const rows = reduceByEntity(events, this.layout.features.length);
     if (this.layout.features.length > 0 && rows.size > 0) {
       await client.query({ name: this.statementName, text: this.upsertSql, values: upsertParams(this.layout, rows) });
     }
     if (this.tiles?.active) await this.tiles.write(client, events);
     if (this.history?.active) await this.history.write(client, partition, events);
-    return rows.size;
   }
 
   /**

@@ -152,7 +152,8 @@ export class GroupRunner {
     // this batch does not take the stored offset for one behind its fetch.
     await this.advancing.get(batch.partition);
     if (!live()) return;
-    // Taken before any await: a seek asked for later must not vouch for a batch fetched before it.
+    // Read right after the staleness check, with no await between: a seek asked for later must not
+    // vouch for a batch fetched before it.
     const sentBackTo = this.positions.sentBackTo(batch.partition);
     let fetchedFrom = fetchStart(batch);
 
