@@ -83,7 +83,7 @@ describe('reduceByEntity', () => {
   it('binds every value: the SQL holds no data', () => {
     const sql = buildUpsertSql(layout);
     expect(sql).toContain('unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::double precision[]');
-    expect(sql).toContain("'epoch'::timestamptz + u.c2 * interval '1 millisecond'");
+    expect(sql).toContain("'epoch'::timestamptz + (u.c2 / 1000) * interval '1 second' + (u.c2 % 1000) * interval '1 millisecond'");
     expect(sql).toContain('(excluded."amount__ts", excluded."amount__off") > (t."amount__ts", t."amount__off")');
   });
 });
