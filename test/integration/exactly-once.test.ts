@@ -66,17 +66,21 @@ describe('exactly once across kill -9', () => {
   });
 
   it('stores each event exactly once, whatever moment the consumer dies', async () => {
-    // Stream the events in over a few seconds while the consumer is being killed.
+    // Stream the events in while the consumer is being killed. The stream waits for the kills (chunk
+    // i goes once i*6/chunks kills happened), so however fast the consumer is, it cannot be done
+    // before most of them: kills land at every stage of the stream, not only at its end.
+    let kills = 0;
+    const chunks = Math.ceil(stream.lines.length / 2_500);
     const producing = (async () => {
-      for (let i = 0; i < stream.lines.length; i += 2_500) {
-        const chunk = stream.lines.slice(i, i + 2_500);
+      for (let i = 0; i < chunks; i++) {
+        while (kills < Math.floor((i * 6) / chunks)) await new Promise((r) => setTimeout(r, 50));
+        const chunk = stream.lines.slice(i * 2_500, (i + 1) * 2_500);
         await producer.send({ topic, acks: -1, messages: chunk.map((value) => ({ key: kafkaKeyOf(value), value })) });
         await new Promise((r) => setTimeout(r, 150));
       }
     })();
 
     const snapshots: Snapshot[] = [];
-    let kills = 0;
     let consumer: RunningService = await startService('consumer', env(), `${name}-consumer`);
     await consumer.waitReady();
     while (kills < 6) {
