@@ -4,7 +4,7 @@ import type { StoredEntity, StoredFeature } from '../storage/reader';
 import { FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
 import { formatTime } from '../time';
 import { tileColumns, tilesTableFor } from './store';
-import { windowBounds, type AggregateFeature } from './tiles';
+import { windowTiles, type AggregateFeature } from './tiles';
 
 /** The partial aggregates of one window, summed over its tiles (see windowSums). */
 export interface WindowSums {
@@ -20,24 +20,32 @@ export interface WindowSums {
 export const WINDOW_SUM_COLUMNS = 6;
 
 /**
+ * Expressions of one feature's six partials (WindowSums order) over the tiles `t` of its own tile
+ * size whose start lies in [lo, hi). Untyped: callers cast or combine them.
+ */
+export function tilePartials(f: AggregateFeature, lo: string, hi: string): string[] {
+  const c = tileColumns(f);
+  const inWindow = `t.tile_ms = ${Math.trunc(f.tileMs)} AND t.tile_start >= ${lo} AND t.tile_start < ${hi}`;
+  const col = (name: string | undefined, agg: string) => (name ? `${agg}(t.${quoteIdent(name)}) FILTER (WHERE ${inWindow})` : 'NULL::numeric');
+  return [
+    col(c.count, 'sum'),
+    col(c.sum, 'sum'),
+    col(c.min, 'min'),
+    col(c.max, 'max'),
+    col(c.lastTs, 'max'),
+    c.last ? `jsonb_agg(t.${quoteIdent(c.last)}) FILTER (WHERE ${inWindow} AND t.${quoteIdent(c.last)} IS NOT NULL)` : 'NULL::jsonb',
+  ];
+}
+
+/**
  * Select list that sums the tiles `t` inside each feature's window, WINDOW_SUM_COLUMNS columns
  * per feature in WindowSums order; `bounds(k)` gives the SQL for feature k's [lo, hi) tile starts.
  */
 export function windowSums(features: readonly AggregateFeature[], bounds: (k: number) => [string, string]): string {
   return features
     .map((f, k) => {
-      const c = tileColumns(f);
-      const [lo, hi] = bounds(k);
-      const inWindow = `FILTER (WHERE t.tile_start >= ${lo} AND t.tile_start < ${hi})`;
-      const col = (name: string | undefined, agg: string) => (name ? `${agg}(t.${quoteIdent(name)}) ${inWindow}` : 'NULL');
-      return [
-        `${col(c.count, 'sum')}::text`,
-        `${col(c.sum, 'sum')}::text`,
-        `${col(c.min, 'min')}::text`,
-        `${col(c.max, 'max')}::text`,
-        `${col(c.lastTs, 'max')}::text`,
-        c.last ? `jsonb_agg(t.${quoteIdent(c.last)}) FILTER (WHERE t.tile_start >= ${lo} AND t.tile_start < ${hi} AND t.${quoteIdent(c.last)} IS NOT NULL)` : 'NULL',
-      ].join(', ');
+      const [count, sum, min, max, lastTs, last] = tilePartials(f, ...bounds(k));
+      return [`${count}::text`, `${sum}::text`, `${min}::text`, `${max}::text`, `${lastTs}::text`, last].join(', ');
     })
     .join(',\n  ');
 }
@@ -86,30 +94,37 @@ function combine(feature: AggregateFeature, row: WindowSums): JsonValue {
 }
 
 /**
- * Reads window aggregates for one or many entities at a point in time: one statement, one row per
- * entity, that sums the tiles inside each feature's window (see tiles.ts for the exact window).
+ * Reads window aggregates for one or many entities online: one statement, one row per entity, that
+ * sums each feature's tiles from its tail to its open head tile (the window rule of tiles.ts),
+ * reading only tiles of the sizes asked for.
  */
 export class AggregateReader {
   private readonly text: string;
   private readonly name: string;
+  private readonly sizes: number[];
 
   constructor(table: string, readonly features: readonly AggregateFeature[]) {
+    this.sizes = [...new Set(features.map((f) => f.tileMs))];
     const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
     this.text =
       `SELECT t.entity_id,\n  ${windowSums(features, (k) => [`$${4 + k * 2}`, `$${5 + k * 2}`])}\n` +
-      `FROM ${tiles} t WHERE t.entity_id = ANY($1::text[]) AND t.tile_start >= $2 AND t.tile_start < $3\n` +
+      `FROM ${tiles} t WHERE t.entity_id = ANY($1::text[]) AND t.tile_start >= $2 AND t.tile_start < $3 AND t.tile_ms = ANY($${4 + features.length * 2}::int[])\n` +
       `GROUP BY t.entity_id`;
     this.name = statementName('aggr', this.text);
   }
 
   async read(pool: Pool, entityIds: readonly string[], atMs: number): Promise<Map<string, StoredEntity>> {
-    const bounds = this.features.map((f) => windowBounds(atMs, f.windowMs, f.tileMs));
+    // The head tile is read too: [tail, head + tile) holds it.
+    const bounds = this.features.map((f) => {
+      const { tail, head } = windowTiles(atMs, f.windowMs, f.tileMs);
+      return { from: tail, to: head + f.tileMs };
+    });
     const from = Math.min(...bounds.map((b) => b.from));
     const to = Math.max(...bounds.map((b) => b.to));
     const result = await pool.query({
       name: this.name,
       text: this.text,
-      values: [entityIds, from, to, ...bounds.flatMap((b) => [b.from, b.to])],
+      values: [entityIds, from, to, ...bounds.flatMap((b) => [b.from, b.to]), this.sizes],
       rowMode: 'array',
     });
     const found = new Map<string, StoredEntity>();

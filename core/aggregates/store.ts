@@ -1,7 +1,8 @@
 import type { PoolClient } from 'pg';
 import type { OffsetEvent } from '../storage/writer';
 import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
-import { tileStart, type AggregateFeature } from './tiles';
+import { AggregateLogWriter } from './log';
+import { isNumericAggregate, tileStart, type AggregateFeature } from './tiles';
 
 /**
  * One row per (entity, tile start, tile size) holding the partial aggregates of every aggregate
@@ -26,7 +27,6 @@ export interface TileColumns {
   last?: string;
 }
 
-export const isNumericAggregate = (feature: AggregateFeature): boolean => feature.fn !== 'count' && feature.fn !== 'last_n';
 
 export function tileColumns(feature: AggregateFeature): TileColumns {
   const n = feature.name;
@@ -167,23 +167,28 @@ export function tileParams(features: readonly AggregateFeature[], events: readon
   return { params, unique };
 }
 
+/** Writes a batch's tiles and, where point-in-time reads need it, its aggregate log rows. */
 export class TileWriter {
   /** [grouped, unique-keys] statements. */
   private readonly statements: { name: string; text: string }[];
+  private readonly log: AggregateLogWriter | undefined;
 
-  constructor(table: string, private readonly features: readonly AggregateFeature[]) {
+  /** `keepLog`: the group keeps history, so its windows' heads are answered from the log at a past T. */
+  constructor(table: string, private readonly features: readonly AggregateFeature[], keepLog = false) {
     this.statements = [true, false].map((grouped) => {
       const text = features.length ? buildTileUpsertSql(table, features, grouped) : '';
       return { name: statementName('tiles', text), text };
     });
+    this.log = keepLog && features.length ? new AggregateLogWriter(table, features) : undefined;
   }
 
   get active(): boolean {
     return this.features.length > 0;
   }
 
-  async write(client: PoolClient, events: readonly OffsetEvent[]): Promise<void> {
+  async write(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void> {
     const batch = tileParams(this.features, events);
     if (batch) await client.query({ ...this.statements[batch.unique ? 1 : 0]!, values: batch.params });
+    await this.log?.write(client, partition, events);
   }
 }

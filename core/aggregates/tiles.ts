@@ -4,13 +4,17 @@ import type { Aggregate, Feature, FeatureGroupSpec } from '../featuregroup/schem
 /**
  * Window aggregates are kept as partial aggregates in event-time tiles and combined at read time.
  *
- * Semantics (the same online and for point-in-time reads, so training sees what serving served):
- * the value at time T of an aggregate with window W and tile size S covers the events whose tile
- * lies in [E − W, E), where E = floor(T / S) · S is the end of the last tile that closed at or
- * before T. Events of the tile still open at T are not included yet: a value moves forward once
- * per tile (S ≤ W / 60), never sees an event after T, and never changes for a past T. This is
- * Tecton's aggregation_interval behaviour; it trades up to S of staleness for exact, leak-free,
- * replay-stable values.
+ * Semantics: the value at time T of an aggregate with window W and tile size S (S ≤ W/60) covers
+ * the stored events with event time in (T − W, T]. The head is exact: the tile holding T is read
+ * while it is still open, so an event counts as soon as it is stored. The tail is rounded outward
+ * to its tile: the tile holding T − W is read whole, so events up to one tile (< S ≤ W/60) before
+ * the window may be included too, never fewer than the window holds.
+ *
+ * Point in time (T in the past) gives the same value without ever seeing an event after T: the
+ * closed tiles [tail, head) come from the tiles, and the head (from the start of the tile holding T
+ * up to T itself) from the group's aggregate log of single events, which groups with history keep
+ * for their retention. Online, no event after T exists yet (save for producers whose clocks run
+ * ahead: those count in the open tile).
  */
 
 /** Tile sizes to choose from: the largest one at most W/60 (and at least 1 s) is used. */
@@ -25,10 +29,12 @@ export function tileSizeFor(windowMs: number): number {
 
 export const tileStart = (timeMs: number, tileMs: number): number => Math.floor(timeMs / tileMs) * tileMs;
 
-/** The tile starts [from, to) an aggregate covers at time `atMs`. */
-export function windowBounds(atMs: number, windowMs: number, tileMs: number): { from: number; to: number } {
-  const to = tileStart(atMs, tileMs);
-  return { from: to - windowMs, to };
+/**
+ * The tiles a window at `atMs` reads: from `tail`, the tile holding T − W, to `head`, the tile
+ * holding T itself (both included online; point in time reads `head` from single events instead).
+ */
+export function windowTiles(atMs: number, windowMs: number, tileMs: number): { tail: number; head: number } {
+  return { tail: tileStart(atMs - windowMs, tileMs), head: tileStart(atMs, tileMs) };
 }
 
 export interface AggregateFeature {
@@ -63,3 +69,6 @@ export function aggregateFeatures(spec: FeatureGroupSpec): AggregateFeature[] {
       };
     });
 }
+
+/** Aggregates kept as numeric partials (sum, min and max of the field); count and last_n are not. */
+export const isNumericAggregate = (feature: AggregateFeature): boolean => feature.fn !== 'count' && feature.fn !== 'last_n';

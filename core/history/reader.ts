@@ -1,7 +1,8 @@
 import type { Pool } from 'pg';
-import { sumsAt, windowSums, windowValue } from '../aggregates/reader';
+import { aggregateLogTableFor, logPartials } from '../aggregates/log';
+import { sumsAt, tilePartials, windowValue } from '../aggregates/reader';
 import { tilesTableFor } from '../aggregates/store';
-import { windowBounds, type AggregateFeature } from '../aggregates/tiles';
+import { windowTiles, type AggregateFeature } from '../aggregates/tiles';
 import type { JsonValue } from '../events/path';
 import type { FeatureType } from '../featuregroup/schema';
 import { FEATURES_SCHEMA, qualified, statementName } from '../storage/identifiers';
@@ -43,7 +44,8 @@ export function parseHistoryValue(type: FeatureType, text: string): JsonValue {
 /**
  * Point-in-time reads for many rows at once, one statement per kind of feature:
  * - value features: the latest history row at or before each row's time (ties: later offset);
- * - aggregates: the tiles of each row's own window (the same rule as online, at the row's time).
+ * - aggregates: each row's own window by the online rule at the row's time (tiles.ts), its closed
+ *   tiles from the tiles and its head from the aggregate log up to the row's time.
  * Every value comes from events at or before the row's time: nothing leaks from its future.
  */
 export class HistoricalReader {
@@ -65,16 +67,35 @@ export class HistoricalReader {
       `  WHERE h.entity_id = r.entity_id AND h.feature = f.feature AND h.event_ms <= r.at_ms\n` +
       `  ORDER BY h.event_ms DESC, h.kafka_offset DESC LIMIT 1) h ON true`;
     this.valuesName = statementName('asof', this.valuesSql);
-    // One input row per request row: its entity and each aggregate's [lo, hi) at the row's time.
-    const bounds = aggregates.flatMap((_, k) => [`lo${k}`, `hi${k}`]);
-    const inputs = ['$1::int[]', '$2::text[]', ...bounds.map((_, j) => `$${3 + j}::bigint[]`)];
+    // One input row per request row: its entity, its time, and each aggregate's tail and head tile.
+    // The closed tiles [tail, head) come from the tiles, the head [head, at] from the aggregate log:
+    // the head tile itself also holds events after the row's time.
+    const bounds = aggregates.flatMap((_, k) => [`tail${k}`, `head${k}`]);
+    const inputs = ['$1::int[]', '$2::text[]', '$3::bigint[]', ...bounds.map((_, j) => `$${4 + j}::bigint[]`)];
+    const least = (names: string[]) => (names.length ? `LEAST(${names.join(', ')})` : 'NULL');
+    const greatest = (names: string[]) => (names.length ? `GREATEST(${names.join(', ')})` : 'NULL');
+    const tileCols = aggregates.flatMap((f, k) => tilePartials(f, `w.tail${k}`, `w.head${k}`).map((e, j) => `${e} AS a${k}_${j}`));
+    const logCols = aggregates.flatMap((f, k) => logPartials(f, `w.head${k}`, 'w.at_ms').map((e, j) => `${e} AS b${k}_${j}`));
+    const merged = aggregates
+      .map((_, k) => {
+        const [a, b] = [(j: number) => `tl.a${k}_${j}`, (j: number) => `hd.b${k}_${j}`];
+        return [
+          `(coalesce(${a(0)}, 0) + coalesce(${b(0)}, 0))::text`,
+          `coalesce(${a(1)} + ${b(1)}, ${a(1)}, ${b(1)})::text`,
+          `LEAST(${a(2)}, ${b(2)})::text`,
+          `GREATEST(${a(3)}, ${b(3)})::text`,
+          `GREATEST(${a(4)}, ${b(4)})::text`,
+          `CASE WHEN ${b(5)} IS NULL THEN ${a(5)} ELSE coalesce(${a(5)}, '[]'::jsonb) || jsonb_build_array(${b(5)}) END`,
+        ].join(', ');
+      })
+      .join(',\n  ');
     this.aggregatesSql =
-      `SELECT w.i,\n  ${windowSums(aggregates, (k) => [`w.lo${k}`, `w.hi${k}`])}\n` +
-      `FROM unnest(${inputs.join(', ')}) AS w(i, entity_id${bounds.map((b) => `, ${b}`).join('')})\n` +
-      `JOIN ${qualified(FEATURES_SCHEMA, tilesTableFor(table))} t\n` +
-      `  ON t.entity_id = w.entity_id AND t.tile_start >= LEAST(${aggregates.map((_, k) => `w.lo${k}`).join(', ') || 'NULL'})` +
-      ` AND t.tile_start < GREATEST(${aggregates.map((_, k) => `w.hi${k}`).join(', ') || 'NULL'})\n` +
-      `GROUP BY w.i`;
+      `SELECT w.i,\n  ${merged || 'NULL'}\n` +
+      `FROM unnest(${inputs.join(', ')}) AS w(i, entity_id, at_ms${bounds.map((b) => `, ${b}`).join('')})\n` +
+      `LEFT JOIN LATERAL (SELECT ${tileCols.join(', ') || 'NULL'} FROM ${qualified(FEATURES_SCHEMA, tilesTableFor(table))} t\n` +
+      `  WHERE t.entity_id = w.entity_id AND t.tile_start >= ${least(aggregates.map((_, k) => `w.tail${k}`))} AND t.tile_start < ${greatest(aggregates.map((_, k) => `w.head${k}`))}) tl ON true\n` +
+      `LEFT JOIN LATERAL (SELECT ${logCols.join(', ') || 'NULL'} FROM ${qualified(FEATURES_SCHEMA, aggregateLogTableFor(table))} l\n` +
+      `  WHERE l.entity_id = w.entity_id AND l.event_ms >= ${least(aggregates.map((_, k) => `w.head${k}`))} AND l.event_ms <= w.at_ms) hd ON true`;
     this.aggregatesName = statementName('asofagg', this.aggregatesSql);
   }
 
@@ -101,10 +122,10 @@ export class HistoricalReader {
       asksAggregates &&
         (async () => {
           // Every aggregate of the group is summed (one statement text); the asked ones are kept.
-          const params: unknown[][] = [rows.map((_, i) => i), rows.map((r) => r.entityId)];
+          const params: unknown[][] = [rows.map((_, i) => i), rows.map((r) => r.entityId), rows.map((r) => r.atMs)];
           for (const feature of this.aggregates) {
-            const windows = rows.map((r) => windowBounds(r.atMs, feature.windowMs, feature.tileMs));
-            params.push(windows.map((w) => w.from), windows.map((w) => w.to));
+            const windows = rows.map((r) => windowTiles(r.atMs, feature.windowMs, feature.tileMs));
+            params.push(windows.map((w) => w.tail), windows.map((w) => w.head));
           }
           const result = await pool.query({ name: this.aggregatesName, text: this.aggregatesSql, values: params, rowMode: 'array' });
           for (const row of result.rows as unknown[][]) {

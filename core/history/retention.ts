@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { aggregateLogTableFor } from '../aggregates/log';
 import { tilesTableFor } from '../aggregates/store';
 import type { AggregateFeature } from '../aggregates/tiles';
 import { parseDuration } from '../featuregroup/duration';
@@ -16,6 +17,8 @@ export interface RetentionCutoffs {
   historyMs: number | undefined;
   /** Per tile size: its tiles starting before this are outside every window still asked for. */
   tiles: { tileMs: number; beforeMs: number }[];
+  /** Aggregate log rows older than this answer no head of a window within the retention. */
+  aggregateLogMs: number | undefined;
 }
 
 /**
@@ -28,6 +31,7 @@ export function retentionCutoffs(spec: FeatureGroupSpec, aggregates: readonly Ag
   const retention = keepsHistory ? (spec.history?.retention ? parseDuration(spec.history.retention) : DEFAULT_HISTORY_RETENTION_MS) : 0;
   return {
     historyMs: keepsHistory ? nowMs - retention : undefined,
+    aggregateLogMs: keepsHistory && aggregates.length > 0 ? nowMs - retention - Math.max(...aggregates.map((a) => a.tileMs)) : undefined,
     // A tile row holds every aggregate of its size: it stays for the longest of their windows.
     tiles: [...new Set(aggregates.map((a) => a.tileMs))].map((tileMs) => ({
       tileMs,
@@ -37,8 +41,8 @@ export function retentionCutoffs(spec: FeatureGroupSpec, aggregates: readonly Ag
 }
 
 /** Deletes expired tiles and history in small batches; returns how many rows went. */
-export async function applyRetention(pool: Pool, table: string, cutoffs: RetentionCutoffs): Promise<{ tiles: number; history: number }> {
-  const removed = { tiles: 0, history: 0 };
+export async function applyRetention(pool: Pool, table: string, cutoffs: RetentionCutoffs): Promise<{ tiles: number; history: number; aggregateLog: number }> {
+  const removed = { tiles: 0, history: 0, aggregateLog: 0 };
   const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
   for (const { tileMs, beforeMs } of cutoffs.tiles) {
     for (;;) {
@@ -47,6 +51,14 @@ export async function applyRetention(pool: Pool, table: string, cutoffs: Retenti
         [beforeMs, tileMs],
       );
       removed.tiles += result.rowCount ?? 0;
+      if ((result.rowCount ?? 0) < DELETE_BATCH) break;
+    }
+  }
+  if (cutoffs.aggregateLogMs !== undefined) {
+    const log = qualified(FEATURES_SCHEMA, aggregateLogTableFor(table));
+    for (;;) {
+      const result = await pool.query(`DELETE FROM ${log} WHERE ctid IN (SELECT ctid FROM ${log} WHERE event_ms < $1 LIMIT ${DELETE_BATCH})`, [cutoffs.aggregateLogMs]);
+      removed.aggregateLog += result.rowCount ?? 0;
       if ((result.rowCount ?? 0) < DELETE_BATCH) break;
     }
   }

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { aggregateLogTableFor } from '../aggregates/log';
 import { tilesTableFor } from '../aggregates/store';
 import { aggregateFeatures } from '../aggregates/tiles';
 import type { FeatureGroupSpec, GroupRef } from '../featuregroup/schema';
@@ -50,7 +51,9 @@ export async function replayGroup(pool: Pool, ref: GroupRef, spec: FeatureGroupS
       [ref.namespace, ref.name],
     );
     if (!row.rows[0]) throw new Error(`feature group ${ref.namespace}/${ref.name} is not registered`);
-    const tables = [table, ...(aggregateFeatures(spec).length ? [tilesTableFor(table)] : []), ...(historyEnabled(spec) ? [historyTableFor(table)] : [])];
+    const aggregates = aggregateFeatures(spec).length > 0;
+    const history = historyEnabled(spec);
+    const tables = [table, ...(aggregates ? [tilesTableFor(table)] : []), ...(history ? [historyTableFor(table)] : []), ...(aggregates && history ? [aggregateLogTableFor(table)] : [])];
     await client.query(`TRUNCATE ${tables.map((t) => qualified(FEATURES_SCHEMA, t)).join(', ')}`);
     await client.query(`DELETE FROM ${offsets} WHERE consumer_group = $1`, [consumerGroup]);
     const partitions = [...startOffsets.keys()];

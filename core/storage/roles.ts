@@ -1,5 +1,6 @@
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
+import { aggregateLogTableFor } from '../aggregates/log';
 import { tilesTableFor } from '../aggregates/store';
 import { historyTableFor } from '../history/store';
 import { FEATURES_SCHEMA, PLATFORM_SCHEMA, qualified, quoteIdent } from './identifiers';
@@ -83,7 +84,7 @@ export async function applyGrants(pool: Pool, table: string, writerPassword: str
     await client.query(`GRANT SELECT, INSERT, UPDATE ON ${groupTable} TO ${quoteIdent(writer)}`);
     // The group's tiles and history tables, where they exist. DELETE: the consumer removes rows
     // past retention.
-    for (const extra of [tilesTableFor(table), historyTableFor(table)]) {
+    for (const extra of [tilesTableFor(table), historyTableFor(table), aggregateLogTableFor(table)]) {
       const exists = await client.query('SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2', [FEATURES_SCHEMA, extra]);
       if (exists.rowCount !== 1) continue;
       await client.query(`GRANT SELECT ON ${qualified(FEATURES_SCHEMA, extra)} TO ${quoteIdent(SERVING_ROLE)}`);

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import { tilesDdl, tilesTableFor } from '../aggregates/store';
+import { aggregateLogDdl, aggregateLogTableFor } from '../aggregates/log';
 import { narrowTilesMigration } from '../aggregates/migrate';
 import { aggregateFeatures } from '../aggregates/tiles';
 import { historyDdl, historyEnabled, historyTableFor } from '../history/store';
@@ -39,7 +40,13 @@ export async function applyStore(pool: Pool, ref: GroupRef, spec: FeatureGroupSp
     if (tiles?.has('feature')) plan.statements.push(...narrowTilesMigration(layout.table, aggregates));
     else plan.statements.push(...tilesDdl(layout.table, aggregates, tiles && new Set(tiles.keys())));
   }
-  if (historyEnabled(spec)) plan.statements.push(...historyDdl(layout.table));
+  if (historyEnabled(spec)) {
+    plan.statements.push(...historyDdl(layout.table));
+    if (aggregates.length > 0) {
+      const log = await observeColumns(pool, aggregateLogTableFor(layout.table));
+      plan.statements.push(...aggregateLogDdl(layout.table, aggregates, log && new Set(log.keys())));
+    }
+  }
   await withTransaction(pool, async (client) => {
     for (const statement of plan.statements) await client.query(statement);
     await upsertGroup(client, ref, spec, layout.table, generation);
@@ -54,6 +61,7 @@ export async function dropStore(pool: Pool, ref: GroupRef, consumerGroup: string
     await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, table)}`);
     await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, tilesTableFor(table))}`);
     await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, historyTableFor(table))}`);
+    await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, aggregateLogTableFor(table))}`);
     await deleteGroup(client, ref);
     await client.query(`DELETE FROM ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} WHERE consumer_group = $1`, [consumerGroup]);
   });

@@ -292,7 +292,7 @@ export class GroupWriter {
     if (this.layout.features.length > 0 && rows.size > 0) {
       await client.query({ name: this.statementName, text: this.upsertSql, values: upsertParams(this.layout, rows) });
     }
-    if (this.tiles?.active) await this.tiles.write(client, events);
+    if (this.tiles?.active) await this.tiles.write(client, partition, events);
     if (this.history?.active) await this.history.write(client, partition, events);
   }
 

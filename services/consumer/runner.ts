@@ -54,7 +54,7 @@ export class GroupRunner {
     const layout = layoutFor(group.ref, group.spec);
     const history = new HistoryWriter(layout.table, layout, historyEnabled(group.spec));
     const fence = { namespace: group.ref.namespace, name: group.ref.name, epoch: group.replayEpoch };
-    this.writer = new GroupWriter(layout, new TileWriter(layout.table, aggregateFeatures(group.spec)), history, fence);
+    this.writer = new GroupWriter(layout, new TileWriter(layout.table, aggregateFeatures(group.spec), historyEnabled(group.spec)), history, fence);
     this.extract = compileExtractor(group.spec);
     this.consumerGroup = consumerGroupFor(group.ref);
     this.dlqTopic = deadLetterTopicFor(group.spec.source.topic, group.ref, group.spec.source.deadLetterTopic);

@@ -35,7 +35,8 @@ function plan(catalog: Catalog, features: string[]): Plan {
     if (r.group.registered.spec.entity.name !== entityKey) {
       throw new HttpError(400, 'E_ENTITY_MISMATCH', `feature ${r.ref} is keyed by entity "${r.group.registered.spec.entity.name}", not "${entityKey}"`, `features.${i}`);
     }
-    if (!r.group.aggregateNames.has(r.feature) && !r.group.historyEnabled) {
+    // Aggregates too: the head of a past window comes from the aggregate log, which history keeps.
+    if (!r.group.historyEnabled) {
       throw new HttpError(400, 'E_NO_HISTORY', `feature ${r.ref} has no history: set spec.history.enabled on its FeatureGroup`, `features.${i}`);
     }
     const entry = byGroup.get(r.group) ?? { names: [], positions: [] };

@@ -4,6 +4,7 @@
  * window inside the retention still covers).
  */
 import type { Pool } from 'pg';
+import { aggregateLogTableFor } from '../../core/aggregates/log';
 import { tilesTableFor } from '../../core/aggregates/store';
 import { aggregateFeatures } from '../../core/aggregates/tiles';
 import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
@@ -13,7 +14,7 @@ import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../su
 
 const DAY = 86_400_000;
 
-describe('retention of tiles and history', () => {
+describe('retention of tiles, history and the aggregate log', () => {
   const name = uniqueName('ret');
   const spec = featureGroupSpecSchema.parse({
     entity: { name: 'user', keyField: 'user' },
@@ -42,6 +43,8 @@ describe('retention of tiles and history', () => {
     const cutoffs = retentionCutoffs(spec, aggregateFeatures(spec), now);
     expect(cutoffs.historyMs).toBe(now - 7 * DAY);
     expect(cutoffs.tiles).toEqual([{ tileMs: 900_000, beforeMs: now - 7 * DAY - DAY - 900_000 }]);
+    // The aggregate log answers heads (at most one tile) of windows ending within the retention.
+    expect(cutoffs.aggregateLogMs).toBe(now - 7 * DAY - 900_000);
 
     const tiles = `features."${tilesTableFor(table)}"`;
     const history = `features."${historyTableFor(table)}"`;
@@ -50,7 +53,14 @@ describe('retention of tiles and history', () => {
     await pool.query(`INSERT INTO ${history} (entity_id, feature, event_ms, kafka_partition, kafka_offset, value) SELECT 'u1', 'last_action', $1::bigint - g * $2::bigint, 0, 100 - g, 'a' || g FROM generate_series(1, 20) g`, [now, DAY]);
     await pool.query(`INSERT INTO ${history} (entity_id, feature, event_ms, kafka_partition, kafka_offset, value) VALUES ('u2', 'last_action', $1, 0, 1, 'old')`, [now - 30 * DAY]);
 
+    // Aggregate log rows, one an hour over 10 days.
+    const log = `features."${aggregateLogTableFor(table)}"`;
+    await pool.query(`INSERT INTO ${log} (entity_id, event_ms, kafka_partition, kafka_offset, clicks_1d__v) SELECT 'u1', $1::bigint - g * 3600000, 0, g, 1 FROM generate_series(0, 239) g`, [now]);
     const removed = await applyRetention(pool, table, cutoffs);
+    const keptLog = await pool.query<{ n: string; oldest: string }>(`SELECT count(*) AS n, min(event_ms) AS oldest FROM ${log}`);
+    expect(Number(keptLog.rows[0]!.oldest)).toBeGreaterThanOrEqual(cutoffs.aggregateLogMs!);
+    // Hours 0..168 are within 7 days and 15 minutes of now; the rest go.
+    expect([Number(keptLog.rows[0]!.n), removed.aggregateLog]).toEqual([169, 240 - 169]);
     const keptTiles = await pool.query<{ n: string; oldest: string }>(`SELECT count(*) AS n, min(tile_start) AS oldest FROM ${tiles}`);
     expect(Number(keptTiles.rows[0]!.oldest)).toBeGreaterThanOrEqual(cutoffs.tiles[0]!.beforeMs);
     expect(removed.tiles + Number(keptTiles.rows[0]!.n)).toBe(20_000);
@@ -62,7 +72,7 @@ describe('retention of tiles and history', () => {
     expect(kept.rows.map((r) => `${r.entity_id}:${r.value}`)).toEqual(['u1:a1', 'u1:a2', 'u1:a3', 'u1:a4', 'u1:a5', 'u1:a6', 'u1:a7', 'u1:a8', 'u2:old']);
     expect(removed.history).toBe(12);
 
-    expect(await applyRetention(pool, table, cutoffs)).toEqual({ tiles: 0, history: 0 });
+    expect(await applyRetention(pool, table, cutoffs)).toEqual({ tiles: 0, history: 0, aggregateLog: 0 });
   });
 });
 

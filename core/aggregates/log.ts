@@ -1,0 +1,78 @@
+import type { PoolClient } from 'pg';
+import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
+import type { OffsetEvent } from '../storage/writer';
+import { isNumericAggregate, type AggregateFeature } from './tiles';
+
+/**
+ * The aggregate log: one row per event that counts in any aggregate, with what it adds to each
+ * (`<feature>__v`, NULL where it does not count). Kept by groups with history, for their retention:
+ * a point-in-time read at T takes the head of each window (from the start of the tile holding T up
+ * to T itself) from here, since the tile itself also holds events after T. Keyed by entity and
+ * event time, then the record's partition and offset: a replay adds nothing, and a head is one
+ * index range per entity. Cost per event: one row of about 40 bytes plus the entity id and the
+ * values, and its index entry.
+ */
+export const aggregateLogTableFor = (table: string): string => companionTableName(table, 'agglog');
+
+const valueColumn = (feature: AggregateFeature): string => `${feature.name}__v`;
+const valueType = (feature: AggregateFeature): string => (isNumericAggregate(feature) ? 'numeric' : feature.fn === 'last_n' ? 'jsonb' : 'smallint');
+
+export function aggregateLogDdl(table: string, features: readonly AggregateFeature[], observed: ReadonlySet<string> | undefined): string[] {
+  const log = qualified(FEATURES_SCHEMA, aggregateLogTableFor(table));
+  if (observed === undefined) {
+    return [
+      `CREATE TABLE IF NOT EXISTS ${log} (\n  entity_id text NOT NULL,\n  event_ms bigint NOT NULL,\n  kafka_partition integer NOT NULL,\n  kafka_offset bigint NOT NULL,\n` +
+        features.map((f) => `  ${quoteIdent(valueColumn(f))} ${valueType(f)},\n`).join('') +
+        '  PRIMARY KEY (entity_id, event_ms, kafka_partition, kafka_offset)\n)',
+      `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${aggregateLogTableFor(table).slice(0, 55)}_age`)} ON ${log} USING brin (event_ms)`,
+    ];
+  }
+  const additions = features.filter((f) => !observed.has(valueColumn(f))).map((f) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(valueColumn(f))} ${valueType(f)}`);
+  return additions.length ? [`ALTER TABLE ${log} ${additions.join(', ')}`] : [];
+}
+
+/**
+ * SQL expressions of one feature's six partials (WindowSums order) over the log rows `l` of one
+ * point-in-time row `w`, from `from` (the head tile's start) up to and including the row's time.
+ */
+export function logPartials(f: AggregateFeature, from: string, at: string): string[] {
+  const v = `l.${quoteIdent(valueColumn(f))}`;
+  const inHead = `FILTER (WHERE l.event_ms >= ${from} AND l.event_ms <= ${at} AND ${v} IS NOT NULL)`;
+  const numeric = isNumericAggregate(f);
+  return [
+    `count(${v}) ${inHead}`,
+    numeric ? `sum(${v}) ${inHead}` : 'NULL::numeric',
+    numeric ? `min(${v}) ${inHead}` : 'NULL::numeric',
+    numeric ? `max(${v}) ${inHead}` : 'NULL::numeric',
+    `max(l.event_ms) ${inHead}`,
+    f.fn === 'last_n' ? `jsonb_agg(jsonb_build_array(l.event_ms, l.kafka_offset, ${v})) ${inHead}` : 'NULL::jsonb',
+  ];
+}
+
+/** Writes the log rows of a batch, in the batch's transaction. */
+export class AggregateLogWriter {
+  private readonly sql: string;
+  private readonly name: string;
+
+  constructor(table: string, private readonly features: readonly AggregateFeature[]) {
+    const columns = ['entity_id', 'event_ms', 'kafka_partition', 'kafka_offset', ...features.map(valueColumn)];
+    const inputs = ['$1::text[]', '$2::bigint[]', '$3::int[]', '$4::bigint[]', ...features.map((f, k) => `$${5 + k}::${valueType(f)}[]`)];
+    this.sql =
+      `INSERT INTO ${qualified(FEATURES_SCHEMA, aggregateLogTableFor(table))} (${columns.map(quoteIdent).join(', ')})\n` +
+      `SELECT * FROM unnest(${inputs.join(', ')})\nON CONFLICT DO NOTHING`;
+    this.name = statementName('agglog', this.sql);
+  }
+
+  async write(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void> {
+    const columns: unknown[][] = [[], [], [], [], ...this.features.map(() => [])];
+    for (const { offset, event } of events) {
+      if (!this.features.some((f) => event.contributions[f.index] !== undefined)) continue;
+      columns[0]!.push(event.entityId);
+      columns[1]!.push(event.eventTimeMs);
+      columns[2]!.push(partition);
+      columns[3]!.push(offset);
+      this.features.forEach((f, k) => columns[4 + k]!.push(event.contributions[f.index] ?? null));
+    }
+    if (columns[0]!.length > 0) await client.query({ name: this.name, text: this.sql, values: columns });
+  }
+}
