@@ -87,8 +87,11 @@ export class GroupRunner {
     // never hands it to eachBatch: move the stored offset over it, or lag never reaches zero.
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
       if (payload.batchSize !== 0 || payload.topic !== topic) return;
-      const advancing = this.advanceOverInvisible(payload.partition, Number(payload.lastOffset) + 1).catch((error: unknown) =>
-        log.warn({ err: error, partition: payload.partition }, 'could not move the stored offset over transaction markers; the next batch will'),
+      // One after another per partition: each starts from where the one before left the offset
+      // (two marker-only fetches in a row are normal at the end of an aborted transaction).
+      const before = this.advancing.get(payload.partition) ?? Promise.resolve();
+      const advancing = before.then(() => this.advanceOverInvisible(payload.partition, Number(payload.lastOffset) + 1)).catch((error: unknown) =>
+        log.warn({ err: error, partition: payload.partition }, 'could not move the stored offset over transaction markers; a later batch or restart will'),
       );
       this.advancing.set(payload.partition, advancing);
       void advancing.finally(() => {
