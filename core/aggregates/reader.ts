@@ -3,7 +3,7 @@ import type { JsonValue } from '../events/path';
 import type { StoredEntity, StoredFeature } from '../storage/reader';
 import { FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
 import { formatTime } from '../time';
-import { tileColumns, tilesTableFor } from './store';
+import { lastNMerge, tileColumns, tilesTableFor } from './store';
 import { windowTiles, type AggregateFeature } from './tiles';
 
 /** The partial aggregates of one window, summed over its tiles (see windowSums). */
@@ -13,7 +13,8 @@ export interface WindowSums {
   min: string | null;
   max: string | null;
   last_ts: string | null;
-  last_values: [number, number, JsonValue][][] | null;
+  /** last_n: the window's newest entries [event ms, offset, value], newest first, already cut to the limit. */
+  last_values: [number, number, JsonValue][] | null;
 }
 
 /** Output columns per feature in a windowSums select list. */
@@ -38,6 +39,14 @@ export function tilePartials(f: AggregateFeature, lo: string, hi: string): strin
 }
 
 /**
+ * last_n in SQL: the newest `limit` entries of several lists of entries (one list per tile), merged
+ * by the rule every last_n follows (newest by event time, then offset), so only they leave Postgres.
+ */
+export function lastNOfLists(lists: string, limit: number): string {
+  return lastNMerge(`(SELECT jsonb_agg(e) FROM jsonb_array_elements(${lists}) l(list), jsonb_array_elements(l.list) e)`, limit);
+}
+
+/**
  * Select list that sums the tiles `t` inside each feature's window, WINDOW_SUM_COLUMNS columns
  * per feature in WindowSums order; `bounds(k)` gives the SQL for feature k's [lo, hi) tile starts.
  */
@@ -45,7 +54,7 @@ export function windowSums(features: readonly AggregateFeature[], bounds: (k: nu
   return features
     .map((f, k) => {
       const [count, sum, min, max, lastTs, last] = tilePartials(f, ...bounds(k));
-      return [`${count}::text`, `${sum}::text`, `${min}::text`, `${max}::text`, `${lastTs}::text`, last].join(', ');
+      return [`${count}::text`, `${sum}::text`, `${min}::text`, `${max}::text`, `${lastTs}::text`, f.fn === 'last_n' ? lastNOfLists(last!, f.limit) : last].join(', ');
     })
     .join(',\n  ');
 }
@@ -59,7 +68,7 @@ export function sumsAt(row: readonly unknown[], first: number, k: number): Windo
     min: row[at + 2] as string | null,
     max: row[at + 3] as string | null,
     last_ts: row[at + 4] as string | null,
-    last_values: row[at + 5] as [number, number, JsonValue][][] | null,
+    last_values: row[at + 5] as [number, number, JsonValue][] | null,
   };
 }
 
@@ -85,11 +94,8 @@ function combine(feature: AggregateFeature, row: WindowSums): JsonValue {
       if (text === null) return null;
       return feature.type === 'timestamp' ? formatTime(new Date(Number(text))) : Number(text);
     }
-    case 'last_n': {
-      const all = (row.last_values ?? []).flat();
-      all.sort((a, b) => b[0] - a[0] || b[1] - a[1]);
-      return all.slice(0, feature.limit).map((entry) => entry[2]);
-    }
+    case 'last_n':
+      return (row.last_values ?? []).map((entry) => entry[2]);
   }
 }
 
@@ -113,7 +119,13 @@ export class AggregateReader {
     this.name = statementName('aggr', this.text);
   }
 
-  async read(pool: Pool, entityIds: readonly string[], atMs: number): Promise<Map<string, StoredEntity>> {
+  /** The statement's text: `$1` the entity ids, then the window bounds of `params`. */
+  get sql(): string {
+    return this.text;
+  }
+
+  /** Parameters of the statement at `atMs`, after the entity ids. */
+  params(atMs: number): unknown[] {
     // The head tile is read too: [tail, head + tile) holds it.
     const bounds = this.features.map((f) => {
       const { tail, head } = windowTiles(atMs, f.windowMs, f.tileMs);
@@ -121,19 +133,24 @@ export class AggregateReader {
     });
     const from = Math.min(...bounds.map((b) => b.from));
     const to = Math.max(...bounds.map((b) => b.to));
-    const result = await pool.query({
-      name: this.name,
-      text: this.text,
-      values: [entityIds, from, to, ...bounds.flatMap((b) => [b.from, b.to]), this.sizes],
-      rowMode: 'array',
+    return [from, to, ...bounds.flatMap((b) => [b.from, b.to]), this.sizes];
+  }
+
+  /** The aggregates of a row whose window columns start at `first`; undefined when none has a value. */
+  decodeFeatures(row: readonly unknown[], first: number): (StoredFeature | null)[] | undefined {
+    const features = this.features.map((f, k): StoredFeature | null => {
+      const window = windowValue(f, sumsAt(row, first, k));
+      return window ? { value: window.value, eventTime: new Date(window.eventMs) } : null;
     });
+    return features.some((f) => f !== null) ? features : undefined;
+  }
+
+  async read(pool: Pool, entityIds: readonly string[], atMs: number): Promise<Map<string, StoredEntity>> {
+    const result = await pool.query({ name: this.name, text: this.text, values: [entityIds, ...this.params(atMs)], rowMode: 'array' });
     const found = new Map<string, StoredEntity>();
     for (const row of result.rows as unknown[][]) {
-      const features = this.features.map((f, k): StoredFeature | null => {
-        const window = windowValue(f, sumsAt(row, 1, k));
-        return window ? { value: window.value, eventTime: new Date(window.eventMs) } : null;
-      });
-      if (features.some((f) => f !== null)) found.set(row[0] as string, { entityId: row[0] as string, features });
+      const features = this.decodeFeatures(row, 1);
+      if (features) found.set(row[0] as string, { entityId: row[0] as string, features });
     }
     return found;
   }

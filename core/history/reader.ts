@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { aggregateLogTableFor, logPartials } from '../aggregates/log';
-import { sumsAt, tilePartials, windowValue } from '../aggregates/reader';
+import { lastNOfLists, sumsAt, tilePartials, windowValue } from '../aggregates/reader';
 import { tilesTableFor } from '../aggregates/store';
 import { windowTiles, type AggregateFeature } from '../aggregates/tiles';
 import type { JsonValue } from '../events/path';
@@ -85,7 +85,7 @@ export class HistoricalReader {
           `LEAST(${a(2)}, ${b(2)})::text`,
           `GREATEST(${a(3)}, ${b(3)})::text`,
           `GREATEST(${a(4)}, ${b(4)})::text`,
-          `CASE WHEN ${b(5)} IS NULL THEN ${a(5)} ELSE coalesce(${a(5)}, '[]'::jsonb) || jsonb_build_array(${b(5)}) END`,
+          aggregates[k]!.fn === 'last_n' ? lastNOfLists(`CASE WHEN ${b(5)} IS NULL THEN ${a(5)} ELSE coalesce(${a(5)}, '[]'::jsonb) || jsonb_build_array(${b(5)}) END`, aggregates[k]!.limit) : 'NULL::jsonb',
         ].join(', ');
       })
       .join(',\n  ');

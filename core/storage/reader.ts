@@ -41,6 +41,8 @@ export class GroupReader {
   private readonly one: { name: string; text: string };
   private readonly many: { name: string; text: string };
   private readonly parsers: ((v: unknown) => JsonValue)[];
+  /** `SELECT <entity>, <value, event time>… FROM <table>`: what other statements can join. */
+  readonly select: string;
 
   constructor(layout: StoreLayout, readonly featureNames: readonly string[]) {
     const columns = featureNames.map((name) => {
@@ -49,7 +51,8 @@ export class GroupReader {
       return f;
     });
     const select = [ENTITY_COLUMN, ...columns.flatMap((f) => [f.value, f.eventTime])].map(quoteIdent).join(', ');
-    const base = `SELECT ${select} FROM ${layout.sqlTable} WHERE ${quoteIdent(ENTITY_COLUMN)}`;
+    this.select = `SELECT ${select} FROM ${layout.sqlTable}`;
+    const base = `${this.select} WHERE ${quoteIdent(ENTITY_COLUMN)}`;
     this.one = { text: `${base} = $1`, name: '' };
     this.one.name = statementName('read1', this.one.text);
     this.many = { text: `${base} = ANY($1::text[])`, name: '' };
@@ -75,11 +78,21 @@ export class GroupReader {
   }
 
   private decode(row: unknown[]): StoredEntity {
+    return { entityId: row[0] as string, features: this.decodeFeatures(row, 1) };
+  }
+
+  /** Columns per feature in `select`, after the entity id. */
+  get width(): number {
+    return this.parsers.length * 2;
+  }
+
+  /** The features of a row whose value columns start at `first`. */
+  decodeFeatures(row: readonly unknown[], first: number): (StoredFeature | null)[] {
     const features: (StoredFeature | null)[] = new Array(this.parsers.length);
     for (let i = 0; i < this.parsers.length; i++) {
-      const time = row[2 + i * 2] as Date | null;
-      features[i] = time === null ? null : { value: this.parsers[i]!(row[1 + i * 2]), eventTime: time };
+      const time = row[first + 1 + i * 2] as Date | null;
+      features[i] = time === null ? null : { value: this.parsers[i]!(row[first + i * 2]), eventTime: time };
     }
-    return { entityId: row[0] as string, features };
+    return features;
   }
 }
