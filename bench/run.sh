@@ -18,6 +18,8 @@ echo "bench: consumer throughput with 4 value features and 4 window aggregates" 
 results+=("$(BENCH_CPU_PROF_DIR="$profiles/consumer-aggregates" node dist/bench/consumer-throughput.js --aggregates)")
 echo "bench: per-event extraction and validation (in process, no I/O)" >&2
 results+=("$(node dist/bench/extract.js)")
+echo "bench: window aggregates read for 100 entities (POST /get-online-features, 200 rps open loop and closed loop)" >&2
+results+=("$(node dist/bench/aggregate-read.js)")
 echo "bench: point-in-time retrieval of 100,000 rows (POST /v1/historical-features)" >&2
 results+=("$(node dist/bench/historical.js --rows 100000)")
 echo "bench: 200 FeatureGroups applied at once until all Ready (operator)" >&2
