@@ -142,10 +142,16 @@ describe('offset gaps', () => {
       waitForLeaders: true,
     });
     const table = await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(topic, { batchSize: 50 }));
-    // Few keys written many times, in rounds far enough apart for segments to roll.
-    const stream = generateStream({ count: 3_000, entities: 20, prefix: `${name}:`, invalidRate: 0, duplicateRate: 0 });
-    for (let i = 0; i < stream.lines.length; i += 300) {
-      await producer.send({ topic, acks: -1, messages: stream.lines.slice(i, i + 300).map((value) => ({ key: kafkaKeyOf(value), value })) });
+    // Few keys written many times, in rounds far enough apart for segments to roll. Each key's
+    // events are in time order and carry every feature, so what compaction keeps (the last record
+    // of each key) holds each key's newest values: the result does not depend on how far the
+    // cleaner got, which goes on while the consumer reads.
+    const keys = Array.from({ length: 20 }, (_, k) => `${name}:k${k}`);
+    const lines = Array.from({ length: 3_000 }, (_, i) =>
+      JSON.stringify({ entity_id: keys[i % keys.length], action: ['click', 'view', 'buy'][i % 3], amount: i / 100, timestamp: new Date(Date.parse('2026-01-23T09:00:00Z') + i * 1000).toISOString() }),
+    );
+    for (let i = 0; i < lines.length; i += 300) {
+      await producer.send({ topic, acks: -1, messages: lines.slice(i, i + 300).map((value) => ({ key: kafkaKeyOf(value), value })) });
       await new Promise((r) => setTimeout(r, 300));
     }
     const remaining = await eventually(
@@ -161,8 +167,8 @@ describe('offset gaps', () => {
     );
     await start(name);
     await caughtUp(pool, admin, name, topic);
-    const values = remaining.map((r) => r.value);
-    expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(values, new Set()));
+    expect(remaining.length).toBeLessThan(lines.length);
+    expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(lines, new Set()));
   });
 
   it('goes on after the records at its stored offsets were deleted from Kafka', async () => {
