@@ -112,9 +112,12 @@ export class AggregateReader {
   constructor(table: string, readonly features: readonly AggregateFeature[]) {
     this.sizes = [...new Set(features.map((f) => f.tileMs))];
     const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
+    // One index range per entity and tile size ($2: sizes, $3/$4: the range each size's features need).
     this.text =
-      `SELECT t.entity_id,\n  ${windowSums(features, (k) => [`$${4 + k * 2}`, `$${5 + k * 2}`])}\n` +
-      `FROM ${tiles} t WHERE t.entity_id = ANY($1::text[]) AND t.tile_start >= $2 AND t.tile_start < $3 AND t.tile_ms = ANY($${4 + features.length * 2}::int[])\n` +
+      `SELECT t.entity_id,\n  ${windowSums(features, (k) => [`$${5 + k * 2}`, `$${6 + k * 2}`])}\n` +
+      `FROM unnest($2::int[], $3::bigint[], $4::bigint[]) AS r(size, lo, hi)\n` +
+      `JOIN ${tiles} t ON t.tile_ms = r.size AND t.tile_start >= r.lo AND t.tile_start < r.hi\n` +
+      `WHERE t.entity_id = ANY($1::text[])\n` +
       `GROUP BY t.entity_id`;
     this.name = statementName('aggr', this.text);
   }
@@ -131,9 +134,11 @@ export class AggregateReader {
       const { tail, head } = windowTiles(atMs, f.windowMs, f.tileMs);
       return { from: tail, to: head + f.tileMs };
     });
-    const from = Math.min(...bounds.map((b) => b.from));
-    const to = Math.max(...bounds.map((b) => b.to));
-    return [from, to, ...bounds.flatMap((b) => [b.from, b.to]), this.sizes];
+    const ranges = this.sizes.map((size) => {
+      const own = bounds.filter((_, k) => this.features[k]!.tileMs === size);
+      return [Math.min(...own.map((b) => b.from)), Math.max(...own.map((b) => b.to))] as const;
+    });
+    return [this.sizes, ranges.map((r) => r[0]), ranges.map((r) => r[1]), ...bounds.flatMap((b) => [b.from, b.to])];
   }
 
   /** The aggregates of a row whose window columns start at `first`; undefined when none has a value. */

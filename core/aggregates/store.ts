@@ -58,7 +58,8 @@ export function tilesDdl(table: string, features: readonly AggregateFeature[], o
     return [
       `CREATE TABLE IF NOT EXISTS ${tiles} (\n  entity_id text NOT NULL,\n  tile_start bigint NOT NULL,\n  tile_ms integer NOT NULL,\n` +
         columns.map(([name, type]) => `  ${quoteIdent(name)} ${type},\n`).join('') +
-        '  PRIMARY KEY (entity_id, tile_start, tile_ms)\n)',
+        // Size before start: a window's tiles of one size are one contiguous index range.
+        '  PRIMARY KEY (entity_id, tile_ms, tile_start)\n)',
       // Retention deletes by age across entities. Tiles arrive roughly in time order, so a BRIN
       // index finds old ones at almost no cost per write (a btree here cost an index insert per row).
       `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${tilesTableFor(table).slice(0, 55)}_age`)} ON ${tiles} USING brin (tile_start)`,
@@ -66,6 +67,16 @@ export function tilesDdl(table: string, features: readonly AggregateFeature[], o
   }
   const additions = columns.filter(([name]) => !observed.has(name)).map(([name, type]) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(name)} ${type}`);
   return additions.length ? [`ALTER TABLE ${tiles} ${additions.join(', ')}`] : [];
+}
+
+/**
+ * Tiles tables made before the key led with the tile size: re-key them (one rewrite of the index,
+ * under the table's lock, inside applyStore's transaction). `primaryKey` is the key's columns in order.
+ */
+export function tilesKeyMigration(table: string, primaryKey: { name: string; columns: string[] } | undefined): string[] {
+  if (!primaryKey || primaryKey.columns.join(',') !== 'entity_id,tile_start,tile_ms') return [];
+  const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
+  return [`ALTER TABLE ${tiles} DROP CONSTRAINT ${quoteIdent(primaryKey.name)}, ADD PRIMARY KEY (entity_id, tile_ms, tile_start)`];
 }
 
 /**

@@ -93,7 +93,8 @@ export class HistoricalReader {
       `SELECT w.i,\n  ${merged || 'NULL'}\n` +
       `FROM unnest(${inputs.join(', ')}) AS w(i, entity_id, at_ms${bounds.map((b) => `, ${b}`).join('')})\n` +
       `LEFT JOIN LATERAL (SELECT ${tileCols.join(', ') || 'NULL'} FROM ${qualified(FEATURES_SCHEMA, tilesTableFor(table))} t\n` +
-      `  WHERE t.entity_id = w.entity_id AND t.tile_start >= ${least(aggregates.map((_, k) => `w.tail${k}`))} AND t.tile_start < ${greatest(aggregates.map((_, k) => `w.head${k}`))}) tl ON true\n` +
+      `  WHERE t.entity_id = w.entity_id AND t.tile_ms = ANY('{${[...new Set(aggregates.map((f) => Math.trunc(f.tileMs)))].join(',')}}'::int[])\n` +
+      `    AND t.tile_start >= ${least(aggregates.map((_, k) => `w.tail${k}`))} AND t.tile_start < ${greatest(aggregates.map((_, k) => `w.head${k}`))}) tl ON true\n` +
       `LEFT JOIN LATERAL (SELECT ${logCols.join(', ') || 'NULL'} FROM ${qualified(FEATURES_SCHEMA, aggregateLogTableFor(table))} l\n` +
       `  WHERE l.entity_id = w.entity_id AND l.event_ms >= ${least(aggregates.map((_, k) => `w.head${k}`))} AND l.event_ms <= w.at_ms) hd ON true`;
     this.aggregatesName = statementName('asofagg', this.aggregatesSql);

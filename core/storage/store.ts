@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { tilesDdl, tilesTableFor } from '../aggregates/store';
+import { tilesDdl, tilesKeyMigration, tilesTableFor } from '../aggregates/store';
 import { aggregateLogDdl, aggregateLogTableFor } from '../aggregates/log';
 import { narrowTilesMigration } from '../aggregates/migrate';
 import { aggregateFeatures } from '../aggregates/tiles';
@@ -25,6 +25,18 @@ async function observeColumns(pool: Pool, table: string): Promise<ObservedColumn
   return result.rows.length === 0 ? undefined : new Map(result.rows.map((r) => [r.column_name, r.data_type]));
 }
 
+async function primaryKeyOf(pool: Pool, table: string): Promise<{ name: string; columns: string[] } | undefined> {
+  const result = await pool.query<{ name: string; columns: string[] }>(
+    `SELECT c.conname AS name, array_agg(a.attname::text ORDER BY k.ord) AS columns
+     FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+     CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+     WHERE c.contype = 'p' AND n.nspname = $1 AND r.relname = $2 GROUP BY c.conname`,
+    [FEATURES_SCHEMA, table],
+  );
+  return result.rows[0];
+}
+
 /**
  * Makes a group's storage match its spec and records it in the registry, idempotently: creates the
  * table or adds missing columns online. A type change throws StoreConflictError and alters nothing.
@@ -38,7 +50,10 @@ export async function applyStore(pool: Pool, ref: GroupRef, spec: FeatureGroupSp
   if (aggregates.length > 0) {
     const tiles = await observeColumns(pool, tilesTableFor(layout.table));
     if (tiles?.has('feature')) plan.statements.push(...narrowTilesMigration(layout.table, aggregates));
-    else plan.statements.push(...tilesDdl(layout.table, aggregates, tiles && new Set(tiles.keys())));
+    else {
+      plan.statements.push(...tilesDdl(layout.table, aggregates, tiles && new Set(tiles.keys())));
+      if (tiles) plan.statements.push(...tilesKeyMigration(layout.table, await primaryKeyOf(pool, tilesTableFor(layout.table))));
+    }
   }
   if (historyEnabled(spec)) {
     plan.statements.push(...historyDdl(layout.table));

@@ -77,4 +77,24 @@ describe('tiles of the first layout', () => {
     // Applying the spec again changes nothing.
     expect((await applyStore(pool, ref, spec, 3)).statements).toEqual([]);
   });
+
+  it('re-keys a tiles table keyed by (entity, start, size) to (entity, size, start), keeping its rows', async () => {
+    const table = await registerGroup(pool, { namespace: 'default', name: `${name}-key` }, spec);
+    const tiles = `features."${tilesTableFor(table)}"`;
+    const keyOf = async () =>
+      (await pool.query<{ columns: string[] }>(
+        `SELECT array_agg(a.attname::text ORDER BY k.ord) AS columns FROM pg_constraint c CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum WHERE c.contype = 'p' AND c.conrelid = $1::regclass`,
+        [tiles],
+      )).rows[0]!.columns;
+    expect(await keyOf()).toEqual(['entity_id', 'tile_ms', 'tile_start']);
+    // The key as the tiles of the second layout had it.
+    await pool.query(`ALTER TABLE ${tiles} DROP CONSTRAINT "${tilesTableFor(table)}_pkey", ADD PRIMARY KEY (entity_id, tile_start, tile_ms)`);
+    await pool.query(`INSERT INTO ${tiles} (entity_id, tile_start, tile_ms, clicks_1h__n, clicks_1h__ts) VALUES ('u1', 0, 60000, 4, 10), ('u1', 60000, 60000, 1, 60010)`);
+    const { statements } = await applyStore(pool, { namespace: 'default', name: `${name}-key` }, spec, 2);
+    expect(statements.filter((s) => s.includes('ADD PRIMARY KEY'))).toHaveLength(1);
+    expect(await keyOf()).toEqual(['entity_id', 'tile_ms', 'tile_start']);
+    expect((await pool.query(`SELECT sum(clicks_1h__n)::int AS n FROM ${tiles}`)).rows[0].n).toBe(5);
+    expect((await applyStore(pool, { namespace: 'default', name: `${name}-key` }, spec, 3)).statements).toEqual([]);
+  });
 });
