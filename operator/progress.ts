@@ -5,6 +5,7 @@ import { groupId } from '../core/featuregroup/schema';
 import { consumerGroupFor } from '../core/kafka';
 import type { Logger } from '../core/logger';
 import { lagOf, watermarksOf } from '../core/progress';
+import { repeatEvery } from '../core/repeat';
 import { readPartitionProgress } from '../core/storage/progress';
 import { listGroups } from '../core/storage/registry';
 
@@ -52,7 +53,7 @@ export class ProgressMonitor {
   private readonly lagGauge: Gauge<'namespace' | 'name'>;
   private readonly stalledGauge: Gauge<'namespace' | 'name'>;
   private readonly invalidGauge: Gauge;
-  private timer: NodeJS.Timeout | undefined;
+  private stopRepeating: () => void = () => undefined;
   private readonly now: () => number;
 
   constructor(private readonly options: ProgressMonitorOptions) {
@@ -68,20 +69,11 @@ export class ProgressMonitor {
   }
 
   start(): void {
-    const tick = (): void => {
-      this.observe()
-        .catch((error: unknown) => this.options.log.warn({ err: error }, 'could not observe consumer progress'))
-        .finally(() => {
-          this.timer = setTimeout(tick, this.options.intervalMs);
-          this.timer.unref();
-        });
-    };
-    this.timer = setTimeout(tick, 0);
-    this.timer.unref();
+    this.stopRepeating = repeatEvery(() => this.observe(), this.options.intervalMs, (error) => this.options.log.warn({ err: error }, 'could not observe consumer progress'));
   }
 
   stop(): void {
-    clearTimeout(this.timer);
+    this.stopRepeating();
   }
 
   async observe(): Promise<void> {

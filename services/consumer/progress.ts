@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../core/logger';
 import { lagOf, watermarksOf } from '../../core/progress';
+import { repeatEvery } from '../../core/repeat';
 import { readPartitionProgress } from '../../core/storage/progress';
 
 /**
@@ -13,7 +14,7 @@ export class ProgressReporter {
   private readonly lag: Gauge<'topic' | 'partition'>;
   private readonly newest: Gauge<'topic' | 'partition'>;
   private assigned: number[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private stopRepeating: () => void = () => undefined;
 
   constructor(
     private readonly deps: { admin: Admin; pool: Pool; consumerGroup: string; topic: string; log: Logger },
@@ -31,20 +32,11 @@ export class ProgressReporter {
 
   start(intervalMs: number): void {
     if (intervalMs <= 0) return;
-    const tick = (): void => {
-      this.sample()
-        .catch((error: unknown) => this.deps.log.warn({ err: error }, 'could not sample consumer lag'))
-        .finally(() => {
-          this.timer = setTimeout(tick, intervalMs);
-          this.timer.unref();
-        });
-    };
-    this.timer = setTimeout(tick, 0);
-    this.timer.unref();
+    this.stopRepeating = repeatEvery(() => this.sample(), intervalMs, (error) => this.deps.log.warn({ err: error }, 'could not sample consumer lag'));
   }
 
   stop(): void {
-    clearTimeout(this.timer);
+    this.stopRepeating();
   }
 
   async sample(): Promise<void> {
