@@ -8,12 +8,19 @@ import type { Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec } from '../support/oracle';
 import { createTopic, dropRegisteredGroups, idempotentProducer, readToEnd, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
-import { eventually, serverEnv, startService } from '../support/services';
+import { eventually, serverEnv, startService, type RunningService } from '../support/services';
 
 describe('records Postgres refuses', () => {
   let pool: Pool;
   let kafka: Kafka;
   let producer: Producer;
+  const consumers: RunningService[] = [];
+  const startConsumer = async (name: string): Promise<RunningService> => {
+    const consumer = await startService('consumer', { ...serverEnv(), FEATURE_GROUP: `default/${name}` }, `${name}-consumer`);
+    consumers.push(consumer);
+    await consumer.waitReady();
+    return consumer;
+  };
 
   beforeAll(async () => {
     pool = testPool();
@@ -22,6 +29,8 @@ describe('records Postgres refuses', () => {
   });
 
   afterAll(async () => {
+    // A failed assertion must not leave a consumer running.
+    for (const c of consumers) await c.crash();
     await producer?.disconnect();
     if (pool) await dropRegisteredGroups(pool);
     await pool?.end();
@@ -41,8 +50,7 @@ describe('records Postgres refuses', () => {
     const refused = lines.filter((l) => l.includes('"refuse-me"'));
     await producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
 
-    const consumer = await startService('consumer', { ...serverEnv(), FEATURE_GROUP: `default/${name}` }, `${name}-consumer`);
-    await consumer.waitReady();
+    const consumer = await startConsumer(name);
     await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === lines.length ? true : undefined), 'every offset stored');
 
     const letters = await readToEnd(kafka, `featurestore.dlq.default.${name}`);
@@ -67,8 +75,7 @@ describe('records Postgres refuses', () => {
     await pool.query(`CREATE TRIGGER full_disk BEFORE INSERT OR UPDATE ON features."${table}" FOR EACH ROW EXECUTE FUNCTION features."${table}_full"()`);
     const stream = generateStream({ count: 200, entities: 20, prefix: `${name}:`, invalidRate: 0 });
     await producer.send({ topic, acks: -1, messages: stream.lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
-    const consumer = await startService('consumer', { ...serverEnv(), FEATURE_GROUP: `default/${name}` }, `${name}-consumer`);
-    await consumer.waitReady();
+    const consumer = await startConsumer(name);
     await eventually(async () => ((await consumer.metric('featurestore_consumer_retries_total')) >= 3 ? true : undefined), 'three failed attempts');
     const { rows } = await pool.query<{ last_error: string | null }>('SELECT last_error FROM featurestore.consumer_offsets WHERE consumer_group = $1', [`featurestore.default.${name}`]);
     expect(rows[0]?.last_error).toMatch(/disk is full/);
