@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import { CRD_FILE, renderFeatureGroupCrd } from '../core/featuregroup/crd';
+import { CRD_FILE, renderFeatureGroupCrd } from './featuregroup-crd';
 
 const USAGE = 'usage: node dist/crds/generate.js [--check] [--out <file>]   (run from the repository root)';
 

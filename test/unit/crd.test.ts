@@ -12,7 +12,7 @@ import {
   renderFeatureGroupCrd,
   toStructural,
   type JsonObject,
-} from '../../core/featuregroup/crd';
+} from '../../crds/featuregroup-crd';
 import { IDENTIFIER_PATTERN, TOPIC_PATTERN, featureGroupSchema } from '../../core/featuregroup/schema';
 
 const root = join(__dirname, '../..');

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { stringify } from 'yaml';
-import { DURATION_PATTERN } from './duration';
+import { DURATION_PATTERN } from '../core/featuregroup/duration';
 import {
   AGGREGATE_FUNCTIONS,
   API_GROUP,
@@ -15,7 +15,7 @@ import {
   predicateSchema,
   type AggregateFunction,
   type FeatureType,
-} from './schema';
+} from '../core/featuregroup/schema';
 
 /**
  * The FeatureGroup CustomResourceDefinition, generated from the zod schema in ./schema.ts.
@@ -417,7 +417,7 @@ export function buildSpecSchema(): JsonObject {
       }
     },
   });
-  if (seen.size !== attach.size) throw new Error('crd: a refined zod schema is no longer part of the spec; update crd.ts');
+  if (seen.size !== attach.size) throw new Error('crd: a refined zod schema is no longer part of the spec; update crds/featuregroup-crd.ts');
   // Deep copy: zod may share one object between the places a schema is reused, and YAML would
   // write shared objects as anchors and aliases.
   const copy = JSON.parse(JSON.stringify(raw)) as JsonObject;
