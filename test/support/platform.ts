@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type IHeaders, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs';
 import { Pool } from 'pg';
 import { featureGroupSpecSchema, type FeatureGroupSpecInput, type GroupRef } from '../../core/featuregroup/schema';
 import { migrationsDir } from '../../core/paths';
@@ -72,6 +72,10 @@ function headersOf(headers: IHeaders | undefined): Record<string, string> {
   return out;
 }
 
+function recordOf(partition: number, m: KafkaMessage): ReadRecord {
+  return { partition, offset: BigInt(m.offset), key: m.key?.toString() ?? null, value: m.value?.toString() ?? '', headers: headersOf(m.headers) };
+}
+
 /** Reads a topic from the beginning until `count` records arrived (or the timeout says how many did). */
 export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 60_000): Promise<ReadRecord[]> {
   const consumer = kafka.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 100 });
@@ -87,9 +91,7 @@ export async function readTopic(kafka: Kafka, topic: string, count: number, time
       }
       void consumer.run({
         eachBatch: async ({ batch }) => {
-          for (const m of batch.messages) {
-            records.push({ partition: batch.partition, offset: BigInt(m.offset), key: m.key?.toString() ?? null, value: m.value?.toString() ?? '', headers: headersOf(m.headers) });
-          }
+          for (const m of batch.messages) records.push(recordOf(batch.partition, m));
           if (records.length >= count) {
             clearTimeout(timer);
             resolve();
@@ -127,9 +129,7 @@ export async function readToEnd(kafka: Kafka, topic: string, timeoutMs = 60_000)
       if (finishIfDone()) return;
       void consumer.run({
         eachBatch: async ({ batch }) => {
-          for (const m of batch.messages) {
-            records.push({ partition: batch.partition, offset: BigInt(m.offset), key: m.key?.toString() ?? null, value: m.value?.toString() ?? '', headers: headersOf(m.headers) });
-          }
+          for (const m of batch.messages) records.push(recordOf(batch.partition, m));
           const end = ends.get(batch.partition);
           if (end !== undefined && BigInt(batch.lastOffset()) + 1n >= end) ends.delete(batch.partition);
           finishIfDone();
