@@ -59,6 +59,7 @@ async function main(): Promise<void> {
   consumer.kill('SIGTERM');
   const rows = Number((await pool.query(`SELECT count(*) AS n FROM features."${group.table}"`)).rows[0].n);
   const postgres = statements ? await postgresTimePerEvent(pool, group.table, events) : 'pg_stat_statements is not loaded';
+  const updates = await hotUpdates(pool, group.table);
   await group.drop();
   await pool.end();
   const result = {
@@ -72,8 +73,25 @@ async function main(): Promise<void> {
     events_per_second: Math.round((events - first) / seconds),
     preload_events_per_second: preloadRate,
     postgres_exec_us_per_event: postgres,
+    hot_updates: updates,
   };
   console.log(JSON.stringify(result));
+}
+
+/**
+ * Share of row updates per table that were HOT (no index entry written), from pg_stat_user_tables:
+ * the value and tiles tables' fillfactor leaves room on each page for the next version of its rows.
+ */
+async function hotUpdates(pool: Pool, table: string): Promise<Record<string, { updates: number; hot_share: number }>> {
+  // Statistics reach the view asynchronously: the ones of the last transactions may lag a moment.
+  await new Promise((r) => setTimeout(r, 1_000));
+  const result = await pool.query<{ relname: string; upd: string; hot: string }>(
+    'SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE schemaname = $1 AND relname LIKE $2',
+    ['features', `${table}%`],
+  );
+  return Object.fromEntries(
+    result.rows.map((r) => [r.relname === table ? 'values' : r.relname.slice(table.length + 2), { updates: Number(r.upd), hot_share: Number(r.upd) ? Number((Number(r.hot) / Number(r.upd)).toFixed(3)) : 0 }]),
+  );
 }
 
 /** Postgres execution time per event, by statement kind (from pg_stat_statements). */

@@ -1,6 +1,7 @@
 import type { PoolClient } from 'pg';
 import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
 import type { OffsetEvent } from '../storage/writer';
+import { int4Array, int8Array, textArray } from '../storage/binary-arrays';
 import { isNumericAggregate, type AggregateFeature } from './tiles';
 
 /**
@@ -56,7 +57,7 @@ export class AggregateLogWriter {
 
   constructor(table: string, private readonly features: readonly AggregateFeature[]) {
     const columns = ['entity_id', 'event_ms', 'kafka_partition', 'kafka_offset', ...features.map(valueColumn)];
-    const inputs = ['$1::text[]', '$2::bigint[]', '$3::int[]', '$4::bigint[]', ...features.map((f, k) => `$${5 + k}::${valueType(f)}[]`)];
+    const inputs = ['$1::text[]', '$2::bigint[]', '$3::int[]', '$4::bigint[]', ...features.map((f, k) => `$${5 + k}::text[]::${valueType(f)}[]`)];
     this.sql =
       `INSERT INTO ${qualified(FEATURES_SCHEMA, aggregateLogTableFor(table))} (${columns.map(quoteIdent).join(', ')})\n` +
       `SELECT * FROM unnest(${inputs.join(', ')})\nON CONFLICT DO NOTHING`;
@@ -64,15 +65,20 @@ export class AggregateLogWriter {
   }
 
   async write(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void> {
-    const columns: unknown[][] = [[], [], [], [], ...this.features.map(() => [])];
+    const entities: string[] = [];
+    const times: number[] = [];
+    const offsets: number[] = [];
+    const values: (string | null)[][] = this.features.map(() => []);
     for (const { offset, event } of events) {
       if (!this.features.some((f) => event.contributions[f.index] !== undefined)) continue;
-      columns[0]!.push(event.entityId);
-      columns[1]!.push(event.eventTimeMs);
-      columns[2]!.push(partition);
-      columns[3]!.push(offset);
-      this.features.forEach((f, k) => columns[4 + k]!.push(event.contributions[f.index] ?? null));
+      entities.push(event.entityId);
+      times.push(event.eventTimeMs);
+      offsets.push(offset);
+      this.features.forEach((f, k) => values[k]!.push(event.contributions[f.index] ?? null));
     }
-    if (columns[0]!.length > 0) await client.query({ name: this.name, text: this.sql, values: columns });
+    if (entities.length === 0) return;
+    const partitions = new Array<number>(entities.length).fill(partition);
+    const params = [textArray(entities), int8Array(times), int4Array(partitions), int8Array(offsets), ...values.map(textArray)];
+    await client.query({ name: this.name, text: this.sql, values: params });
   }
 }

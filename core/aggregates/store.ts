@@ -1,6 +1,7 @@
 import type { PoolClient } from 'pg';
 import type { OffsetEvent } from '../storage/writer';
 import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
+import { int4Array, int8Array, textArray } from '../storage/binary-arrays';
 import { AggregateLogWriter } from './log';
 import { isNumericAggregate, tileStart, type AggregateFeature } from './tiles';
 
@@ -58,8 +59,9 @@ export function tilesDdl(table: string, features: readonly AggregateFeature[], o
     return [
       `CREATE TABLE IF NOT EXISTS ${tiles} (\n  entity_id text NOT NULL,\n  tile_start bigint NOT NULL,\n  tile_ms integer NOT NULL,\n` +
         columns.map(([name, type]) => `  ${quoteIdent(name)} ${type},\n`).join('') +
-        // Size before start: a window's tiles of one size are one contiguous index range.
-        '  PRIMARY KEY (entity_id, tile_ms, tile_start)\n)',
+        // Size before start: a window's tiles of one size are one contiguous index range. The
+        // fillfactor leaves room for HOT updates, as in the value table.
+        '  PRIMARY KEY (entity_id, tile_ms, tile_start)\n) WITH (fillfactor = 70)',
       // Retention deletes by age across entities. Tiles arrive roughly in time order, so a BRIN
       // index finds old ones at almost no cost per write (a btree here cost an index insert per row).
       `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${tilesTableFor(table).slice(0, 55)}_age`)} ON ${tiles} USING brin (tile_start)`,
@@ -105,7 +107,7 @@ export function buildTileUpsertSql(table: string, features: readonly AggregateFe
   features.forEach((f, k) => {
     const v = `v${k}`;
     const c = tileColumns(f);
-    inputs.push(`$${6 + k}::${isNumericAggregate(f) ? 'numeric' : f.fn === 'last_n' ? 'jsonb' : 'text'}[]`);
+    inputs.push(`$${6 + k}::text[]${isNumericAggregate(f) ? '::numeric[]' : f.fn === 'last_n' ? '::jsonb[]' : ''}`);
     insert.push(c.count, c.lastTs);
     select.push(
       grouped ? `count(${v})` : `(${v} IS NOT NULL)::int`,
@@ -148,7 +150,7 @@ export function buildTileUpsertSql(table: string, features: readonly AggregateFe
  * Column-major parameters for buildTileUpsertSql: one row per (event, tile size) that any feature
  * counts, ordered by key (a consistent lock order across concurrent batches).
  */
-export function tileParams(features: readonly AggregateFeature[], events: readonly OffsetEvent[]): { params: unknown[][]; unique: boolean } | undefined {
+export function tileParams(features: readonly AggregateFeature[], events: readonly OffsetEvent[]): { params: Buffer[]; unique: boolean } | undefined {
   const sizes = [...new Set(features.map((f) => f.tileMs))];
   const rows: { entity: string; start: number; size: number; ts: number; offset: number; values: (string | null)[] }[] = [];
   for (const { offset, event } of events) {
@@ -168,12 +170,12 @@ export function tileParams(features: readonly AggregateFeature[], events: readon
   rows.sort((a, b) => (a.entity < b.entity ? -1 : a.entity > b.entity ? 1 : a.start - b.start || a.size - b.size));
   const unique = rows.every((r, i) => i === 0 || r.entity !== rows[i - 1]!.entity || r.start !== rows[i - 1]!.start || r.size !== rows[i - 1]!.size);
   const params = [
-    rows.map((r) => r.entity),
-    rows.map((r) => r.start),
-    rows.map((r) => r.size),
-    rows.map((r) => r.ts),
-    rows.map((r) => r.offset),
-    ...features.map((_, k) => rows.map((r) => r.values[k])),
+    textArray(rows.map((r) => r.entity)),
+    int8Array(rows.map((r) => r.start)),
+    int4Array(rows.map((r) => r.size)),
+    int8Array(rows.map((r) => r.ts)),
+    int8Array(rows.map((r) => r.offset)),
+    ...features.map((_, k) => textArray(rows.map((r) => r.values[k]!))),
   ];
   return { params, unique };
 }

@@ -3,6 +3,7 @@ import type { FeatureGroupSpec } from '../featuregroup/schema';
 import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
 import type { StoreLayout } from '../storage/layout';
 import type { OffsetEvent } from '../storage/writer';
+import { int4Array, int8Array, textArray } from '../storage/binary-arrays';
 
 /**
  * Append-only history of a group's value features, for point-in-time reads: one row per event and
@@ -38,19 +39,25 @@ export class HistoryWriter {
   }
 
   async write(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void> {
-    const columns: unknown[][] = [[], [], [], [], [], []];
+    const entities: string[] = [];
+    const features: string[] = [];
+    const times: number[] = [];
+    const offsets: number[] = [];
+    const values: string[] = [];
     for (const { offset, event } of events) {
       this.layout.features.forEach((feature, i) => {
         const value = event.values[i];
         if (value === undefined) return;
-        columns[0]!.push(event.entityId);
-        columns[1]!.push(feature.name);
-        columns[2]!.push(event.eventTimeMs);
-        columns[3]!.push(partition);
-        columns[4]!.push(offset);
-        columns[5]!.push(String(value));
+        entities.push(event.entityId);
+        features.push(feature.name);
+        times.push(event.eventTimeMs);
+        offsets.push(offset);
+        values.push(String(value));
       });
     }
-    if (columns[0]!.length > 0) await client.query({ name: this.name, text: this.sql, values: columns });
+    if (entities.length === 0) return;
+    const partitions = new Array<number>(entities.length).fill(partition);
+    const params = [textArray(entities), textArray(features), int8Array(times), int4Array(partitions), int8Array(offsets), textArray(values)];
+    await client.query({ name: this.name, text: this.sql, values: params });
   }
 }

@@ -5,6 +5,7 @@ import type { ExtractedEvent } from '../events/extract';
 import type { StoredValue } from '../events/values';
 import { ENTITY_COLUMN, COLUMN_TYPES, type StoreLayout } from './layout';
 import { continuityOf } from './continuity';
+import { int8Array, textArray } from './binary-arrays';
 import { PLATFORM_SCHEMA, qualified, quoteIdent, statementName } from './identifiers';
 
 /**
@@ -66,7 +67,8 @@ export function buildUpsertSql(layout: StoreLayout): string {
   for (const f of layout.features) {
     const n = columns.length;
     columns.push(f.value, f.eventTime, f.offset);
-    casts.push(`${COLUMN_TYPES[f.type].ddl}[]`, 'bigint[]', 'bigint[]');
+    // Values travel as text (binary text[]), and are converted by the column type's input function.
+    casts.push(f.type === 'string' ? 'text[]' : `text[]::${COLUMN_TYPES[f.type].ddl}[]`, 'bigint[]', 'bigint[]');
     selects.push(`u.c${n}`, timestamptzFromEpochMs(`u.c${n + 1}`), `u.c${n + 2}`);
     const [v, ts, off] = [quoteIdent(f.value), quoteIdent(f.eventTime), quoteIdent(f.offset)];
     const newer = `excluded.${ts} IS NOT NULL AND (t.${ts} IS NULL OR (excluded.${ts}, excluded.${off}) > (t.${ts}, t.${off}))`;
@@ -91,25 +93,31 @@ export function buildUpsertSql(layout: StoreLayout): string {
  */
 export const timestamptzFromEpochMs = (ms: string): string => `'epoch'::timestamptz + (${ms} / 1000) * interval '1 second' + (${ms} % 1000) * interval '1 millisecond'`;
 
-/** Column-major parameters for `buildUpsertSql`: one array per column, one element per entity. */
-export function upsertParams(layout: StoreLayout, rows: Map<string, EntityRow>): unknown[] {
+/** Column-major parameters for `buildUpsertSql`, binary arrays: one per column, one element per entity. */
+export function upsertParams(layout: StoreLayout, rows: Map<string, EntityRow>): Buffer[] {
   const n = layout.features.length;
-  const entityIds: string[] = [];
-  const columns: unknown[][] = Array.from({ length: n * 3 }, () => []);
+  const values: (string | null)[][] = Array.from({ length: n }, () => []);
+  const times: (number | null)[][] = Array.from({ length: n }, () => []);
+  const offsets: (number | null)[][] = Array.from({ length: n }, () => []);
   // Rows go in key order, so concurrent batches that share entities lock them in the same order.
   const ordered = [...rows.keys()].sort();
   for (const entityId of ordered) {
     const row = rows.get(entityId)!;
-    entityIds.push(entityId);
     for (let i = 0; i < n; i++) {
-      const observed = row.values[i] !== undefined;
-      columns[i * 3]!.push(observed ? row.values[i] : null);
-      columns[i * 3 + 1]!.push(observed ? row.times[i]! : null);
-      columns[i * 3 + 2]!.push(observed ? row.offsets[i]! : null);
+      const value = row.values[i];
+      const observed = value !== undefined;
+      values[i]!.push(observed ? storedText(value) : null);
+      times[i]!.push(observed ? row.times[i]! : null);
+      offsets[i]!.push(observed ? row.offsets[i]! : null);
     }
   }
-  return [entityIds, ...columns];
+  const params = [textArray(ordered)];
+  for (let i = 0; i < n; i++) params.push(textArray(values[i]!), int8Array(times[i]!), int8Array(offsets[i]!));
+  return params;
 }
+
+/** A stored value as the text its column's input function reads. */
+export const storedText = (value: StoredValue): string => (typeof value === 'string' ? value : String(value));
 
 const OFFSETS = qualified(PLATFORM_SCHEMA, 'consumer_offsets');
 /** Locks the partition's offset row (creating it at 0) and returns what is stored. */

@@ -3,6 +3,7 @@ import { quoteIdent, tableNameFor } from '../../core/storage/identifiers';
 import { layoutFor, planStore } from '../../core/storage/layout';
 import { derivedWriterPassword } from '../../core/storage/roles';
 import { buildUpsertSql, reduceByEntity, upsertParams } from '../../core/storage/writer';
+import { decodeBinaryArray } from '../support/pg-binary';
 
 const spec = featureGroupSpecSchema.parse({
   entity: { name: 'user', keyField: 'entity_id' },
@@ -74,15 +75,16 @@ describe('reduceByEntity', () => {
       2,
     );
     expect(rows.get('u')).toEqual({ times: [200, 100], offsets: [3, 2], values: ['tie-later', 5] });
-    const params = upsertParams(layout, rows);
+    const params = upsertParams(layout, rows).map(decodeBinaryArray);
     expect(params[0]).toEqual(['u', 'v']);
     expect(params[1]).toEqual(['tie-later', 'x']);
+    expect(params[4]).toEqual(['5', '1']);
     expect(params[6]).toEqual([2, 4]);
   });
 
   it('binds every value: the SQL holds no data', () => {
     const sql = buildUpsertSql(layout);
-    expect(sql).toContain('unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::double precision[]');
+    expect(sql).toContain('unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]::double precision[]');
     expect(sql).toContain("'epoch'::timestamptz + (u.c2 / 1000) * interval '1 second' + (u.c2 % 1000) * interval '1 millisecond'");
     expect(sql).toContain('(excluded."amount__ts", excluded."amount__off") > (t."amount__ts", t."amount__off")');
   });
