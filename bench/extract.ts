@@ -3,10 +3,12 @@
  * depth check, validation of every feature type and the event time). Prints ns per event.
  *   node dist/bench/extract.js [--events 1000000] [--core dist/core]   (--core: another build's core/, to compare)
  */
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type * as Extract from '../core/events/extract';
 import type * as Schema from '../core/featuregroup/schema';
+import type * as Compiled from '../core/featuregroup/compiled';
 
 function main(): void {
   const { values } = parseArgs({ options: { events: { type: 'string', default: '1000000' }, core: { type: 'string', default: join(__dirname, '..', 'core') } } });
@@ -25,7 +27,11 @@ function main(): void {
       { name: 'meta', type: 'json', from: 'meta' },
     ],
   });
-  const extract = compileExtractor(spec);
+  // Builds before the compiled group took the spec itself.
+  const compiledModule = join(core, 'featuregroup/compiled.js');
+  const extract = existsSync(compiledModule)
+    ? compileExtractor((require(compiledModule) as typeof Compiled).compileGroup({ namespace: 'default', name: 'bench' }, spec))
+    : (compileExtractor as unknown as (s: typeof spec) => ReturnType<typeof compileExtractor>)(spec);
   const count = Number(values.events);
   const base = Date.parse('2026-01-01T00:00:00Z');
   const records = Array.from({ length: 1_000 }, (_, n) => ({

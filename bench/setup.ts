@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { Pool } from 'pg';
+import { compileGroup } from '../core/featuregroup/compiled';
 import { featureGroupSpecSchema, type FeatureGroupSpec, type GroupRef } from '../core/featuregroup/schema';
 import { consumerGroupFor } from '../core/kafka';
 import { migrationsDir, projectRoot } from '../core/paths';
@@ -42,7 +43,7 @@ export async function benchGroup(pool: Pool, prefix: string, spec: Record<string
   const ref = { namespace: 'default', name };
   const topic = `${name}-events`;
   const parsed = featureGroupSpecSchema.parse({ entity: { name: 'user', keyField: 'entity_id' }, source: { topic, eventTimeField: 'timestamp' }, ...spec });
-  const { table } = await applyStore(pool, ref, parsed, 1);
+  const { table } = await applyStore(pool, compileGroup(ref, parsed), 1);
   return { ref, name, topic, spec: parsed, table, drop: () => dropStore(pool, ref, consumerGroupFor(ref)) };
 }
 

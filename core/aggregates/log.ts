@@ -1,8 +1,8 @@
 import type { PoolClient } from 'pg';
-import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
-import type { OffsetEvent } from '../storage/writer';
+import type { OffsetEvent } from '../events/extract';
+import { isNumericAggregate, type AggregateFeature, type CompiledGroup } from '../featuregroup/compiled';
+import { quoteIdent, statementName } from '../storage/identifiers';
 import { int4Array, int8Array, textArray } from '../storage/binary-arrays';
-import { isNumericAggregate, type AggregateFeature } from './tiles';
 
 /**
  * The aggregate log: one row per event that counts in any aggregate, with what it adds to each
@@ -13,19 +13,19 @@ import { isNumericAggregate, type AggregateFeature } from './tiles';
  * index range per entity. Cost per event: one row of about 40 bytes plus the entity id and the
  * values, and its index entry.
  */
-export const aggregateLogTableFor = (table: string): string => companionTableName(table, 'agglog');
 
 const valueColumn = (feature: AggregateFeature): string => `${feature.name}__v`;
 const valueType = (feature: AggregateFeature): string => (isNumericAggregate(feature) ? 'numeric' : feature.fn === 'last_n' ? 'jsonb' : 'smallint');
 
-export function aggregateLogDdl(table: string, features: readonly AggregateFeature[], observed: ReadonlySet<string> | undefined): string[] {
-  const log = qualified(FEATURES_SCHEMA, aggregateLogTableFor(table));
+export function aggregateLogDdl(group: CompiledGroup, observed: ReadonlySet<string> | undefined): string[] {
+  const log = group.tables.aggregateLog.sql;
+  const features = group.aggregates;
   if (observed === undefined) {
     return [
       `CREATE TABLE IF NOT EXISTS ${log} (\n  entity_id text NOT NULL,\n  event_ms bigint NOT NULL,\n  kafka_partition integer NOT NULL,\n  kafka_offset bigint NOT NULL,\n` +
         features.map((f) => `  ${quoteIdent(valueColumn(f))} ${valueType(f)},\n`).join('') +
         '  PRIMARY KEY (entity_id, event_ms, kafka_partition, kafka_offset)\n)',
-      `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${aggregateLogTableFor(table).slice(0, 55)}_age`)} ON ${log} USING brin (event_ms)`,
+      `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${group.tables.aggregateLog.name.slice(0, 55)}_age`)} ON ${log} USING brin (event_ms)`,
     ];
   }
   const additions = features.filter((f) => !observed.has(valueColumn(f))).map((f) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(valueColumn(f))} ${valueType(f)}`);
@@ -55,11 +55,15 @@ export class AggregateLogWriter {
   private readonly sql: string;
   private readonly name: string;
 
-  constructor(table: string, private readonly features: readonly AggregateFeature[]) {
+  private readonly features: readonly AggregateFeature[];
+
+  constructor(group: CompiledGroup) {
+    const features = group.aggregates;
+    this.features = features;
     const columns = ['entity_id', 'event_ms', 'kafka_partition', 'kafka_offset', ...features.map(valueColumn)];
     const inputs = ['$1::text[]', '$2::bigint[]', '$3::int[]', '$4::bigint[]', ...features.map((f, k) => `$${5 + k}::text[]::${valueType(f)}[]`)];
     this.sql =
-      `INSERT INTO ${qualified(FEATURES_SCHEMA, aggregateLogTableFor(table))} (${columns.map(quoteIdent).join(', ')})\n` +
+      `INSERT INTO ${group.tables.aggregateLog.sql} (${columns.map(quoteIdent).join(', ')})\n` +
       `SELECT * FROM unnest(${inputs.join(', ')})\nON CONFLICT DO NOTHING`;
     this.name = statementName('agglog', this.sql);
   }

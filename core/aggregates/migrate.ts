@@ -1,23 +1,23 @@
+import type { CompiledGroup } from '../featuregroup/compiled';
 import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, quoteLiteral } from '../storage/identifiers';
-import { tileColumns, tilesDdl, tilesTableFor } from './store';
-import type { AggregateFeature } from './tiles';
+import { tileColumns, tilesDdl } from './store';
 
 /**
  * Moves a tiles table of the first layout (one row per entity, feature and tile: columns feature,
  * count, sum, min, max, last_ts, last_values) to one row per entity and tile, keeping every partial
  * of the features the spec still has. Runs inside applyStore's transaction: all or nothing.
  */
-export function narrowTilesMigration(table: string, features: readonly AggregateFeature[]): string[] {
-  const current = qualified(FEATURES_SCHEMA, tilesTableFor(table));
-  const oldName = companionTableName(table, 'tiles_v1');
+export function narrowTilesMigration(group: CompiledGroup): string[] {
+  const current = group.tables.tiles.sql;
+  const oldName = companionTableName(group.tables.values.name, 'tiles_v1');
   const old = qualified(FEATURES_SCHEMA, oldName);
   const statements = [
     `ALTER TABLE ${current} RENAME TO ${quoteIdent(oldName)}`,
     // The age index moves with the renamed table; its name is needed again for the new one.
-    `ALTER INDEX IF EXISTS ${qualified(FEATURES_SCHEMA, `${tilesTableFor(table).slice(0, 55)}_age`)} RENAME TO ${quoteIdent(`${oldName.slice(0, 55)}_age`)}`,
-    ...tilesDdl(table, features, undefined),
+    `ALTER INDEX IF EXISTS ${qualified(FEATURES_SCHEMA, `${group.tables.tiles.name.slice(0, 55)}_age`)} RENAME TO ${quoteIdent(`${oldName.slice(0, 55)}_age`)}`,
+    ...tilesDdl(group, undefined),
   ];
-  for (const f of features) {
+  for (const f of group.aggregates) {
     const c = tileColumns(f);
     const pairs: [string, string][] = [
       [c.count, 'count'],

@@ -1,10 +1,11 @@
 import type { Pool } from 'pg';
 import type { JsonValue } from '../events/path';
 import type { StoredEntity, StoredFeature } from '../storage/reader';
-import { FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
+import type { AggregateFeature, TableName } from '../featuregroup/compiled';
+import { quoteIdent, statementName } from '../storage/identifiers';
 import { formatTime } from '../time';
-import { lastNMerge, tileColumns, tilesTableFor } from './store';
-import { windowTiles, type AggregateFeature } from './tiles';
+import { lastNMerge, tileColumns } from './store';
+import { windowTiles } from './tiles';
 
 /** The partial aggregates of one window, summed over its tiles (see windowSums). */
 export interface WindowSums {
@@ -109,9 +110,9 @@ export class AggregateReader {
   private readonly name: string;
   private readonly sizes: number[];
 
-  constructor(table: string, readonly features: readonly AggregateFeature[]) {
+  constructor(tilesTable: TableName, readonly features: readonly AggregateFeature[]) {
     this.sizes = [...new Set(features.map((f) => f.tileMs))];
-    const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
+    const tiles = tilesTable.sql;
     // One index range per entity and tile size ($2: sizes, $3/$4: the range each size's features need).
     this.text =
       `SELECT t.entity_id,\n  ${windowSums(features, (k) => [`$${5 + k * 2}`, `$${6 + k * 2}`])}\n` +

@@ -1,9 +1,10 @@
 import type { PoolClient } from 'pg';
-import type { OffsetEvent } from '../storage/writer';
-import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
+import type { OffsetEvent } from '../events/extract';
+import { isNumericAggregate, type AggregateFeature, type CompiledGroup } from '../featuregroup/compiled';
+import { quoteIdent, statementName } from '../storage/identifiers';
 import { int4Array, int8Array, textArray } from '../storage/binary-arrays';
 import { AggregateLogWriter } from './log';
-import { isNumericAggregate, tileStart, type AggregateFeature } from './tiles';
+import { tileStart } from './tiles';
 
 /**
  * One row per (entity, tile start, tile size) holding the partial aggregates of every aggregate
@@ -17,7 +18,6 @@ import { isNumericAggregate, tileStart, type AggregateFeature } from './tiles';
  *   <f>__last   last_n: the `limit` newest [event ms, offset, value] of the tile, newest first
  * Keyed by the entity first, like the value table, so a distributed Postgres can co-locate rows.
  */
-export const tilesTableFor = (table: string): string => companionTableName(table, 'tiles');
 
 export interface TileColumns {
   count: string;
@@ -52,9 +52,9 @@ export function tileColumnTypes(features: readonly AggregateFeature[]): [string,
 }
 
 /** The tiles table's DDL given the columns it has now (undefined: no table yet). */
-export function tilesDdl(table: string, features: readonly AggregateFeature[], observed: ReadonlySet<string> | undefined): string[] {
-  const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
-  const columns = tileColumnTypes(features);
+export function tilesDdl(group: CompiledGroup, observed: ReadonlySet<string> | undefined): string[] {
+  const tiles = group.tables.tiles.sql;
+  const columns = tileColumnTypes(group.aggregates);
   if (observed === undefined) {
     return [
       `CREATE TABLE IF NOT EXISTS ${tiles} (\n  entity_id text NOT NULL,\n  tile_start bigint NOT NULL,\n  tile_ms integer NOT NULL,\n` +
@@ -64,7 +64,7 @@ export function tilesDdl(table: string, features: readonly AggregateFeature[], o
         '  PRIMARY KEY (entity_id, tile_ms, tile_start)\n) WITH (fillfactor = 70)',
       // Retention deletes by age across entities. Tiles arrive roughly in time order, so a BRIN
       // index finds old ones at almost no cost per write (a btree here cost an index insert per row).
-      `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${tilesTableFor(table).slice(0, 55)}_age`)} ON ${tiles} USING brin (tile_start)`,
+      `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${group.tables.tiles.name.slice(0, 55)}_age`)} ON ${tiles} USING brin (tile_start)`,
     ];
   }
   const additions = columns.filter(([name]) => !observed.has(name)).map(([name, type]) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(name)} ${type}`);
@@ -75,10 +75,9 @@ export function tilesDdl(table: string, features: readonly AggregateFeature[], o
  * Tiles tables made before the key led with the tile size: re-key them (one rewrite of the index,
  * under the table's lock, inside applyStore's transaction). `primaryKey` is the key's columns in order.
  */
-export function tilesKeyMigration(table: string, primaryKey: { name: string; columns: string[] } | undefined): string[] {
+export function tilesKeyMigration(group: CompiledGroup, primaryKey: { name: string; columns: string[] } | undefined): string[] {
   if (!primaryKey || primaryKey.columns.join(',') !== 'entity_id,tile_start,tile_ms') return [];
-  const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
-  return [`ALTER TABLE ${tiles} DROP CONSTRAINT ${quoteIdent(primaryKey.name)}, ADD PRIMARY KEY (entity_id, tile_ms, tile_start)`];
+  return [`ALTER TABLE ${group.tables.tiles.sql} DROP CONSTRAINT ${quoteIdent(primaryKey.name)}, ADD PRIMARY KEY (entity_id, tile_ms, tile_start)`];
 }
 
 /**
@@ -97,8 +96,9 @@ export const lastNMerge = (values: string, keep: number): string =>
  * numeric sums); where every key is unique, that fold is skipped (a quarter of the statement's
  * cost). Column names are validated feature names.
  */
-export function buildTileUpsertSql(table: string, features: readonly AggregateFeature[], grouped = true): string {
-  const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
+export function buildTileUpsertSql(group: CompiledGroup, grouped = true): string {
+  const tiles = group.tables.tiles.sql;
+  const features = group.aggregates;
   const insert: string[] = ['entity_id', 'tile_start', 'tile_ms'];
   const select: string[] = ['ent', 'start_ms', 'size_ms'];
   const update: string[] = [];
@@ -186,13 +186,16 @@ export class TileWriter {
   private readonly statements: { name: string; text: string }[];
   private readonly log: AggregateLogWriter | undefined;
 
-  /** `keepLog`: the group keeps history, so its windows' heads are answered from the log at a past T. */
-  constructor(table: string, private readonly features: readonly AggregateFeature[], keepLog = false) {
+  /** Groups with history keep the aggregate log: their windows' heads at a past T are answered from it. */
+  private readonly features: readonly AggregateFeature[];
+
+  constructor(group: CompiledGroup) {
+    this.features = group.aggregates;
     this.statements = [true, false].map((grouped) => {
-      const text = features.length ? buildTileUpsertSql(table, features, grouped) : '';
+      const text = group.aggregates.length ? buildTileUpsertSql(group, grouped) : '';
       return { name: statementName('tiles', text), text };
     });
-    this.log = keepLog && features.length ? new AggregateLogWriter(table, features) : undefined;
+    this.log = group.keepsAggregateLog ? new AggregateLogWriter(group) : undefined;
   }
 
   get active(): boolean {

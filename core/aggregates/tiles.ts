@@ -1,6 +1,3 @@
-import { parseDuration } from '../featuregroup/duration';
-import type { Aggregate, Feature, FeatureGroupSpec } from '../featuregroup/schema';
-
 /**
  * Window aggregates are kept as partial aggregates in event-time tiles and combined at read time.
  *
@@ -36,39 +33,3 @@ export const tileStart = (timeMs: number, tileMs: number): number => Math.floor(
 export function windowTiles(atMs: number, windowMs: number, tileMs: number): { tail: number; head: number } {
   return { tail: tileStart(atMs - windowMs, tileMs), head: tileStart(atMs, tileMs) };
 }
-
-export interface AggregateFeature {
-  /** Index among the group's aggregate features (order of the spec). */
-  index: number;
-  name: string;
-  type: Feature['type'];
-  fn: Aggregate['fn'];
-  field: string | undefined;
-  windowMs: number;
-  tileMs: number;
-  /** last_n only: how many values are kept. */
-  limit: number;
-  where: Aggregate['where'];
-}
-
-export function aggregateFeatures(spec: FeatureGroupSpec): AggregateFeature[] {
-  return spec.features
-    .filter((f): f is Feature & { aggregate: Aggregate } => f.aggregate !== undefined)
-    .map((f, index) => {
-      const windowMs = parseDuration(f.aggregate.window);
-      return {
-        index,
-        name: f.name,
-        type: f.type,
-        fn: f.aggregate.fn,
-        field: f.aggregate.field,
-        windowMs,
-        tileMs: tileSizeFor(windowMs),
-        limit: f.aggregate.limit ?? 0,
-        where: f.aggregate.where,
-      };
-    });
-}
-
-/** Aggregates kept as numeric partials (sum, min and max of the field); count and last_n are not. */
-export const isNumericAggregate = (feature: AggregateFeature): boolean => feature.fn !== 'count' && feature.fn !== 'last_n';

@@ -1,6 +1,6 @@
 import { jsonDepth, MAX_JSON_DEPTH } from './depth';
-import { aggregateFeatures, type AggregateFeature } from '../aggregates/tiles';
-import type { Feature, FeatureGroupSpec, Predicate } from '../featuregroup/schema';
+import type { AggregateFeature, CompiledGroup } from '../featuregroup/compiled';
+import type { Predicate } from '../featuregroup/schema';
 import { compilePath, isJsonObject, type JsonObject, type JsonValue } from './path';
 import { convertValue, MAX_TIME_MS, MIN_TIME_MS, parseEventTime, textProblem, type StoredValue } from './values';
 
@@ -16,13 +16,23 @@ export interface RawRecord {
 export interface ExtractedEvent {
   entityId: string;
   eventTimeMs: number;
-  /** Aligned with `valueFeatures(spec)`; undefined where the event does not carry the feature. */
+  /** Aligned with the group's `values`; undefined where the event does not carry the feature. */
   values: (StoredValue | undefined)[];
   /**
-   * Aligned with `aggregateFeatures(spec)`; undefined where the event does not count. count: 1;
+   * Aligned with the group's `aggregates`; undefined where the event does not count. count: 1;
    * sum/avg/min/max: the number as exact decimal text (timestamps as epoch ms); last_n: JSON text.
    */
   contributions: (string | undefined)[];
+}
+
+/**
+ * An event with its Kafka offset. Offsets are int64; they are handled as JS numbers, exact below
+ * 2^53 (a partition would need nine quadrillion records to pass it), which keeps BigInt off the
+ * per-event path.
+ */
+export interface OffsetEvent {
+  offset: number;
+  event: ExtractedEvent;
 }
 
 export type Extraction =
@@ -39,10 +49,6 @@ export const ENTITY_ID_RULE = `a non-empty string of at most ${MAX_ENTITY_ID_BYT
 /** A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, two units, is 4): shorter ids need no byte count. */
 const SURELY_SHORT = Math.floor(MAX_ENTITY_ID_BYTES / 3);
 
-/** Features computed from the latest value of one field (aggregates are computed elsewhere). */
-export function valueFeatures(spec: FeatureGroupSpec): (Feature & { from: string })[] {
-  return spec.features.filter((f): f is Feature & { from: string } => f.from !== undefined);
-}
 
 function compilePredicate(predicate: Predicate): (event: JsonObject) => boolean {
   const get = compilePath(predicate.field);
@@ -92,12 +98,13 @@ export function entityIdOf(value: JsonValue | undefined): string | undefined {
  * Compiles a group's spec into a function from a Kafka record to its typed feature values.
  * Everything derivable from the spec is done here once, not per event.
  */
-export function compileExtractor(spec: FeatureGroupSpec): (record: RawRecord) => Extraction {
+export function compileExtractor(group: CompiledGroup): (record: RawRecord) => Extraction {
+  const { spec } = group;
   const getKey = compilePath(spec.entity.keyField);
   const getTime = spec.source.eventTimeField ? compilePath(spec.source.eventTimeField) : undefined;
   const passes = spec.source.filter ? compilePredicate(spec.source.filter) : () => true;
-  const features = valueFeatures(spec).map((f) => ({ name: f.name, type: f.type, get: compilePath(f.from) }));
-  const aggregates = aggregateFeatures(spec).map(compileContribution);
+  const features = group.values.map((f) => ({ name: f.name, type: f.type, get: compilePath(f.from) }));
+  const aggregates = group.aggregates.map(compileContribution);
   const keyField = spec.entity.keyField;
   const timeField = spec.source.eventTimeField;
 

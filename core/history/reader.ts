@@ -1,13 +1,12 @@
 import type { Pool } from 'pg';
-import { aggregateLogTableFor, logPartials } from '../aggregates/log';
+import { logPartials } from '../aggregates/log';
 import { lastNOfLists, sumsAt, tilePartials, windowValue } from '../aggregates/reader';
-import { tilesTableFor } from '../aggregates/store';
-import { windowTiles, type AggregateFeature } from '../aggregates/tiles';
+import { windowTiles } from '../aggregates/tiles';
+import type { AggregateFeature, CompiledGroup, ValueFeature } from '../featuregroup/compiled';
 import type { JsonValue } from '../events/path';
 import type { FeatureType } from '../featuregroup/schema';
-import { FEATURES_SCHEMA, qualified, statementName } from '../storage/identifiers';
+import { statementName } from '../storage/identifiers';
 import { formatTime } from '../time';
-import { historyTableFor } from './store';
 
 /** One (entity, time) a training row asks about. */
 export interface PointInTime {
@@ -54,16 +53,18 @@ export class HistoricalReader {
   private readonly aggregatesSql: string;
   private readonly aggregatesName: string;
 
-  constructor(
-    table: string,
-    private readonly valueFeatures: readonly { name: string; type: FeatureType }[],
-    private readonly aggregates: readonly AggregateFeature[],
-  ) {
+  private readonly valueFeatures: readonly ValueFeature[];
+  private readonly aggregates: readonly AggregateFeature[];
+
+  constructor(group: CompiledGroup) {
+    const aggregates = group.aggregates;
+    this.valueFeatures = group.values;
+    this.aggregates = aggregates;
     this.valuesSql =
       `SELECT r.i::int AS i, f.feature, h.value, h.event_ms::text AS event_ms\n` +
       `FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r(entity_id, at_ms, i)\n` +
       `CROSS JOIN unnest($3::text[]) AS f(feature)\n` +
-      `JOIN LATERAL (SELECT value, event_ms FROM ${qualified(FEATURES_SCHEMA, historyTableFor(table))} h\n` +
+      `JOIN LATERAL (SELECT value, event_ms FROM ${group.tables.history.sql} h\n` +
       `  WHERE h.entity_id = r.entity_id AND h.feature = f.feature AND h.event_ms <= r.at_ms\n` +
       `  ORDER BY h.event_ms DESC, h.kafka_offset DESC LIMIT 1) h ON true`;
     this.valuesName = statementName('asof', this.valuesSql);
@@ -92,10 +93,10 @@ export class HistoricalReader {
     this.aggregatesSql =
       `SELECT w.i,\n  ${merged || 'NULL'}\n` +
       `FROM unnest(${inputs.join(', ')}) AS w(i, entity_id, at_ms${bounds.map((b) => `, ${b}`).join('')})\n` +
-      `LEFT JOIN LATERAL (SELECT ${tileCols.join(', ') || 'NULL'} FROM ${qualified(FEATURES_SCHEMA, tilesTableFor(table))} t\n` +
+      `LEFT JOIN LATERAL (SELECT ${tileCols.join(', ') || 'NULL'} FROM ${group.tables.tiles.sql} t\n` +
       `  WHERE t.entity_id = w.entity_id AND t.tile_ms = ANY('{${[...new Set(aggregates.map((f) => Math.trunc(f.tileMs)))].join(',')}}'::int[])\n` +
       `    AND t.tile_start >= ${least(aggregates.map((_, k) => `w.tail${k}`))} AND t.tile_start < ${greatest(aggregates.map((_, k) => `w.head${k}`))}) tl ON true\n` +
-      `LEFT JOIN LATERAL (SELECT ${logCols.join(', ') || 'NULL'} FROM ${qualified(FEATURES_SCHEMA, aggregateLogTableFor(table))} l\n` +
+      `LEFT JOIN LATERAL (SELECT ${logCols.join(', ') || 'NULL'} FROM ${group.tables.aggregateLog.sql} l\n` +
       `  WHERE l.entity_id = w.entity_id AND l.event_ms >= ${least(aggregates.map((_, k) => `w.head${k}`))} AND l.event_ms <= w.at_ms) hd ON true`;
     this.aggregatesName = statementName('asofagg', this.aggregatesSql);
   }

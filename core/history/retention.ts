@@ -1,14 +1,5 @@
 import type { Pool } from 'pg';
-import { aggregateLogTableFor } from '../aggregates/log';
-import { tilesTableFor } from '../aggregates/store';
-import type { AggregateFeature } from '../aggregates/tiles';
-import { parseDuration } from '../featuregroup/duration';
-import type { FeatureGroupSpec } from '../featuregroup/schema';
-import { FEATURES_SCHEMA, qualified } from '../storage/identifiers';
-import { historyEnabled, historyTableFor } from './store';
-
-/** History kept when spec.history.retention is not given. */
-export const DEFAULT_HISTORY_RETENTION_MS = 30 * 86_400_000;
+import type { CompiledGroup } from '../featuregroup/compiled';
 /** Rows deleted per statement: short transactions that never hold up the consumer's writes. */
 const DELETE_BATCH = 5_000;
 
@@ -26,14 +17,14 @@ export interface RetentionCutoffs {
  * kept while some window ending inside that span still covers it; without history, while the
  * online window does.
  */
-export function retentionCutoffs(spec: FeatureGroupSpec, aggregates: readonly AggregateFeature[], nowMs: number): RetentionCutoffs {
-  const keepsHistory = historyEnabled(spec);
-  const retention = keepsHistory ? (spec.history?.retention ? parseDuration(spec.history.retention) : DEFAULT_HISTORY_RETENTION_MS) : 0;
+export function retentionCutoffs(group: CompiledGroup, nowMs: number): RetentionCutoffs {
+  const { aggregates } = group;
+  const retention = group.history.retentionMs;
   return {
-    historyMs: keepsHistory ? nowMs - retention : undefined,
-    aggregateLogMs: keepsHistory && aggregates.length > 0 ? nowMs - retention - Math.max(...aggregates.map((a) => a.tileMs)) : undefined,
+    historyMs: group.history.enabled ? nowMs - retention : undefined,
+    aggregateLogMs: group.keepsAggregateLog ? nowMs - retention - Math.max(...aggregates.map((a) => a.tileMs)) : undefined,
     // A tile row holds every aggregate of its size: it stays for the longest of their windows.
-    tiles: [...new Set(aggregates.map((a) => a.tileMs))].map((tileMs) => ({
+    tiles: group.tileSizes.map((tileMs) => ({
       tileMs,
       beforeMs: nowMs - retention - Math.max(...aggregates.filter((a) => a.tileMs === tileMs).map((a) => a.windowMs)) - tileMs,
     })),
@@ -41,9 +32,9 @@ export function retentionCutoffs(spec: FeatureGroupSpec, aggregates: readonly Ag
 }
 
 /** Deletes expired tiles and history in small batches; returns how many rows went. */
-export async function applyRetention(pool: Pool, table: string, cutoffs: RetentionCutoffs): Promise<{ tiles: number; history: number; aggregateLog: number }> {
+export async function applyRetention(pool: Pool, group: CompiledGroup, cutoffs: RetentionCutoffs): Promise<{ tiles: number; history: number; aggregateLog: number }> {
   const removed = { tiles: 0, history: 0, aggregateLog: 0 };
-  const tiles = qualified(FEATURES_SCHEMA, tilesTableFor(table));
+  const tiles = group.tables.tiles.sql;
   for (const { tileMs, beforeMs } of cutoffs.tiles) {
     for (;;) {
       const result = await pool.query(
@@ -55,7 +46,7 @@ export async function applyRetention(pool: Pool, table: string, cutoffs: Retenti
     }
   }
   if (cutoffs.aggregateLogMs !== undefined) {
-    const log = qualified(FEATURES_SCHEMA, aggregateLogTableFor(table));
+    const log = group.tables.aggregateLog.sql;
     for (;;) {
       const result = await pool.query(`DELETE FROM ${log} WHERE ctid IN (SELECT ctid FROM ${log} WHERE event_ms < $1 LIMIT ${DELETE_BATCH})`, [cutoffs.aggregateLogMs]);
       removed.aggregateLog += result.rowCount ?? 0;
@@ -63,7 +54,7 @@ export async function applyRetention(pool: Pool, table: string, cutoffs: Retenti
     }
   }
   if (cutoffs.historyMs !== undefined) {
-    const history = qualified(FEATURES_SCHEMA, historyTableFor(table));
+    const history = group.tables.history.sql;
     for (;;) {
       // The newest row before the cutoff stays: it is the value as of any time just after it.
       const result = await pool.query(

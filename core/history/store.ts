@@ -1,8 +1,7 @@
 import type { PoolClient } from 'pg';
-import type { FeatureGroupSpec } from '../featuregroup/schema';
-import { companionTableName, FEATURES_SCHEMA, qualified, quoteIdent, statementName } from '../storage/identifiers';
-import type { StoreLayout } from '../storage/layout';
-import type { OffsetEvent } from '../storage/writer';
+import type { OffsetEvent } from '../events/extract';
+import type { CompiledGroup } from '../featuregroup/compiled';
+import { quoteIdent, statementName } from '../storage/identifiers';
 import { int4Array, int8Array, textArray } from '../storage/binary-arrays';
 
 /**
@@ -11,18 +10,14 @@ import { int4Array, int8Array, textArray } from '../storage/binary-arrays';
  * record's partition and offset, so a replay adds nothing. The key leads with entity and feature,
  * then event time: an as-of lookup is one index descent.
  */
-export const historyTableFor = (table: string): string => companionTableName(table, 'history');
-
-export const historyEnabled = (spec: FeatureGroupSpec): boolean => spec.history?.enabled === true;
-
-export function historyDdl(table: string): string[] {
-  const history = qualified(FEATURES_SCHEMA, historyTableFor(table));
+export function historyDdl(group: CompiledGroup): string[] {
+  const history = group.tables.history.sql;
   return [
     `CREATE TABLE IF NOT EXISTS ${history} (\n` +
       '  entity_id text NOT NULL,\n  feature text NOT NULL,\n  event_ms bigint NOT NULL,\n' +
       '  kafka_partition integer NOT NULL,\n  kafka_offset bigint NOT NULL,\n  value text NOT NULL,\n' +
       '  PRIMARY KEY (entity_id, feature, event_ms, kafka_partition, kafka_offset)\n)',
-    `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${historyTableFor(table).slice(0, 55)}_age`)} ON ${history} (event_ms)`,
+    `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${group.tables.history.name.slice(0, 55)}_age`)} ON ${history} (event_ms)`,
   ];
 }
 
@@ -30,9 +25,12 @@ export class HistoryWriter {
   private readonly sql: string;
   private readonly name: string;
 
-  constructor(table: string, private readonly layout: StoreLayout, readonly active: boolean) {
+  readonly active: boolean;
+
+  constructor(private readonly group: CompiledGroup) {
+    this.active = group.history.enabled && group.values.length > 0;
     this.sql =
-      `INSERT INTO ${qualified(FEATURES_SCHEMA, historyTableFor(table))} (entity_id, feature, event_ms, kafka_partition, kafka_offset, value)\n` +
+      `INSERT INTO ${group.tables.history.sql} (entity_id, feature, event_ms, kafka_partition, kafka_offset, value)\n` +
       `SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[], $6::text[])\n` +
       `ON CONFLICT DO NOTHING`;
     this.name = statementName('hist', this.sql);
@@ -45,7 +43,7 @@ export class HistoryWriter {
     const offsets: number[] = [];
     const values: string[] = [];
     for (const { offset, event } of events) {
-      this.layout.features.forEach((feature, i) => {
+      this.group.values.forEach((feature, i) => {
         const value = event.values[i];
         if (value === undefined) return;
         entities.push(event.entityId);

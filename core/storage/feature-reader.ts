@@ -1,9 +1,9 @@
 import type { Pool } from 'pg';
 import { AggregateReader } from '../aggregates/reader';
-import type { AggregateFeature } from '../aggregates/tiles';
+import type { AggregateFeature, CompiledGroup } from '../featuregroup/compiled';
 import { GroupReader, type StoredEntity, type StoredFeature } from './reader';
 import { quoteIdent, statementName } from './identifiers';
-import { ENTITY_COLUMN, type StoreLayout } from './layout';
+import { ENTITY_COLUMN } from './layout';
 
 /**
  * Reads any mix of a group's value features and window aggregates, aligned with the names asked
@@ -18,14 +18,14 @@ export class FeatureReader {
   /** For each requested name: [0 = value, 1 = aggregate, its index in that reader]. */
   private readonly slots: [0 | 1, number][];
 
-  constructor(layout: StoreLayout, aggregateFeatures: readonly AggregateFeature[], readonly featureNames: readonly string[]) {
-    const valueNames = featureNames.filter((n) => layout.features.some((f) => f.name === n));
-    const aggregateList = featureNames.map((n) => aggregateFeatures.find((a) => a.name === n)).filter((a): a is AggregateFeature => a !== undefined);
+  constructor(group: CompiledGroup, readonly featureNames: readonly string[]) {
+    const valueNames = featureNames.filter((n) => group.values.some((f) => f.name === n));
+    const aggregateList = featureNames.map((n) => group.aggregates.find((a) => a.name === n)).filter((a): a is AggregateFeature => a !== undefined);
     for (const name of featureNames) {
       if (!valueNames.includes(name) && !aggregateList.some((a) => a.name === name)) throw new Error(`unknown feature ${name}`);
     }
-    this.values = valueNames.length ? new GroupReader(layout, valueNames) : undefined;
-    this.aggregates = aggregateList.length ? new AggregateReader(layout.table, aggregateList) : undefined;
+    this.values = valueNames.length ? new GroupReader(group, valueNames) : undefined;
+    this.aggregates = aggregateList.length ? new AggregateReader(group.tables.tiles, aggregateList) : undefined;
     if (this.values && this.aggregates) {
       const text =
         `SELECT coalesce(v.${quoteIdent(ENTITY_COLUMN)}, a.entity_id), v.*, a.*\n` +

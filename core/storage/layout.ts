@@ -1,6 +1,6 @@
-import type { FeatureGroupSpec, FeatureType, GroupRef } from '../featuregroup/schema';
-import { valueFeatures } from '../events/extract';
-import { FEATURES_SCHEMA, qualified, quoteIdent, tableNameFor } from './identifiers';
+import type { CompiledGroup, ValueFeature } from '../featuregroup/compiled';
+import type { FeatureType } from '../featuregroup/schema';
+import { quoteIdent } from './identifiers';
 
 /** Postgres column type per feature type, as written in DDL and as information_schema reports it. */
 export const COLUMN_TYPES: Record<FeatureType, { ddl: string; reported: string }> = {
@@ -13,39 +13,6 @@ export const COLUMN_TYPES: Record<FeatureType, { ddl: string; reported: string }
 };
 
 export const ENTITY_COLUMN = 'entity_id';
-
-export interface FeatureColumns {
-  name: string;
-  type: FeatureType;
-  /** The value itself. */
-  value: string;
-  /** Event time of the stored value: an older event never overwrites a newer one. */
-  eventTime: string;
-  /** Kafka offset of the stored value: breaks event-time ties, later offset wins. */
-  offset: string;
-}
-
-export interface StoreLayout {
-  table: string;
-  /** Schema-qualified, quoted: safe to splice into SQL. */
-  sqlTable: string;
-  features: FeatureColumns[];
-}
-
-export function layoutFor(ref: GroupRef, spec: FeatureGroupSpec): StoreLayout {
-  const table = tableNameFor(ref);
-  return {
-    table,
-    sqlTable: qualified(FEATURES_SCHEMA, table),
-    features: valueFeatures(spec).map((f) => ({
-      name: f.name,
-      type: f.type,
-      value: f.name,
-      eventTime: `${f.name}__ts`,
-      offset: `${f.name}__off`,
-    })),
-  };
-}
 
 /** Column name → type as information_schema.columns reports it, for a table that exists. */
 export type ObservedColumns = Map<string, string>;
@@ -61,23 +28,24 @@ export interface StorePlan {
  * Plans the DDL that moves a group's table from what exists to what the spec wants. Only
  * additions are planned: a removed feature keeps its column and data; a type change is refused.
  */
-export function planStore(layout: StoreLayout, observed: ObservedColumns | undefined): StorePlan {
-  const columnsFor = (f: FeatureColumns): [string, string][] => [
+export function planStore(group: CompiledGroup, observed: ObservedColumns | undefined): StorePlan {
+  const table = group.tables.values.sql;
+  const columnsFor = (f: ValueFeature): [string, string][] => [
     [f.value, COLUMN_TYPES[f.type].ddl],
     [f.eventTime, 'timestamptz'],
     [f.offset, 'bigint'],
   ];
   if (observed === undefined) {
-    const columns = layout.features.flatMap(columnsFor).map(([name, type]) => `${quoteIdent(name)} ${type}`);
+    const columns = group.values.flatMap(columnsFor).map(([name, type]) => `${quoteIdent(name)} ${type}`);
     const body = [`${quoteIdent(ENTITY_COLUMN)} text PRIMARY KEY`, ...columns].join(',\n  ');
     // Rows are updated far more often than inserted: room left on each page lets Postgres put the
     // new version beside the old one (a HOT update, no index entry). In the consumer benchmark this
     // took HOT updates from 3% to 70% and the upsert's execution time per event down by a quarter.
-    return { statements: [`CREATE TABLE IF NOT EXISTS ${layout.sqlTable} (\n  ${body}\n) WITH (fillfactor = 70)`], conflicts: [] };
+    return { statements: [`CREATE TABLE IF NOT EXISTS ${table} (\n  ${body}\n) WITH (fillfactor = 70)`], conflicts: [] };
   }
   const conflicts: string[] = [];
   const additions: string[] = [];
-  for (const feature of layout.features) {
+  for (const feature of group.values) {
     const existing = observed.get(feature.value);
     const wanted = COLUMN_TYPES[feature.type].reported;
     if (existing !== undefined && existing !== wanted) {
@@ -89,5 +57,5 @@ export function planStore(layout: StoreLayout, observed: ObservedColumns | undef
     }
   }
   if (conflicts.length > 0) return { statements: [], conflicts };
-  return { statements: additions.length ? [`ALTER TABLE ${layout.sqlTable} ${additions.join(', ')}`] : [], conflicts };
+  return { statements: additions.length ? [`ALTER TABLE ${table} ${additions.join(', ')}`] : [], conflicts };
 }

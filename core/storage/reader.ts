@@ -2,7 +2,8 @@ import type { Pool } from 'pg';
 import type { FeatureType } from '../featuregroup/schema';
 import type { JsonValue } from '../events/path';
 import { formatTime } from '../time';
-import { ENTITY_COLUMN, type StoreLayout } from './layout';
+import type { CompiledGroup } from '../featuregroup/compiled';
+import { ENTITY_COLUMN } from './layout';
 import { quoteIdent, statementName } from './identifiers';
 
 export interface StoredFeature {
@@ -44,14 +45,14 @@ export class GroupReader {
   /** `SELECT <entity>, <value, event time>… FROM <table>`: what other statements can join. */
   readonly select: string;
 
-  constructor(layout: StoreLayout, readonly featureNames: readonly string[]) {
+  constructor(group: CompiledGroup, readonly featureNames: readonly string[]) {
     const columns = featureNames.map((name) => {
-      const f = layout.features.find((c) => c.name === name);
+      const f = group.values.find((c) => c.name === name);
       if (!f) throw new Error(`unknown feature ${name}`);
       return f;
     });
     const select = [ENTITY_COLUMN, ...columns.flatMap((f) => [f.value, f.eventTime])].map(quoteIdent).join(', ');
-    this.select = `SELECT ${select} FROM ${layout.sqlTable}`;
+    this.select = `SELECT ${select} FROM ${group.tables.values.sql}`;
     const base = `${this.select} WHERE ${quoteIdent(ENTITY_COLUMN)}`;
     this.one = { text: `${base} = $1`, name: '' };
     this.one.name = statementName('read1', this.one.text);

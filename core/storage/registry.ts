@@ -1,10 +1,13 @@
 import type { Pool, PoolClient } from 'pg';
 import { describeIssues, featureGroupSpecSchema, type FeatureGroupSpec, type GroupRef } from '../featuregroup/schema';
+import { compileGroup, type CompiledGroup } from '../featuregroup/compiled';
 import { PLATFORM_SCHEMA } from './identifiers';
 
 export interface RegisteredGroup {
   ref: GroupRef;
   spec: FeatureGroupSpec;
+  /** The spec compiled once: what consumers and serving read it through. */
+  group: CompiledGroup;
   table: string;
   generation: number;
   updatedAt: Date;
@@ -48,6 +51,7 @@ function parseRow(row: GroupRow): RegisteredGroup | InvalidRegistryRow {
   return {
     ref,
     spec: spec.data,
+    group: compileGroup(ref, spec.data),
     table: row.table_name,
     generation: Number(row.generation),
     updatedAt: row.updated_at,

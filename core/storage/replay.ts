@@ -1,11 +1,7 @@
 import type { Pool } from 'pg';
-import { aggregateLogTableFor } from '../aggregates/log';
-import { tilesTableFor } from '../aggregates/store';
-import { aggregateFeatures } from '../aggregates/tiles';
-import type { FeatureGroupSpec, GroupRef } from '../featuregroup/schema';
-import { historyEnabled, historyTableFor } from '../history/store';
+import type { CompiledGroup } from '../featuregroup/compiled';
 import { consumerGroupFor } from '../kafka';
-import { FEATURES_SCHEMA, PLATFORM_SCHEMA, qualified, tableNameFor } from './identifiers';
+import { PLATFORM_SCHEMA, qualified } from './identifiers';
 import { withTransaction } from './transaction';
 
 /** Annotations that ask the operator to rebuild a group's state from Kafka. */
@@ -40,8 +36,8 @@ export function replayRequestOf(annotations: Record<string, string> | undefined)
  * taken in the consumers' order (offset rows, then the registry row) so a batch in flight either
  * commits before (and is wiped) or is fenced after; nothing is counted twice or half.
  */
-export async function replayGroup(pool: Pool, ref: GroupRef, spec: FeatureGroupSpec, startOffsets: ReadonlyMap<number, number>, token: string): Promise<number> {
-  const table = tableNameFor(ref);
+export async function replayGroup(pool: Pool, group: CompiledGroup, startOffsets: ReadonlyMap<number, number>, token: string): Promise<number> {
+  const { ref, spec } = group;
   const consumerGroup = consumerGroupFor(ref);
   const offsets = qualified(PLATFORM_SCHEMA, 'consumer_offsets');
   return withTransaction(pool, async (client) => {
@@ -51,10 +47,7 @@ export async function replayGroup(pool: Pool, ref: GroupRef, spec: FeatureGroupS
       [ref.namespace, ref.name],
     );
     if (!row.rows[0]) throw new Error(`feature group ${ref.namespace}/${ref.name} is not registered`);
-    const aggregates = aggregateFeatures(spec).length > 0;
-    const history = historyEnabled(spec);
-    const tables = [table, ...(aggregates ? [tilesTableFor(table)] : []), ...(history ? [historyTableFor(table)] : []), ...(aggregates && history ? [aggregateLogTableFor(table)] : [])];
-    await client.query(`TRUNCATE ${tables.map((t) => qualified(FEATURES_SCHEMA, t)).join(', ')}`);
+    await client.query(`TRUNCATE ${group.ownedTables.map((t) => t.sql).join(', ')}`);
     await client.query(`DELETE FROM ${offsets} WHERE consumer_group = $1`, [consumerGroup]);
     const partitions = [...startOffsets.keys()];
     await client.query(

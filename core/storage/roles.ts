@@ -1,8 +1,6 @@
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import { aggregateLogTableFor } from '../aggregates/log';
-import { tilesTableFor } from '../aggregates/store';
-import { historyTableFor } from '../history/store';
+import type { CompiledGroup } from '../featuregroup/compiled';
 import { FEATURES_SCHEMA, PLATFORM_SCHEMA, qualified, quoteIdent } from './identifiers';
 import { withTransaction } from './transaction';
 
@@ -62,7 +60,8 @@ async function ensureRole(db: PoolClient, role: string, login: boolean): Promise
  * the group's writer may read and write it (and the shared offsets table), nobody else.
  * `writerPassword` (48 hex chars, derivedWriterPassword) is set on the writer's login role.
  */
-export async function applyGrants(pool: Pool, table: string, writerPassword: string): Promise<string> {
+export async function applyGrants(pool: Pool, tables: CompiledGroup['tables'], writerPassword: string): Promise<string> {
+  const table = tables.values.name;
   if (!PASSWORD.test(writerPassword)) throw new Error('writer password must be 48 hex characters');
   const writer = writerRoleFor(table);
   await withTransaction(pool, async (client) => {
@@ -84,7 +83,7 @@ export async function applyGrants(pool: Pool, table: string, writerPassword: str
     await client.query(`GRANT SELECT, INSERT, UPDATE ON ${groupTable} TO ${quoteIdent(writer)}`);
     // The group's tiles and history tables, where they exist. DELETE: the consumer removes rows
     // past retention.
-    for (const extra of [tilesTableFor(table), historyTableFor(table), aggregateLogTableFor(table)]) {
+    for (const extra of [tables.tiles.name, tables.history.name, tables.aggregateLog.name]) {
       const exists = await client.query('SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2', [FEATURES_SCHEMA, extra]);
       if (exists.rowCount !== 1) continue;
       await client.query(`GRANT SELECT ON ${qualified(FEATURES_SCHEMA, extra)} TO ${quoteIdent(SERVING_ROLE)}`);

@@ -1,12 +1,12 @@
 import type { Pool } from 'pg';
-import { tilesDdl, tilesKeyMigration, tilesTableFor } from '../aggregates/store';
-import { aggregateLogDdl, aggregateLogTableFor } from '../aggregates/log';
+import { tilesDdl, tilesKeyMigration } from '../aggregates/store';
+import { aggregateLogDdl } from '../aggregates/log';
 import { narrowTilesMigration } from '../aggregates/migrate';
-import { aggregateFeatures } from '../aggregates/tiles';
-import { historyDdl, historyEnabled, historyTableFor } from '../history/store';
-import type { FeatureGroupSpec, GroupRef } from '../featuregroup/schema';
-import { FEATURES_SCHEMA, PLATFORM_SCHEMA, qualified, tableNameFor } from './identifiers';
-import { layoutFor, planStore, type ObservedColumns } from './layout';
+import { groupTables, type CompiledGroup } from '../featuregroup/compiled';
+import { historyDdl } from '../history/store';
+import type { GroupRef } from '../featuregroup/schema';
+import { FEATURES_SCHEMA, PLATFORM_SCHEMA, qualified } from './identifiers';
+import { planStore, type ObservedColumns } from './layout';
 import { deleteGroup, upsertGroup } from './registry';
 import { withTransaction } from './transaction';
 
@@ -41,42 +41,37 @@ async function primaryKeyOf(pool: Pool, table: string): Promise<{ name: string; 
  * Makes a group's storage match its spec and records it in the registry, idempotently: creates the
  * table or adds missing columns online. A type change throws StoreConflictError and alters nothing.
  */
-export async function applyStore(pool: Pool, ref: GroupRef, spec: FeatureGroupSpec, generation: number): Promise<{ table: string; statements: string[] }> {
-  const layout = layoutFor(ref, spec);
-  const plan = planStore(layout, await observeColumns(pool, layout.table));
+export async function applyStore(pool: Pool, group: CompiledGroup, generation: number): Promise<{ table: string; statements: string[] }> {
+  const { tables } = group;
+  const plan = planStore(group, await observeColumns(pool, tables.values.name));
   if (plan.conflicts.length > 0) throw new StoreConflictError(plan.conflicts);
   // Window aggregates live in a tiles table with columns per aggregate feature.
-  const aggregates = aggregateFeatures(spec);
-  if (aggregates.length > 0) {
-    const tiles = await observeColumns(pool, tilesTableFor(layout.table));
-    if (tiles?.has('feature')) plan.statements.push(...narrowTilesMigration(layout.table, aggregates));
+  if (group.aggregates.length > 0) {
+    const tiles = await observeColumns(pool, tables.tiles.name);
+    if (tiles?.has('feature')) plan.statements.push(...narrowTilesMigration(group));
     else {
-      plan.statements.push(...tilesDdl(layout.table, aggregates, tiles && new Set(tiles.keys())));
-      if (tiles) plan.statements.push(...tilesKeyMigration(layout.table, await primaryKeyOf(pool, tilesTableFor(layout.table))));
+      plan.statements.push(...tilesDdl(group, tiles && new Set(tiles.keys())));
+      if (tiles) plan.statements.push(...tilesKeyMigration(group, await primaryKeyOf(pool, tables.tiles.name)));
     }
   }
-  if (historyEnabled(spec)) {
-    plan.statements.push(...historyDdl(layout.table));
-    if (aggregates.length > 0) {
-      const log = await observeColumns(pool, aggregateLogTableFor(layout.table));
-      plan.statements.push(...aggregateLogDdl(layout.table, aggregates, log && new Set(log.keys())));
-    }
+  if (group.history.enabled) plan.statements.push(...historyDdl(group));
+  if (group.keepsAggregateLog) {
+    const log = await observeColumns(pool, tables.aggregateLog.name);
+    plan.statements.push(...aggregateLogDdl(group, log && new Set(log.keys())));
   }
   await withTransaction(pool, async (client) => {
     for (const statement of plan.statements) await client.query(statement);
-    await upsertGroup(client, ref, spec, layout.table, generation);
+    await upsertGroup(client, group.ref, group.spec, tables.values.name, generation);
   });
-  return { table: layout.table, statements: plan.statements };
+  return { table: tables.values.name, statements: plan.statements };
 }
 
 /** `deletionPolicy: Delete`: drops the group's table, its registry row and its stored offsets. */
 export async function dropStore(pool: Pool, ref: GroupRef, consumerGroup: string): Promise<void> {
-  const table = tableNameFor(ref);
+  // Every table the group may ever have had: a spec change may have dropped aggregates or history.
+  const tables = groupTables(ref);
   await withTransaction(pool, async (client) => {
-    await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, table)}`);
-    await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, tilesTableFor(table))}`);
-    await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, historyTableFor(table))}`);
-    await client.query(`DROP TABLE IF EXISTS ${qualified(FEATURES_SCHEMA, aggregateLogTableFor(table))}`);
+    for (const table of [tables.values, tables.tiles, tables.history, tables.aggregateLog]) await client.query(`DROP TABLE IF EXISTS ${table.sql}`);
     await deleteGroup(client, ref);
     await client.query(`DELETE FROM ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} WHERE consumer_group = $1`, [consumerGroup]);
   });

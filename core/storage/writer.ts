@@ -1,21 +1,11 @@
 import type { Pool, PoolClient } from 'pg';
-import type { TileWriter } from '../aggregates/store';
-import type { HistoryWriter } from '../history/store';
-import type { ExtractedEvent } from '../events/extract';
+import type { OffsetEvent } from '../events/extract';
+import type { CompiledGroup } from '../featuregroup/compiled';
 import type { StoredValue } from '../events/values';
-import { ENTITY_COLUMN, COLUMN_TYPES, type StoreLayout } from './layout';
+import { ENTITY_COLUMN, COLUMN_TYPES } from './layout';
 import { continuityOf } from './continuity';
 import { int8Array, textArray } from './binary-arrays';
 import { PLATFORM_SCHEMA, qualified, quoteIdent, statementName } from './identifiers';
-
-/**
- * Kafka offsets are int64; they are handled as JS numbers, exact below 2^53 (a partition would
- * need nine quadrillion records to pass it), which keeps BigInt off the per-event path.
- */
-export interface OffsetEvent {
-  offset: number;
-  event: ExtractedEvent;
-}
 
 /** The newest observation of each feature of one entity within a batch. */
 interface EntityRow {
@@ -58,13 +48,13 @@ export function reduceByEntity(events: readonly OffsetEvent[], featureCount: num
  * travel as epoch milliseconds (bigint[]) and become timestamptz in SQL: exact, and no date
  * formatting per value in Node.
  */
-export function buildUpsertSql(layout: StoreLayout): string {
+export function buildUpsertSql(group: CompiledGroup): string {
   const columns = [ENTITY_COLUMN];
   const casts = ['text[]'];
   const selects = ['u.c0'];
   const assignments: string[] = [];
   const newerConditions: string[] = [];
-  for (const f of layout.features) {
+  for (const f of group.values) {
     const n = columns.length;
     columns.push(f.value, f.eventTime, f.offset);
     // Values travel as text (binary text[]), and are converted by the column type's input function.
@@ -79,7 +69,7 @@ export function buildUpsertSql(layout: StoreLayout): string {
   const aliases = casts.map((_, i) => `c${i}`).join(', ');
   // A row none of whose features is newer is left as it is: no new row version, no WAL.
   return (
-    `INSERT INTO ${layout.sqlTable} AS t (${columns.map(quoteIdent).join(', ')})\n` +
+    `INSERT INTO ${group.tables.values.sql} AS t (${columns.map(quoteIdent).join(', ')})\n` +
     `SELECT ${selects.join(', ')} FROM unnest(${params}) AS u(${aliases})\n` +
     `ON CONFLICT (${quoteIdent(ENTITY_COLUMN)}) DO UPDATE SET\n  ${assignments.join(',\n  ')}\n` +
     `WHERE ${newerConditions.map((c) => `(${c})`).join(' OR ')}`
@@ -94,8 +84,8 @@ export function buildUpsertSql(layout: StoreLayout): string {
 export const timestamptzFromEpochMs = (ms: string): string => `'epoch'::timestamptz + (${ms} / 1000) * interval '1 second' + (${ms} % 1000) * interval '1 millisecond'`;
 
 /** Column-major parameters for `buildUpsertSql`, binary arrays: one per column, one element per entity. */
-export function upsertParams(layout: StoreLayout, rows: Map<string, EntityRow>): Buffer[] {
-  const n = layout.features.length;
+export function upsertParams(group: CompiledGroup, rows: Map<string, EntityRow>): Buffer[] {
+  const n = group.values.length;
   const values: (string | null)[][] = Array.from({ length: n }, () => []);
   const times: (number | null)[][] = Array.from({ length: n }, () => []);
   const offsets: (number | null)[][] = Array.from({ length: n }, () => []);
@@ -140,6 +130,12 @@ const RECORD_ERROR_SQL =
   `INSERT INTO ${OFFSETS} AS o (consumer_group, topic, partition, next_offset, last_error, last_error_at) VALUES ($1, $2, $3, 0, $4, now())\n` +
   `ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`;
 const READ_OFFSETS_SQL = `SELECT partition, next_offset FROM ${OFFSETS} WHERE consumer_group = $1 AND topic = $2`;
+
+/** What else a batch writes in its transaction: the group's tiles, its history. */
+export interface CompanionWriter {
+  readonly active: boolean;
+  write(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void>;
+}
 
 export interface PartitionBatch {
   consumerGroup: string;
@@ -215,12 +211,12 @@ export class GroupWriter {
 
   /** `tiles` and `history` write window aggregates and value history in the same transaction. */
   constructor(
-    private readonly layout: StoreLayout,
-    private readonly tiles?: TileWriter,
-    private readonly history?: HistoryWriter,
+    private readonly group: CompiledGroup,
+    private readonly tiles?: CompanionWriter,
+    private readonly history?: CompanionWriter,
     private readonly fence?: WriteFence,
   ) {
-    this.upsertSql = layout.features.length > 0 ? buildUpsertSql(layout) : '';
+    this.upsertSql = group.values.length > 0 ? buildUpsertSql(group) : '';
     this.statementName = statementName('upsert', this.upsertSql);
   }
 
@@ -296,9 +292,9 @@ export class GroupWriter {
 
   /** Values, tiles and history of some events. */
   private async apply(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void> {
-    const rows = reduceByEntity(events, this.layout.features.length);
-    if (this.layout.features.length > 0 && rows.size > 0) {
-      await client.query({ name: this.statementName, text: this.upsertSql, values: upsertParams(this.layout, rows) });
+    const rows = reduceByEntity(events, this.group.values.length);
+    if (this.group.values.length > 0 && rows.size > 0) {
+      await client.query({ name: this.statementName, text: this.upsertSql, values: upsertParams(this.group, rows) });
     }
     if (this.tiles?.active) await this.tiles.write(client, partition, events);
     if (this.history?.active) await this.history.write(client, partition, events);

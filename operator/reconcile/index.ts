@@ -4,7 +4,7 @@ import { describeIssues, featureGroupSpecSchema, type FeatureGroupSpec, type Gro
 import { getGroup } from '../../core/storage/registry';
 import { replayGroup, replayRequestOf } from '../../core/storage/replay';
 import type { Logger } from '../../core/logger';
-import { tableNameFor } from '../../core/storage/identifiers';
+import { compileGroup, groupTables, type CompiledGroup } from '../../core/featuregroup/compiled';
 import { writerRoleFor } from '../../core/storage/roles';
 import { setCondition, type ConditionInput } from '../conditions';
 import { isNotFound, type KubeClients } from '../kube';
@@ -60,19 +60,20 @@ export class FeatureGroupReconciler {
     }
     const spec = parsed.data;
     const ref: GroupRef = { namespace, name };
+    const compiled = compileGroup(ref, spec);
     const { objects, apps } = this.deps.kube;
 
     const password = this.deps.writerPassword({ namespace, name, uid: group.metadata.uid });
     await applyCredentials(objects, group, password, this.deps.consumerDatabaseUrl(writerRole(ref), password));
     let store;
     try {
-      store = await reconcileStore(this.deps.pool, ref, spec, generation, password);
+      store = await reconcileStore(this.deps.pool, compiled, generation, password);
     } catch (error) {
       const message = `database error: ${(error as Error).message}`;
       await this.updateStatus(group, [{ type: ConditionType.StoreReady, status: 'False', reason: 'DatabaseError', message }], undefined);
       throw error;
     }
-    const replay = store.applied ? await this.replayIfAsked(group, ref, spec) : undefined;
+    const replay = store.applied ? await this.replayIfAsked(group, compiled) : undefined;
     if (store.applied) await applyDeployment(objects, desiredDeployment(group, spec, this.deps.consumer, replay?.epoch ?? 0, password));
     const deployment = await readDeployment(apps, namespace, consumerName(name));
     const consumer = consumerCondition(deployment);
@@ -86,7 +87,8 @@ export class FeatureGroupReconciler {
    * Carries out a replay asked for by annotation, once per request: the group's state is rebuilt
    * from Kafka (see replayGroup), and the consumer pods roll onto the new epoch.
    */
-  private async replayIfAsked(group: FeatureGroupObject, ref: GroupRef, spec: FeatureGroupSpec): Promise<{ epoch: number; condition?: ConditionInput } | undefined> {
+  private async replayIfAsked(group: FeatureGroupObject, compiled: CompiledGroup): Promise<{ epoch: number; condition?: ConditionInput } | undefined> {
+    const { ref, spec } = compiled;
     const registered = await getGroup(this.deps.pool, ref);
     if (!registered) return undefined;
     const request = replayRequestOf(group.metadata.annotations);
@@ -94,7 +96,7 @@ export class FeatureGroupReconciler {
     if ('error' in request) return { epoch: registered.replayEpoch, condition: { type: ConditionType.Replayed, status: 'False', reason: 'InvalidReplayRequest', message: request.error } };
     if (registered.replayToken === request.token) return { epoch: registered.replayEpoch };
     const offsets = await this.deps.replayOffsets(spec.source.topic, request.from);
-    const epoch = await replayGroup(this.deps.pool, ref, spec, offsets, request.token);
+    const epoch = await replayGroup(this.deps.pool, compiled, offsets, request.token);
     this.deps.log.info({ group: `${ref.namespace}/${ref.name}`, from: request.token, epoch, partitions: offsets.size }, 'feature group replayed from Kafka');
     const message = `state rebuilt from ${request.from === 'earliest' ? 'the earliest records' : new Date(request.from).toISOString()} (request ${request.token}), epoch ${epoch}`;
     return { epoch, condition: { type: ConditionType.Replayed, status: 'True', reason: 'Replayed', message } };
@@ -168,4 +170,4 @@ function stalledCondition(progress: GroupProgress): ConditionInput {
 }
 
 /** The same naming the grants use, so the consumer's URL always names the role that was granted. */
-const writerRole = (ref: GroupRef): string => writerRoleFor(tableNameFor(ref));
+const writerRole = (ref: GroupRef): string => writerRoleFor(groupTables(ref).values.name);

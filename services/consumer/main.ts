@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'consumer health and metrics listening'));
 
   await runner.start();
-  const stopRetention = startRetention(pool, group, config.CONSUMER_RETENTION_INTERVAL_MS, log);
+  const stopRetention = startRetention(pool, group.group, config.CONSUMER_RETENTION_INTERVAL_MS, log);
   progress.start(config.CONSUMER_PROGRESS_INTERVAL_MS);
   onShutdown(log, async () => {
     stopRetention();

@@ -1,6 +1,5 @@
 import type { KafkaMessage } from 'kafkajs';
-import type { Extraction, RawRecord } from '../../core/events/extract';
-import type { OffsetEvent } from '../../core/storage/writer';
+import type { Extraction, OffsetEvent, RawRecord } from '../../core/events/extract';
 
 export interface DeadLetter {
   message: KafkaMessage;

@@ -7,14 +7,12 @@ import { consumerGroupFor } from '../../core/kafka';
 import type { Logger } from '../../core/logger';
 import { retryWithBackoff } from '../../core/retry';
 import type { RegisteredGroup } from '../../core/storage/registry';
-import { layoutFor } from '../../core/storage/layout';
 import { advanceOverInvisible, FencedError, GroupWriter, readStoredOffsets, recordPartitionError, type RejectedEvent } from '../../core/storage/writer';
 import { PartitionPositions } from './positions';
 import type { ProgressReporter } from './progress';
 import { deadLetterTopicFor, publishDeadLetters } from './dead-letters';
 import { TileWriter } from '../../core/aggregates/store';
-import { HistoryWriter, historyEnabled } from '../../core/history/store';
-import { aggregateFeatures } from '../../core/aggregates/tiles';
+import { HistoryWriter } from '../../core/history/store';
 import { prepareBatch } from './prepare';
 
 export interface RunnerDeps {
@@ -51,11 +49,9 @@ export class GroupRunner {
 
   constructor(private readonly deps: RunnerDeps) {
     const { group, registry } = deps;
-    const layout = layoutFor(group.ref, group.spec);
-    const history = new HistoryWriter(layout.table, layout, historyEnabled(group.spec));
     const fence = { namespace: group.ref.namespace, name: group.ref.name, epoch: group.replayEpoch };
-    this.writer = new GroupWriter(layout, new TileWriter(layout.table, aggregateFeatures(group.spec), historyEnabled(group.spec)), history, fence);
-    this.extract = compileExtractor(group.spec);
+    this.writer = new GroupWriter(group.group, new TileWriter(group.group), new HistoryWriter(group.group), fence);
+    this.extract = compileExtractor(group.group);
     this.consumerGroup = consumerGroupFor(group.ref);
     this.dlqTopic = deadLetterTopicFor(group.spec.source.topic, group.ref, group.spec.source.deadLetterTopic);
     this.events = new Counter({

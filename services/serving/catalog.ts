@@ -1,53 +1,44 @@
 import type { Pool } from 'pg';
 import { Gauge, type Registry } from 'prom-client';
-import { parseDuration } from '../../core/featuregroup/duration';
+import type { CompiledGroup } from '../../core/featuregroup/compiled';
 import { groupId, type FeatureType } from '../../core/featuregroup/schema';
 import type { Logger } from '../../core/logger';
-import { layoutFor, type StoreLayout } from '../../core/storage/layout';
-import { aggregateFeatures } from '../../core/aggregates/tiles';
 import { FeatureReader } from '../../core/storage/feature-reader';
 import { HistoricalReader } from '../../core/history/reader';
-import { historyEnabled } from '../../core/history/store';
 import { listGroups, registryVersion, type RegisteredGroup } from '../../core/storage/registry';
 
 export interface ServedGroup {
   id: string;
   registered: RegisteredGroup;
-  layout: StoreLayout;
-  ttlMs: number | undefined;
+  /** The group's compiled spec: features, tables, history, ttl. */
+  group: CompiledGroup;
   /** Every served feature: value features and window aggregates. */
   types: Map<string, FeatureType>;
   /** Reader of every feature, for `GET /features/{id}`. */
   readAll: FeatureReader;
   readerFor(features: readonly string[]): FeatureReader;
   aggregateNames: Set<string>;
-  /** Whether value features keep history (spec.history.enabled): point-in-time reads need it. */
-  historyEnabled: boolean;
   historical: HistoricalReader;
 }
 
 function serve(registered: RegisteredGroup): ServedGroup {
-  const layout = layoutFor(registered.ref, registered.spec);
-  const aggregates = aggregateFeatures(registered.spec);
+  const { group } = registered;
   const readers = new Map<string, FeatureReader>();
-  const all = [...layout.features.map((f) => f.name), ...aggregates.map((a) => a.name)];
-  const readAll = new FeatureReader(layout, aggregates, all);
+  const all = [...group.values.map((f) => f.name), ...group.aggregates.map((a) => a.name)];
   return {
-    id: groupId(registered.ref),
+    id: group.id,
     registered,
-    layout,
-    ttlMs: registered.spec.ttl ? parseDuration(registered.spec.ttl) : undefined,
-    types: new Map([...layout.features.map((f) => [f.name, f.type] as const), ...aggregates.map((a) => [a.name, a.type] as const)]),
-    readAll,
-    aggregateNames: new Set(aggregates.map((a) => a.name)),
-    historyEnabled: historyEnabled(registered.spec),
-    historical: new HistoricalReader(layout.table, layout.features, aggregates),
+    group,
+    types: new Map([...group.values.map((f) => [f.name, f.type] as const), ...group.aggregates.map((a) => [a.name, a.type] as const)]),
+    readAll: new FeatureReader(group, all),
+    aggregateNames: new Set(group.aggregates.map((a) => a.name)),
+    historical: new HistoricalReader(group),
     readerFor(features) {
       const key = features.join(',');
       let reader = readers.get(key);
       if (!reader) {
         if (readers.size > 1_000) readers.clear();
-        reader = new FeatureReader(layout, aggregates, features);
+        reader = new FeatureReader(group, features);
         readers.set(key, reader);
       }
       return reader;

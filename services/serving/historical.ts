@@ -36,7 +36,7 @@ function plan(catalog: Catalog, features: string[]): Plan {
       throw new HttpError(400, 'E_ENTITY_MISMATCH', `feature ${r.ref} is keyed by entity "${r.group.registered.spec.entity.name}", not "${entityKey}"`, `features.${i}`);
     }
     // Aggregates too: the head of a past window comes from the aggregate log, which history keeps.
-    if (!r.group.historyEnabled) {
+    if (!r.group.group.history.enabled) {
       throw new HttpError(400, 'E_NO_HISTORY', `feature ${r.ref} has no history: set spec.history.enabled on its FeatureGroup`, `features.${i}`);
     }
     const entry = byGroup.get(r.group) ?? { names: [], positions: [] };
@@ -69,7 +69,7 @@ async function answerChunk(pool: Pool, p: Plan, rows: ReturnType<typeof parseRow
   await Promise.all(
     p.groups.map(async ({ group, names, positions }) => {
       const read = await group.historical.read(pool, rows, names);
-      const ttl = group.ttlMs;
+      const ttl = group.group.ttlMs;
       read.forEach((row, r) =>
         row.forEach((found, k) => {
           if (!found) return;

@@ -100,7 +100,7 @@ export async function getOnlineFeatures(pool: Pool, request: ReturnType<typeof p
     [...byGroup].map(async ([group, wanted]) => {
       const names = [...new Set(wanted.map((w) => w.feature))];
       const rows = await group.readerFor(names).readMany(pool, [...new Set(keys)], now);
-      const ttl = group.ttlMs;
+      const ttl = group.group.ttlMs;
       for (const w of wanted) {
         const index = names.indexOf(w.feature);
         const result: OnlineResult = { values: [], statuses: [], event_timestamps: [] };

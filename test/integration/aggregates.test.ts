@@ -12,14 +12,13 @@
  */
 import type { Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
-import { aggregateFeatures, type AggregateFeature } from '../../core/aggregates/tiles';
+import { compileGroup } from '../../core/featuregroup/compiled';
 import type { JsonValue } from '../../core/events/path';
 import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
 import { replayStartOffsets } from '../../core/kafka';
 import { DLQ_HEADERS } from '../../services/consumer/dead-letters';
 import { FeatureReader } from '../../core/storage/feature-reader';
 import { replayGroup } from '../../core/storage/replay';
-import { layoutFor } from '../../core/storage/layout';
 import { formatTime } from '../../core/time';
 import { createTopic, dropRegisteredGroups, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName, idempotentProducer } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
@@ -99,7 +98,7 @@ function valueOf(name: string, inWindow: readonly Event[]): JsonValue | undefine
  * rounded out by up to W/60, those of (T − W − W/60, T − W] from the newest down to any of them.
  * One value where no event sits in that edge.
  */
-function oracle(feature: AggregateFeature, events: readonly Event[], atMs: number): (JsonValue | undefined)[] {
+function oracle(feature: { name: string }, events: readonly Event[], atMs: number): (JsonValue | undefined)[] {
   const windowMs = WINDOW_MS[feature.name]!;
   const relevant = events.filter((e) => {
     if (feature.name === 'clicks_1h') return e.action === 'click';
@@ -113,7 +112,7 @@ function oracle(feature: AggregateFeature, events: readonly Event[], atMs: numbe
 }
 
 /** Whether a served value is one the oracle allows (avg to 1e-9). */
-function allowed(feature: AggregateFeature, served: JsonValue | null | undefined, candidates: readonly (JsonValue | undefined)[]): boolean {
+function allowed(feature: { name: string }, served: JsonValue | null | undefined, candidates: readonly (JsonValue | undefined)[]): boolean {
   return candidates.some((c) => {
     if (c === undefined) return served === null || served === undefined;
     if (feature.name === 'avg_spend_7d') return typeof served === 'number' && Math.abs(served - (c as number)) < 1e-9;
@@ -125,7 +124,9 @@ describe('window aggregates, exact across kill -9', () => {
   const name = uniqueName('agg');
   const topic = `${name}-events`;
   const spec = SPEC(topic);
-  const features = aggregateFeatures(spec);
+  const group = compileGroup({ namespace: 'default', name }, spec);
+  // Only the names come from the compiled group: the oracle has its own windows and rules.
+  const features = group.aggregates.map((a) => ({ name: a.name }));
   const now0 = Date.now();
   const rand = random(42);
   const events: Event[] = [];
@@ -177,7 +178,7 @@ describe('window aggregates, exact across kill -9', () => {
 
   /** Online reads recorded at their time, for the point-in-time test to ask about again. */
   const recorded: { atMs: number; values: Map<string, (JsonValue | null)[]> }[] = [];
-  const onlineReader = () => new FeatureReader(layoutFor({ namespace: 'default', name }, spec), features, ['last_action', ...features.map((f) => f.name)]);
+  const onlineReader = () => new FeatureReader(group, ['last_action', ...features.map((f) => f.name)]);
 
   /** Every value and aggregate of every user, read at one moment, against the oracle; the read is recorded. */
   const compareWithOracle = async (): Promise<number> => {
@@ -398,10 +399,10 @@ describe('window aggregates, exact across kill -9', () => {
     await before.waitReady();
     const admin = kafka.admin();
     await admin.connect();
-    const epoch = await replayGroup(pool, { namespace: 'default', name }, spec, await replayStartOffsets(admin, topic, 'earliest'), 'earliest');
+    const epoch = await replayGroup(pool, group, await replayStartOffsets(admin, topic, 'earliest'), 'earliest');
     await admin.disconnect();
     expect(epoch).toBe(1);
-    expect(Number((await pool.query(`SELECT count(*) FROM features."${layoutFor({ namespace: 'default', name }, spec).table}"`)).rows[0].count)).toBe(0);
+    expect(Number((await pool.query(`SELECT count(*) FROM ${group.tables.values.sql}`)).rows[0].count)).toBe(0);
 
     // New records reach the consumer started before the replay: its next write is refused, it exits.
     const extra: Event[] = [];

@@ -5,8 +5,7 @@
  */
 import type { Pool } from 'pg';
 import { AggregateReader } from '../../core/aggregates/reader';
-import { tilesTableFor } from '../../core/aggregates/store';
-import { aggregateFeatures } from '../../core/aggregates/tiles';
+import { compileGroup } from '../../core/featuregroup/compiled';
 import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
 import { applyStore } from '../../core/storage/store';
 import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../support/platform';
@@ -36,14 +35,15 @@ describe('tiles of the first layout', () => {
   });
 
   it('keeps every partial when it moves to one row per entity and tile', async () => {
-    const table = await registerGroup(pool, ref, spec);
-    const tiles = `features."${tilesTableFor(table)}"`;
+    await registerGroup(pool, ref, spec);
+    const group = compileGroup(ref, spec);
+    const tiles = group.tables.tiles.sql;
     // Recreate the tiles table as the first layout had it, with partials of two entities.
     await pool.query(`DROP TABLE ${tiles}`);
     await pool.query(
       `CREATE TABLE ${tiles} (entity_id text NOT NULL, feature text NOT NULL, tile_start bigint NOT NULL, count bigint NOT NULL, sum numeric, min numeric, max numeric, last_ts bigint NOT NULL, last_values jsonb, keep integer NOT NULL DEFAULT 0, PRIMARY KEY (entity_id, feature, tile_start))`,
     );
-    await pool.query(`CREATE INDEX "${tilesTableFor(table).slice(0, 55)}_age" ON ${tiles} (tile_start)`);
+    await pool.query(`CREATE INDEX "${group.tables.tiles.name.slice(0, 55)}_age" ON ${tiles} (tile_start)`);
     const now = Date.UTC(2026, 10, 26, 12, 0, 0);
     const minute = 60_000;
     const t1 = now - 10 * minute;
@@ -59,15 +59,15 @@ describe('tiles of the first layout', () => {
       [t1, t2, Math.floor(t1 / (1440 * minute)) * 1440 * minute],
     );
 
-    const { statements } = await applyStore(pool, ref, spec, 2);
+    const { statements } = await applyStore(pool, group, 2);
     expect(statements.some((s) => s.startsWith('ALTER TABLE') && s.includes('RENAME TO'))).toBe(true);
 
     const columns = await pool.query<{ column_name: string }>(
       `SELECT column_name FROM information_schema.columns WHERE table_schema = 'features' AND table_name = $1`,
-      [tilesTableFor(table)],
+      [group.tables.tiles.name],
     );
     expect(columns.rows.map((r) => r.column_name)).not.toContain('feature');
-    const reader = new AggregateReader(table, aggregateFeatures(spec));
+    const reader = new AggregateReader(group.tables.tiles, group.aggregates);
     const read = await reader.read(pool, ['u1', 'u2'], now + minute);
     expect(read.get('u1')?.features.map((f) => f?.value)).toEqual([5, 10.25, ['/b', '/a']]);
     expect(read.get('u2')?.features.map((f) => f?.value ?? null)).toEqual([null, 0.1, null]);
@@ -75,12 +75,14 @@ describe('tiles of the first layout', () => {
     expect(leftovers.rowCount).toBe(0);
 
     // Applying the spec again changes nothing.
-    expect((await applyStore(pool, ref, spec, 3)).statements).toEqual([]);
+    expect((await applyStore(pool, group, 3)).statements).toEqual([]);
   });
 
   it('re-keys a tiles table keyed by (entity, start, size) to (entity, size, start), keeping its rows', async () => {
-    const table = await registerGroup(pool, { namespace: 'default', name: `${name}-key` }, spec);
-    const tiles = `features."${tilesTableFor(table)}"`;
+    const keyed = { namespace: 'default', name: `${name}-key` };
+    await registerGroup(pool, keyed, spec);
+    const group = compileGroup(keyed, spec);
+    const tiles = group.tables.tiles.sql;
     const keyOf = async () =>
       (await pool.query<{ columns: string[] }>(
         `SELECT array_agg(a.attname::text ORDER BY k.ord) AS columns FROM pg_constraint c CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
@@ -89,12 +91,12 @@ describe('tiles of the first layout', () => {
       )).rows[0]!.columns;
     expect(await keyOf()).toEqual(['entity_id', 'tile_ms', 'tile_start']);
     // The key as the tiles of the second layout had it.
-    await pool.query(`ALTER TABLE ${tiles} DROP CONSTRAINT "${tilesTableFor(table)}_pkey", ADD PRIMARY KEY (entity_id, tile_start, tile_ms)`);
+    await pool.query(`ALTER TABLE ${tiles} DROP CONSTRAINT "${group.tables.tiles.name}_pkey", ADD PRIMARY KEY (entity_id, tile_start, tile_ms)`);
     await pool.query(`INSERT INTO ${tiles} (entity_id, tile_start, tile_ms, clicks_1h__n, clicks_1h__ts) VALUES ('u1', 0, 60000, 4, 10), ('u1', 60000, 60000, 1, 60010)`);
-    const { statements } = await applyStore(pool, { namespace: 'default', name: `${name}-key` }, spec, 2);
+    const { statements } = await applyStore(pool, group, 2);
     expect(statements.filter((s) => s.includes('ADD PRIMARY KEY'))).toHaveLength(1);
     expect(await keyOf()).toEqual(['entity_id', 'tile_ms', 'tile_start']);
     expect((await pool.query(`SELECT sum(clicks_1h__n)::int AS n FROM ${tiles}`)).rows[0].n).toBe(5);
-    expect((await applyStore(pool, { namespace: 'default', name: `${name}-key` }, spec, 3)).statements).toEqual([]);
+    expect((await applyStore(pool, group, 3)).statements).toEqual([]);
   });
 });

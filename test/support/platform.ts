@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { compileGroup } from '../../core/featuregroup/compiled';
 import { Kafka, logLevel, Partitioners, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs';
 import { Pool } from 'pg';
 import { featureGroupSpecSchema, type FeatureGroupSpecInput, type GroupRef } from '../../core/featuregroup/schema';
@@ -43,7 +44,7 @@ const registered: GroupRef[] = [];
 /** Provisions a group's store as the operator would; dropRegisteredGroups removes it again. */
 export async function registerGroup(pool: Pool, ref: GroupRef, spec: FeatureGroupSpecInput): Promise<string> {
   await migrate(pool, migrationsDir());
-  const { table } = await applyStore(pool, ref, featureGroupSpecSchema.parse(spec), 1);
+  const { table } = await applyStore(pool, compileGroup(ref, featureGroupSpecSchema.parse(spec)), 1);
   registered.push(ref);
   return table;
 }

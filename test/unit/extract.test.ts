@@ -1,6 +1,9 @@
 import { compileExtractor, entityIdOf } from '../../core/events/extract';
 import { convertValue, parseEventTime } from '../../core/events/values';
-import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
+import { compileGroup } from '../../core/featuregroup/compiled';
+import { featureGroupSpecSchema, type FeatureGroupSpecInput } from '../../core/featuregroup/schema';
+
+const compiled = (spec: FeatureGroupSpecInput) => compileGroup({ namespace: 'default', name: 'test' }, featureGroupSpecSchema.parse(spec));
 
 const spec = featureGroupSpecSchema.parse({
   entity: { name: 'user', keyField: 'user.id' },
@@ -11,7 +14,7 @@ const spec = featureGroupSpecSchema.parse({
     { name: 'clicks', type: 'int64', aggregate: { fn: 'count', window: '1h' } },
   ],
 });
-const extract = compileExtractor(spec);
+const extract = compileExtractor(compileGroup({ namespace: 'default', name: 'test' }, spec));
 const record = (value: unknown, timestamp = 1_000) => ({ value: Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), timestamp });
 
 describe('compileExtractor', () => {
@@ -108,7 +111,7 @@ describe('entity ids', () => {
 
 describe('aggregate contributions', () => {
   const aggregates = compileExtractor(
-    featureGroupSpecSchema.parse({
+    compiled({
       entity: { name: 'user', keyField: 'id' },
       source: { topic: 't', eventTimeField: 'ts' },
       features: [

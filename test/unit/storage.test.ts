@@ -1,6 +1,7 @@
 import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
 import { quoteIdent, tableNameFor } from '../../core/storage/identifiers';
-import { layoutFor, planStore } from '../../core/storage/layout';
+import { compileGroup } from '../../core/featuregroup/compiled';
+import { planStore } from '../../core/storage/layout';
 import { derivedWriterPassword } from '../../core/storage/roles';
 import { buildUpsertSql, reduceByEntity, upsertParams } from '../../core/storage/writer';
 import { decodeBinaryArray } from '../support/pg-binary';
@@ -13,7 +14,7 @@ const spec = featureGroupSpecSchema.parse({
     { name: 'amount', type: 'float64', from: 'amount' },
   ],
 });
-const layout = layoutFor({ namespace: 'ml', name: 'user-activity' }, spec);
+const layout = compileGroup({ namespace: 'ml', name: 'user-activity' }, spec);
 
 describe('table names', () => {
   it('follows fs_<namespace>_<name>', () => {
