@@ -17,7 +17,6 @@ COPY services services
 COPY operator operator
 COPY crds crds
 COPY examples examples
-COPY bench bench
 RUN npm run build
 
 # Runtime dependencies only.
@@ -26,14 +25,19 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
 
-# Final: node, the compiled code, production node_modules and the SQL migrations. No compiler,
-# no npm, no sources; runs as a numeric non-root user so runAsNonRoot can verify it.
+# Final: node, the compiled code of the four processes, production node_modules and the SQL
+# migrations. No compiler, no npm, no sources, no benchmarks, CRD generator, examples or local
+# runner; runs as a numeric non-root user so runAsNonRoot can verify it.
 FROM ${NODE_IMAGE}
 RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /opt/yarn* /usr/local/bin/yarn /usr/local/bin/yarnpkg
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=runtime-deps /app/node_modules ./node_modules
-COPY --from=build /src/dist ./dist
+COPY --from=build /src/dist/core ./dist/core
+COPY --from=build /src/dist/operator ./dist/operator
+COPY --from=build /src/dist/services/ingest ./dist/services/ingest
+COPY --from=build /src/dist/services/serving ./dist/services/serving
+COPY --from=build /src/dist/services/consumer ./dist/services/consumer
 COPY package.json ./package.json
 COPY sql ./sql
 USER 10001:10001

@@ -5,7 +5,7 @@
  * does not carry, fails here instead of in a cluster.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -52,9 +52,25 @@ describe('container image (final stage rebuilt as a file tree)', () => {
   it('runs as a numeric non-root user and ships neither npm nor sources', () => {
     expect(stage.user).toMatch(/^[1-9]\d*:[1-9]\d*$/);
     expect(stage.run.join('\n')).toMatch(/rm -rf .*\/usr\/local\/bin\/npm/);
-    expect(stage.copies.map((c) => c.dest).sort()).toEqual(['./dist', './node_modules', './package.json', './sql']);
+    expect(stage.copies.map((c) => c.dest).sort()).toEqual([
+      './dist/core',
+      './dist/operator',
+      './dist/services/consumer',
+      './dist/services/ingest',
+      './dist/services/serving',
+      './node_modules',
+      './package.json',
+      './sql',
+    ]);
     expect(existsSync(join(app, 'node_modules/typescript'))).toBe(false);
     expect(existsSync(join(app, 'node_modules/jest'))).toBe(false);
+  });
+
+  it('carries only the runtime: no benchmarks, CRD generator, examples, local runner or tests', () => {
+    for (const path of ['dist/bench', 'dist/crds', 'dist/examples', 'dist/services/local-runner', 'dist/test', 'bench', 'test']) {
+      expect([path, existsSync(join(app, path))]).toEqual([path, false]);
+    }
+    expect(readdirSync(join(app, 'dist')).sort()).toEqual(['core', 'operator', 'services']);
   });
 
   it.each([
