@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps build typecheck unit test tools crds servers servers-down up down soak bench clean
+.PHONY: help deps build typecheck lint unit test tools crds servers servers-down up down soak bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -21,13 +21,16 @@ build: deps ## Compile every entry point into dist/
 typecheck: deps ## Type-check sources and tests (tsc --noEmit)
 	npm run typecheck --silent
 
+lint: deps ## ESLint (typescript-eslint strict, type-checked) and Prettier's check; `npm run format` fixes
+	npm run lint --silent
+
 unit: deps ## Unit tests only (no servers)
 	npx jest --selectProjects unit
 
 tools: ## Build helm, kubeconform, skaffold and promtool from the Go module proxy (cached; first time ~9 min)
 	bash test/servers/tools.sh build
 
-test: build typecheck tools ## Every test: unit, then integration against the real servers it starts
+test: build typecheck lint tools ## Every test: unit, then integration against the real servers it starts
 	@mkdir -p .local
 	npx jest --selectProjects unit --json --outputFile=.local/jest-unit.json
 	@# --forceExit: a client library's idle timer (seen once: kafkajs or undici keep-alive, not

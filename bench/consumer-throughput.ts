@@ -11,13 +11,21 @@ import { BENCH_VALUE_FEATURES, benchGroup, benchServers, preloadTopic, spawnComp
 
 const ACTIONS = ['click', 'view', 'purchase', 'search'];
 
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { events: { type: 'string', default: '500000' }, entities: { type: 'string', default: '100000' }, partitions: { type: 'string', default: '4' }, aggregates: { type: 'boolean', default: false } },
+    options: {
+      events: { type: 'string', default: '500000' },
+      entities: { type: 'string', default: '100000' },
+      partitions: { type: 'string', default: '4' },
+      aggregates: { type: 'boolean', default: false },
+    },
   });
-  const withAggregates = values.aggregates === true;
-  const [events, entities, partitions] = [values.events, values.entities, values.partitions].map(Number) as [number, number, number];
+  const withAggregates = values.aggregates;
+  const [events, entities, partitions] = [values.events, values.entities, values.partitions].map(Number) as [
+    number,
+    number,
+    number,
+  ];
   const { databaseUrl, brokers } = benchServers();
   const pool = new Pool({ connectionString: databaseUrl, max: 2 });
   const group = await benchGroup(pool, 'bench', {
@@ -26,7 +34,11 @@ async function main(): Promise<void> {
       ...(withAggregates
         ? [
             { name: 'last_seen', type: 'timestamp', from: 'timestamp' },
-            { name: 'clicks_1h', type: 'int64', aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } } },
+            {
+              name: 'clicks_1h',
+              type: 'int64',
+              aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } },
+            },
             { name: 'spend_1d', type: 'float64', aggregate: { fn: 'sum', field: 'amount', window: '1d' } },
             { name: 'avg_spend_7d', type: 'float64', aggregate: { fn: 'avg', field: 'amount', window: '7d' } },
             { name: 'max_spend_1d', type: 'float64', aggregate: { fn: 'max', field: 'amount', window: '1d' } },
@@ -39,14 +51,27 @@ async function main(): Promise<void> {
   const base = Date.parse('2026-01-01T00:00:00Z');
   const preloadRate = await preloadTopic(brokers, group.topic, partitions, events, (n) => {
     const entity = `user_${n % entities}`;
-    return { key: entity, value: JSON.stringify({ entity_id: entity, action: ACTIONS[n % 4], page: '/p', amount: n / 100, timestamp: new Date(base + n).toISOString() }) };
+    return {
+      key: entity,
+      value: JSON.stringify({
+        entity_id: entity,
+        action: ACTIONS[n % 4],
+        page: '/p',
+        amount: n / 100,
+        timestamp: new Date(base + n).toISOString(),
+      }),
+    };
   });
 
   const statements = await pool.query('SELECT pg_stat_statements_reset()').then(
     () => true,
     () => false,
   );
-  const consumer = spawnComponent('dist/services/consumer/main.js', { FEATURE_GROUP: `default/${group.name}`, PORT: '0' }, true);
+  const consumer = spawnComponent(
+    'dist/services/consumer/main.js',
+    { FEATURE_GROUP: `default/${group.name}`, PORT: '0' },
+    true,
+  );
   let first = 0;
   let firstAt = 0;
   for (;;) {
@@ -58,7 +83,9 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - firstAt) / 1000;
   consumer.kill('SIGTERM');
   const rows = Number((await pool.query(`SELECT count(*) AS n FROM features."${group.table}"`)).rows[0].n);
-  const postgres = statements ? await postgresTimePerEvent(pool, group.table, events) : 'pg_stat_statements is not loaded';
+  const postgres = statements
+    ? await postgresTimePerEvent(pool, group.table, events)
+    : 'pg_stat_statements is not loaded';
   const updates = await hotUpdates(pool, group.table);
   await group.drop();
   await pool.end();
@@ -90,22 +117,35 @@ async function hotUpdates(pool: Pool, table: string): Promise<Record<string, { u
     ['features', `${table}%`],
   );
   return Object.fromEntries(
-    result.rows.map((r) => [r.relname === table ? 'values' : r.relname.slice(table.length + 2), { updates: Number(r.upd), hot_share: Number(r.upd) ? Number((Number(r.hot) / Number(r.upd)).toFixed(3)) : 0 }]),
+    result.rows.map((r) => [
+      r.relname === table ? 'values' : r.relname.slice(table.length + 2),
+      { updates: Number(r.upd), hot_share: Number(r.upd) ? Number((Number(r.hot) / Number(r.upd)).toFixed(3)) : 0 },
+    ]),
   );
 }
 
 /** Postgres execution time per event, by statement kind (from pg_stat_statements). */
 async function postgresTimePerEvent(pool: Pool, table: string, events: number): Promise<Record<string, number>> {
-  const result = await pool.query<{ query: string; ms: number }>('SELECT query, total_exec_time AS ms FROM pg_stat_statements WHERE query LIKE $1 OR query LIKE $2', [
-    `%${table}%`,
-    '%consumer_offsets%',
-  ]);
+  const result = await pool.query<{ query: string; ms: number }>(
+    'SELECT query, total_exec_time AS ms FROM pg_stat_statements WHERE query LIKE $1 OR query LIKE $2',
+    [`%${table}%`, '%consumer_offsets%'],
+  );
   const kinds: Record<string, number> = {};
   for (const { query, ms } of result.rows) {
-    const kind = query.includes('__tiles') ? 'tiles_upsert' : query.includes('__history') ? 'history' : query.includes('consumer_offsets') ? 'offsets' : query.startsWith('INSERT') ? 'values_upsert' : 'other';
+    const kind = query.includes('__tiles')
+      ? 'tiles_upsert'
+      : query.includes('__history')
+        ? 'history'
+        : query.includes('consumer_offsets')
+          ? 'offsets'
+          : query.startsWith('INSERT')
+            ? 'values_upsert'
+            : 'other';
     kinds[kind] = (kinds[kind] ?? 0) + ms;
   }
-  return Object.fromEntries(Object.entries(kinds).map(([kind, ms]) => [kind, Number(((ms * 1000) / events).toFixed(2))]));
+  return Object.fromEntries(
+    Object.entries(kinds).map(([kind, ms]) => [kind, Number(((ms * 1000) / events).toFixed(2))]),
+  );
 }
 
 main().catch((error: unknown) => {

@@ -15,20 +15,36 @@ const freePort = (): Promise<number> =>
     const server = createServer();
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rows: { type: 'string', default: '100000' }, entities: { type: 'string', default: '10000' }, events: { type: 'string', default: '300000' } } });
-  const [rows, entities, events] = [values.rows, values.entities, values.events].map(Number) as [number, number, number];
+  const { values } = parseArgs({
+    options: {
+      rows: { type: 'string', default: '100000' },
+      entities: { type: 'string', default: '10000' },
+      events: { type: 'string', default: '300000' },
+    },
+  });
+  const [rows, entities, events] = [values.rows, values.entities, values.events].map(Number) as [
+    number,
+    number,
+    number,
+  ];
   const { databaseUrl, brokers } = benchServers();
   const pool = new Pool({ connectionString: databaseUrl, max: 2 });
   const group = await benchGroup(pool, 'bench-hist', {
     features: [
       { name: 'last_action', type: 'string', from: 'action' },
       { name: 'last_amount', type: 'float64', from: 'amount' },
-      { name: 'clicks_1h', type: 'int64', aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } } },
+      {
+        name: 'clicks_1h',
+        type: 'int64',
+        aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } },
+      },
       { name: 'spend_1d', type: 'float64', aggregate: { fn: 'sum', field: 'amount', window: '1d' } },
     ],
     history: { enabled: true },
@@ -42,28 +58,54 @@ async function main(): Promise<void> {
   await preloadTopic(brokers, group.topic, 4, events, (n) => {
     const entity = `user_${n % entities}`;
     const action = n % 3 === 0 ? 'click' : 'view';
-    return { key: entity, value: JSON.stringify({ entity_id: entity, action, amount: (n % 1000) / 10, timestamp: new Date(end - week + Math.floor((n / events) * week)).toISOString() }) };
+    return {
+      key: entity,
+      value: JSON.stringify({
+        entity_id: entity,
+        action,
+        amount: (n % 1000) / 10,
+        timestamp: new Date(end - week + Math.floor((n / events) * week)).toISOString(),
+      }),
+    };
   });
   const consumer = spawnComponent('dist/services/consumer/main.js', { FEATURE_GROUP: `default/${name}`, PORT: '0' });
   while ((await storedOffsets(pool, group.ref)) < events) await new Promise((r) => setTimeout(r, 200));
   consumer.kill('SIGTERM');
 
   const port = await freePort();
-  const serving = spawnComponent('dist/services/serving/main.js', { PORT: String(port), REGISTRY_REFRESH_MS: '500' }, true);
+  const serving = spawnComponent(
+    'dist/services/serving/main.js',
+    { PORT: String(port), REGISTRY_REFRESH_MS: '500' },
+    true,
+  );
   const url = `http://127.0.0.1:${port}`;
-  for (let ready = false; !ready; ) {
-    ready = await fetch(`${url}/v1/feature-groups/default/${name}`).then((r) => r.ok, () => false);
+  for (let ready = false; !ready;) {
+    ready = await fetch(`${url}/v1/feature-groups/default/${name}`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (!ready) await new Promise((r) => setTimeout(r, 200));
   }
 
   const features = ['last_action', 'last_amount', 'clicks_1h', 'spend_1d'].map((f) => `${name}:${f}`);
   const lines = [JSON.stringify({ features })];
-  for (let i = 0; i < rows; i++) lines.push(JSON.stringify({ user: `user_${(i * 7919) % entities}`, timestamp: end - Math.floor(((i * 104_729) % 1_000_000) / 1_000_000 * week) }));
+  for (let i = 0; i < rows; i++)
+    lines.push(
+      JSON.stringify({
+        user: `user_${(i * 7919) % entities}`,
+        timestamp: end - Math.floor((((i * 104_729) % 1_000_000) / 1_000_000) * week),
+      }),
+    );
   const body = `${lines.join('\n')}\n`;
 
   const start = performance.now();
-  const response = await fetch(`${url}/v1/historical-features`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
-  if (!response.ok || !response.body) throw new Error(`historical-features answered ${response.status}: ${await response.text()}`);
+  const response = await fetch(`${url}/v1/historical-features`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson' },
+    body,
+  });
+  if (!response.ok || !response.body)
+    throw new Error(`historical-features answered ${response.status}: ${await response.text()}`);
   let received = 0;
   let firstByteMs = 0;
   let present = 0;

@@ -30,11 +30,17 @@ export interface Target {
 function send(target: Target, base: URL, agent: Agent, i: number): Promise<number> {
   return new Promise((resolve) => {
     const body = target.body?.(i);
-    const headers = body !== undefined ? { 'content-type': target.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) } : {};
-    const req = request({ host: base.hostname, port: base.port, method: target.method, path: target.path(i), agent, headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const headers =
+      body !== undefined
+        ? { 'content-type': target.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) }
+        : {};
+    const req = request(
+      { host: base.hostname, port: base.port, method: target.method, path: target.path(i), agent, headers },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', () => resolve(0));
     req.end(body);
   });
@@ -48,7 +54,12 @@ const failed = (status: number): boolean => status === 0 || status >= 400;
  * server that stalls therefore shows its stall in every request queued behind it (coordinated
  * omission corrected), as HdrHistogram/wrk2 do.
  */
-export async function openLoop(target: Target, rate: number, seconds: number, connections: number): Promise<LatencySummary> {
+export async function openLoop(
+  target: Target,
+  rate: number,
+  seconds: number,
+  connections: number,
+): Promise<LatencySummary> {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const base = new URL(target.url);
   const total = Math.round(rate * seconds);
@@ -92,7 +103,13 @@ export async function closedLoop(
   target: Target,
   seconds: number,
   connections: number,
-): Promise<{ requests_per_second: number; p50_ms: number; p99_ms: number; errors: number; statuses: Record<number, number> }> {
+): Promise<{
+  requests_per_second: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  statuses: Record<number, number>;
+}> {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const base = new URL(target.url);
   const latencies: number[] = [];
@@ -115,5 +132,11 @@ export async function closedLoop(
   const elapsed = (performance.now() - start) / 1000;
   agent.destroy();
   const sorted = Float64Array.from(latencies).sort();
-  return { requests_per_second: Math.round(latencies.length / elapsed), p50_ms: round(percentile(sorted, 0.5)), p99_ms: round(percentile(sorted, 0.99)), errors, statuses };
+  return {
+    requests_per_second: Math.round(latencies.length / elapsed),
+    p50_ms: round(percentile(sorted, 0.5)),
+    p99_ms: round(percentile(sorted, 0.99)),
+    errors,
+    statuses,
+  };
 }

@@ -13,7 +13,16 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  makeInformer,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Deployment,
+} from '@kubernetes/client-node';
 import { keepWatching } from '../core/kube-watch';
 import { createLogger } from '../core/logger';
 import { projectRoot } from '../core/paths';
@@ -22,14 +31,23 @@ const GROUP = 'featurestore.dev';
 const root = projectRoot();
 
 interface Listed {
-  items: { metadata: { name: string; generation: number }; status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] } }[];
+  items: {
+    metadata: { name: string; generation: number };
+    status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
+  }[];
 }
 
 function kubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
-  const binary = execFileSync('bash', [join(root, 'test/servers/kube.sh'), 'kubectl-path'], { encoding: 'utf8' }).trim();
+  const binary = execFileSync('bash', [join(root, 'test/servers/kube.sh'), 'kubectl-path'], {
+    encoding: 'utf8',
+  }).trim();
   return new Promise((resolve, reject) => {
-    const child = execFile(binary, ['--kubeconfig', kubeconfig, ...args], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
-      error ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout),
+    const child = execFile(
+      binary,
+      ['--kubeconfig', kubeconfig, ...args],
+      { maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        error ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout),
     );
     if (input !== undefined) child.stdin?.end(input);
   });
@@ -53,14 +71,26 @@ spec:
 /** Marks every consumer Deployment in the namespace available at once, as an instant kubelet would. */
 async function instantKubelet(kube: KubeConfig, namespace: string): Promise<() => Promise<void>> {
   const apps = kube.makeApiClient(AppsV1Api);
-  const informer = makeInformer(kube, `/apis/apps/v1/namespaces/${namespace}/deployments`, () => apps.listNamespacedDeployment({ namespace }));
+  const informer = makeInformer(kube, `/apis/apps/v1/namespaces/${namespace}/deployments`, () =>
+    apps.listNamespacedDeployment({ namespace }),
+  );
   const markAvailable = (deployment: V1Deployment): void => {
     const replicas = deployment.spec?.replicas ?? 1;
     const generation = deployment.metadata?.generation ?? 0;
-    if (deployment.status?.observedGeneration === generation && deployment.status.availableReplicas === replicas) return;
-    const status = { observedGeneration: generation, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas };
+    if (deployment.status?.observedGeneration === generation && deployment.status.availableReplicas === replicas)
+      return;
+    const status = {
+      observedGeneration: generation,
+      replicas,
+      updatedReplicas: replicas,
+      readyReplicas: replicas,
+      availableReplicas: replicas,
+    };
     void apps
-      .patchNamespacedDeploymentStatus({ name: deployment.metadata!.name!, namespace, body: { status } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch))
+      .patchNamespacedDeploymentStatus(
+        { name: deployment.metadata!.name!, namespace, body: { status } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      )
       .catch((error: unknown) => console.error(`status patch failed: ${(error as Error).message}`));
   };
   informer.on('add', markAvailable);
@@ -70,30 +100,57 @@ async function instantKubelet(kube: KubeConfig, namespace: string): Promise<() =
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { groups: { type: 'string', default: '200' }, concurrency: { type: 'string', default: '4' } } });
+  const { values } = parseArgs({
+    options: { groups: { type: 'string', default: '200' }, concurrency: { type: 'string', default: '4' } },
+  });
   const groups = Number(values.groups);
   const concurrency = Number(values.concurrency);
   const { KUBECONFIG, DATABASE_URL, KAFKA_BROKERS } = process.env;
-  if (!KUBECONFIG || !DATABASE_URL || !KAFKA_BROKERS) throw new Error('KUBECONFIG, DATABASE_URL and KAFKA_BROKERS must be set (bench/run.sh sets them)');
+  if (!KUBECONFIG || !DATABASE_URL || !KAFKA_BROKERS)
+    throw new Error('KUBECONFIG, DATABASE_URL and KAFKA_BROKERS must be set (bench/run.sh sets them)');
 
   const kube = new KubeConfig();
   kube.loadFromFile(KUBECONFIG);
   const custom = kube.makeApiClient(CustomObjectsApi);
   const namespace = `bench-${randomBytes(3).toString('hex')}`;
-  await kubectl(KUBECONFIG, ['apply', '--server-side', '--force-conflicts', '--field-manager', 'featurestore-bench', '-f', join(root, 'crds/featuregroup.yaml')]);
-  await kubectl(KUBECONFIG, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/featuregroups.featurestore.dev']);
+  await kubectl(KUBECONFIG, [
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '--field-manager',
+    'featurestore-bench',
+    '-f',
+    join(root, 'crds/featuregroup.yaml'),
+  ]);
+  await kubectl(KUBECONFIG, [
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/featuregroups.featurestore.dev',
+  ]);
   await kube.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: namespace } } });
   const stopKubelet = await instantKubelet(kube, namespace);
 
-  const profile = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+  const profile = process.env.BENCH_CPU_PROF_DIR
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`]
+    : [];
   const operator = spawn(process.execPath, [...profile, join(root, 'dist/operator/main.js')], {
-    env: { ...process.env, PORT: String(20000 + Math.floor(Math.random() * 20000)), LOG_LEVEL: 'warn', WATCH_NAMESPACES: namespace, LEASE_NAMESPACE: namespace, POD_NAME: 'bench-operator', RECONCILE_CONCURRENCY: String(concurrency) },
+    env: {
+      ...process.env,
+      PORT: String(20000 + Math.floor(Math.random() * 20000)),
+      LOG_LEVEL: 'warn',
+      WATCH_NAMESPACES: namespace,
+      LEASE_NAMESPACE: namespace,
+      POD_NAME: 'bench-operator',
+      RECONCILE_CONCURRENCY: String(concurrency),
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
 
   type Item = Listed['items'][number];
   const isTrue = (item: Item, type: string) =>
-    item.status?.observedGeneration === item.metadata.generation && item.status.conditions?.some((c) => c.type === type && c.status === 'True') === true;
+    item.status?.observedGeneration === item.metadata.generation &&
+    item.status.conditions?.some((c) => c.type === type && c.status === 'True') === true;
   // Watched, not polled: listing N groups every few ms would load the API server being measured.
   const watched = makeInformer(kube, `/apis/${GROUP}/v1alpha1/namespaces/${namespace}/featuregroups`, () =>
     custom.listNamespacedCustomObject({ group: GROUP, version: 'v1alpha1', plural: 'featuregroups', namespace }),
@@ -125,15 +182,22 @@ async function main(): Promise<void> {
   const sweep = setInterval(() => {
     void custom
       .listNamespacedCustomObject({ group: GROUP, version: 'v1alpha1', plural: 'featuregroups', namespace })
-      .then((list) => (list as Listed).items.forEach(observe), () => undefined);
+      .then(
+        (list) => (list as Listed).items.forEach(observe),
+        () => undefined,
+      );
   }, 2_000);
 
   const documents = Array.from({ length: groups }, (_, i) => manifest(namespace, i)).join('---\n');
   start = performance.now();
   await kubectl(KUBECONFIG, ['apply', '-f', '-'], documents);
   const appliedSeconds = (performance.now() - start) / 1000;
-  const exited = new Promise<never>((_, reject) => operator.once('exit', (code) => reject(new Error(`the operator exited (${code})`))));
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`only ${readyAt.size}/${groups} groups Ready after 600 s`)), 600_000).unref());
+  const exited = new Promise<never>((_, reject) =>
+    operator.once('exit', (code) => reject(new Error(`the operator exited (${code})`))),
+  );
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`only ${readyAt.size}/${groups} groups Ready after 600 s`)), 600_000).unref(),
+  );
   await Promise.race([done, exited, timeout]);
   const allReadySeconds = Math.max(...readyAt.values());
   const sorted = [...readyAt.values()].sort((a, b) => a - b);
@@ -151,10 +215,15 @@ async function main(): Promise<void> {
   watched.on('delete', (object) => markGone((object as Item).metadata.name));
   clearInterval(sweep);
   const deletionSweep = setInterval(() => {
-    void custom.listNamespacedCustomObject({ group: GROUP, version: 'v1alpha1', plural: 'featuregroups', namespace }).then((list) => {
-      const present = new Set((list as Listed).items.map((i) => i.metadata.name));
-      for (let i = 0; i < groups; i++) if (!present.has(`group-${i}`)) markGone(`group-${i}`);
-    }, () => undefined);
+    void custom
+      .listNamespacedCustomObject({ group: GROUP, version: 'v1alpha1', plural: 'featuregroups', namespace })
+      .then(
+        (list) => {
+          const present = new Set((list as Listed).items.map((i) => i.metadata.name));
+          for (let i = 0; i < groups; i++) if (!present.has(`group-${i}`)) markGone(`group-${i}`);
+        },
+        () => undefined,
+      );
   }, 2_000);
   const deleteStart = performance.now();
   await kubectl(KUBECONFIG, ['delete', 'featuregroups', '--all', '-n', namespace, '--wait=false']);
@@ -168,7 +237,10 @@ async function main(): Promise<void> {
   operator.kill('SIGTERM');
   await new Promise((r) => operator.once('exit', r));
   await stopKubelet();
-  await kube.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace }).catch(() => undefined);
+  await kube
+    .makeApiClient(CoreV1Api)
+    .deleteNamespace({ name: namespace })
+    .catch(() => undefined);
 
   const round = (x: number) => Math.round(x * 100) / 100;
   console.log(

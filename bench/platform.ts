@@ -27,15 +27,29 @@ function emit(result: Record<string, unknown>): void {
 
 function run(binary: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile(binary, args, { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => (error ? reject(new Error(`${binary} ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout))),
+    execFile(binary, args, { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${binary} ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout),
+    ),
   );
 }
 
-async function startComponent(entry: string, env: Record<string, string>, port: number, probe = '/readyz', profile = false): Promise<ChildProcess> {
+async function startComponent(
+  entry: string,
+  env: Record<string, string>,
+  port: number,
+  probe = '/readyz',
+  profile = false,
+): Promise<ChildProcess> {
   const child = spawnComponent(entry, { ...env, PORT: String(port) }, profile);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${entry} exited during start-up`);
-    if (await fetch(`http://127.0.0.1:${port}${probe}`).then((r) => r.ok, () => false)) return child;
+    if (
+      await fetch(`http://127.0.0.1:${port}${probe}`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return child;
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -55,7 +69,11 @@ async function pgbenchCeiling(databaseUrl: string, seconds: number): Promise<num
   await pool.query('CREATE SCHEMA pgbench');
   try {
     await run(PGBENCH, ['-i', '-s', '10', '-q', databaseUrl], env);
-    const out = await run(PGBENCH, ['-S', '-M', 'prepared', '-c', String(CLIENTS), '-j', '2', '-T', String(seconds), databaseUrl], env);
+    const out = await run(
+      PGBENCH,
+      ['-S', '-M', 'prepared', '-c', String(CLIENTS), '-j', '2', '-T', String(seconds), databaseUrl],
+      env,
+    );
     const tps = /tps = ([\d.]+)/.exec(out)?.[1];
     if (!tps) throw new Error(`no tps in pgbench output:\n${out}`);
     return Number(tps);
@@ -89,9 +107,22 @@ async function kafkaConsumeCeiling(brokers: string[], events: number): Promise<n
   const kafka = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING });
   await preloadTopic(brokers, topic, 4, events, (n) => {
     const entity = `user_${n % 100_000}`;
-    return { key: entity, value: JSON.stringify({ entity_id: entity, action: 'click', page: '/p', amount: n / 100, timestamp: new Date().toISOString() }) };
+    return {
+      key: entity,
+      value: JSON.stringify({
+        entity_id: entity,
+        action: 'click',
+        page: '/p',
+        amount: n / 100,
+        timestamp: new Date().toISOString(),
+      }),
+    };
   });
-  const consumer = kafka.consumer({ groupId: `bench-raw-${randomBytes(3).toString('hex')}`, maxBytesPerPartition: 8 * 1024 * 1024, maxBytes: 32 * 1024 * 1024 });
+  const consumer = kafka.consumer({
+    groupId: `bench-raw-${randomBytes(3).toString('hex')}`,
+    maxBytesPerPartition: 8 * 1024 * 1024,
+    maxBytes: 32 * 1024 * 1024,
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   let count = 0;
@@ -115,7 +146,13 @@ async function kafkaConsumeCeiling(brokers: string[], events: number): Promise<n
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, entities: { type: 'string', default: '1000000' }, only: { type: 'string', default: 'ceilings,serving,ingest,freshness' } } });
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '10' },
+      entities: { type: 'string', default: '1000000' },
+      only: { type: 'string', default: 'ceilings,serving,ingest,freshness' },
+    },
+  });
   const seconds = Number(values.seconds);
   const only = new Set(values.only.split(','));
   const entities = Number(values.entities);
@@ -129,12 +166,25 @@ async function main(): Promise<void> {
     let pgbenchTps = NaN;
     if (only.has('ceilings')) {
       pgbenchTps = await pgbenchCeiling(DATABASE_URL, seconds);
-      emit({ benchmark: 'ceiling_pgbench_select', command: `pgbench -S -M prepared -c ${CLIENTS} -j 2 -T ${seconds} (scale 10)`, clients: CLIENTS, tps: Math.round(pgbenchTps) });
+      emit({
+        benchmark: 'ceiling_pgbench_select',
+        command: `pgbench -S -M prepared -c ${CLIENTS} -j 2 -T ${seconds} (scale 10)`,
+        clients: CLIENTS,
+        tps: Math.round(pgbenchTps),
+      });
       const upsertRows = await upsertCeiling(pool, table, 500_000);
-      emit({ benchmark: 'ceiling_postgres_bulk_upsert', command: 'INSERT … SELECT generate_series … ON CONFLICT DO UPDATE, 5 × 100k rows, the consumer row shape', rows_per_second: upsertRows });
+      emit({
+        benchmark: 'ceiling_postgres_bulk_upsert',
+        command: 'INSERT … SELECT generate_series … ON CONFLICT DO UPDATE, 5 × 100k rows, the consumer row shape',
+        rows_per_second: upsertRows,
+      });
       await pool.query(`TRUNCATE features."${table}"`);
       const kafkaRate = await kafkaConsumeCeiling(brokers, 500_000);
-      emit({ benchmark: 'ceiling_kafka_consume', command: 'kafkajs eachBatch loop that only counts, 500k records, 4 partitions', events_per_second: kafkaRate });
+      emit({
+        benchmark: 'ceiling_kafka_consume',
+        command: 'kafkajs eachBatch loop that only counts, 500k records, 4 partitions',
+        events_per_second: kafkaRate,
+      });
     }
 
     const id = (i: number): string => `user_${1 + ((i * 7919) % entities)}`;
@@ -148,51 +198,141 @@ async function main(): Promise<void> {
         [entities],
       );
       await pool.query(`ANALYZE features."${table}"`);
-      const serving = await startComponent('dist/services/serving/main.js', { DB_POOL_SIZE: String(CLIENTS) }, servingPort, '/readyz', true);
+      const serving = await startComponent(
+        'dist/services/serving/main.js',
+        { DB_POOL_SIZE: String(CLIENTS) },
+        servingPort,
+        '/readyz',
+        true,
+      );
       children.push(serving);
       const servingUrl = `http://127.0.0.1:${servingPort}`;
       const getOne = { url: servingUrl, method: 'GET' as const, path: (i: number) => `/features/${id(i)}` };
-      const onlineBody = (size: number) => (i: number) => JSON.stringify({ features: [`${name}:last_action`, `${name}:last_amount`], entities: { user: Array.from({ length: size }, (_, k) => id(i * size + k)) } });
-      const online = (size: number) => ({ url: servingUrl, method: 'POST' as const, path: () => '/get-online-features', body: onlineBody(size) });
+      const onlineBody = (size: number) => (i: number) =>
+        JSON.stringify({
+          features: [`${name}:last_action`, `${name}:last_amount`],
+          entities: { user: Array.from({ length: size }, (_, k) => id(i * size + k)) },
+        });
+      const online = (size: number) => ({
+        url: servingUrl,
+        method: 'POST' as const,
+        path: () => '/get-online-features',
+        body: onlineBody(size),
+      });
 
       await closedLoop(getOne, 2, CLIENTS); // warm-up: prepared statements, connections
       const closedGet = await closedLoop(getOne, seconds, CLIENTS);
-      emit({ benchmark: 'serving_get_closed_loop', connections: CLIENTS, ...closedGet, ratio_to_pgbench: Number((closedGet.requests_per_second / pgbenchTps).toFixed(3)) });
-      for (const rate of [500, 1000, 2000]) emit({ benchmark: 'serving_get_open_loop', rate_rps: rate, connections: 64, ...(await openLoop(getOne, rate, seconds, 64)) });
-      for (const size of [1, 100]) emit({ benchmark: 'serving_online_closed_loop', entities_per_request: size, connections: CLIENTS, ...(await closedLoop(online(size), seconds, CLIENTS)) });
-      emit({ benchmark: 'serving_online_open_loop', entities_per_request: 100, rate_rps: 200, connections: 32, ...(await openLoop(online(100), 200, seconds, 32)) });
+      emit({
+        benchmark: 'serving_get_closed_loop',
+        connections: CLIENTS,
+        ...closedGet,
+        ratio_to_pgbench: Number((closedGet.requests_per_second / pgbenchTps).toFixed(3)),
+      });
+      for (const rate of [500, 1000, 2000])
+        emit({
+          benchmark: 'serving_get_open_loop',
+          rate_rps: rate,
+          connections: 64,
+          ...(await openLoop(getOne, rate, seconds, 64)),
+        });
+      for (const size of [1, 100])
+        emit({
+          benchmark: 'serving_online_closed_loop',
+          entities_per_request: size,
+          connections: CLIENTS,
+          ...(await closedLoop(online(size), seconds, CLIENTS)),
+        });
+      emit({
+        benchmark: 'serving_online_open_loop',
+        entities_per_request: 100,
+        rate_rps: 200,
+        connections: 32,
+        ...(await openLoop(online(100), 200, seconds, 32)),
+      });
       const groups = await pool.query('SELECT count(*)::int AS n FROM featurestore.feature_groups');
-      emit({ benchmark: 'serving_registered_groups', groups: (groups.rows[0] as { n: number }).n, note: 'GET /features/{id} reads every registered group' });
+      emit({
+        benchmark: 'serving_registered_groups',
+        groups: (groups.rows[0] as { n: number }).n,
+        note: 'GET /features/{id} reads every registered group',
+      });
       await stop(serving);
 
       // The same loops against bare servers (bench/prototype-server.ts): what any Node process here
       // can do (static), a lookup without a framework (pg), and the same in a bare Express app.
       for (const mode of ['static', 'pg', 'express']) {
-        const prototype = await startComponent('dist/bench/prototype-server.js', { PROTOTYPE_MODE: mode, BENCH_TABLE: table }, servingPort, `/features/${id(0)}`);
+        const prototype = await startComponent(
+          'dist/bench/prototype-server.js',
+          { PROTOTYPE_MODE: mode, BENCH_TABLE: table },
+          servingPort,
+          `/features/${id(0)}`,
+        );
         children.push(prototype);
         await closedLoop(getOne, 2, CLIENTS);
         const result = await closedLoop(getOne, seconds, CLIENTS);
-        emit({ benchmark: `prototype_${mode}_closed_loop`, connections: CLIENTS, ...result, ratio_to_pgbench: Number((result.requests_per_second / pgbenchTps).toFixed(3)) });
-        if (mode !== 'static') emit({ benchmark: `prototype_${mode}_open_loop`, rate_rps: 2000, connections: 64, ...(await openLoop(getOne, 2000, seconds, 64)) });
+        emit({
+          benchmark: `prototype_${mode}_closed_loop`,
+          connections: CLIENTS,
+          ...result,
+          ratio_to_pgbench: Number((result.requests_per_second / pgbenchTps).toFixed(3)),
+        });
+        if (mode !== 'static')
+          emit({
+            benchmark: `prototype_${mode}_open_loop`,
+            rate_rps: 2000,
+            connections: 64,
+            ...(await openLoop(getOne, 2000, seconds, 64)),
+          });
         await stop(prototype);
       }
     }
 
-    const events = (n: number, i: number) => JSON.stringify(Array.from({ length: n }, (_, k) => ({ entity_id: id(i * n + k), action: 'view', page: '/p', amount: 1, timestamp: new Date().toISOString() })));
+    const events = (n: number, i: number) =>
+      JSON.stringify(
+        Array.from({ length: n }, (_, k) => ({
+          entity_id: id(i * n + k),
+          action: 'view',
+          page: '/p',
+          amount: 1,
+          timestamp: new Date().toISOString(),
+        })),
+      );
     if (!only.has('ingest') && !only.has('freshness')) return;
     // HTTP ingest into Kafka (also the freshness benchmark's way in).
-    const ingest = await startComponent('dist/services/ingest/main.js', { INGEST_TOPICS: topic, INGEST_DEFAULT_TOPIC: topic }, ingestPort);
+    const ingest = await startComponent(
+      'dist/services/ingest/main.js',
+      { INGEST_TOPICS: topic, INGEST_DEFAULT_TOPIC: topic },
+      ingestPort,
+    );
     children.push(ingest);
     if (only.has('ingest')) {
       for (const size of [100, 1]) {
-        const result = await closedLoop({ url: `http://127.0.0.1:${ingestPort}`, method: 'POST', path: () => '/v1/events', body: (i) => events(size, i) }, seconds, CLIENTS);
-        emit({ benchmark: 'http_ingest_closed_loop', events_per_request: size, connections: CLIENTS, ...result, events_per_second: result.requests_per_second * size });
-    }
+        const result = await closedLoop(
+          {
+            url: `http://127.0.0.1:${ingestPort}`,
+            method: 'POST',
+            path: () => '/v1/events',
+            body: (i) => events(size, i),
+          },
+          seconds,
+          CLIENTS,
+        );
+        emit({
+          benchmark: 'http_ingest_closed_loop',
+          events_per_request: size,
+          connections: CLIENTS,
+          ...result,
+          events_per_second: result.requests_per_second * size,
+        });
+      }
     }
     if (!only.has('freshness')) return;
 
     // Freshness: the consumer and serving on the same group, 1k events/s of background load.
-    const consumer = await startComponent('dist/services/consumer/main.js', { FEATURE_GROUP: `default/${name}` }, ingestPort + 1);
+    const consumer = await startComponent(
+      'dist/services/consumer/main.js',
+      { FEATURE_GROUP: `default/${name}` },
+      ingestPort + 1,
+    );
     children.push(consumer);
     const serving2 = await startComponent('dist/services/serving/main.js', {}, ingestPort + 2);
     children.push(serving2);
@@ -204,7 +344,11 @@ async function main(): Promise<void> {
       for (let i = 0; background; i++) {
         const due = loadStart + i * 10;
         if (due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
-        await fetch(`http://127.0.0.1:${ingestPort}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: events(10, i) });
+        await fetch(`http://127.0.0.1:${ingestPort}/v1/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: events(10, i),
+        });
         backgroundEvents += 10;
       }
     })();
@@ -219,7 +363,9 @@ async function main(): Promise<void> {
       if (sent.status !== 202) throw new Error(`ingest answered ${sent.status}`);
       const accepted = performance.now();
       for (;;) {
-        const body = (await (await fetch(`http://127.0.0.1:${ingestPort + 2}/features/${entity}`)).json()) as { features?: { last_action?: string } };
+        const body = (await (await fetch(`http://127.0.0.1:${ingestPort + 2}/features/${entity}`)).json()) as {
+          features?: { last_action?: string };
+        };
         if (body.features?.last_action === action) return performance.now() - accepted;
         if (performance.now() - accepted > 30_000) throw new Error('a probe event was not served within 30 s');
         await new Promise((r) => setTimeout(r, 2));
@@ -238,7 +384,15 @@ async function main(): Promise<void> {
     const backgroundRate = Math.round(backgroundEvents / ((performance.now() - loadStart) / 1000));
     const sorted = Float64Array.from(samples).sort();
     const at = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!);
-    emit({ benchmark: 'freshness', background_events_per_second: backgroundRate, startup_first_event_ms: Math.round(startup), probes: samples.length, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: Math.round(sorted[sorted.length - 1]!) });
+    emit({
+      benchmark: 'freshness',
+      background_events_per_second: backgroundRate,
+      startup_first_event_ms: Math.round(startup),
+      probes: samples.length,
+      p50_ms: at(0.5),
+      p99_ms: at(0.99),
+      max_ms: Math.round(sorted[sorted.length - 1]!),
+    });
   } finally {
     await Promise.all(children.map(stop));
     await group.drop();

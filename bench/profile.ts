@@ -49,7 +49,8 @@ export function summarise(profile: CpuProfile, top = 15): ProfileSummary {
     owners.set(owner, (owners.get(owner) ?? 0) + micros);
     if (owner === '(idle)') continue;
     const file = callFrame.url.split('/').slice(-1)[0] ?? '';
-    const key = `${callFrame.functionName || '(anonymous)'} ${file}${file ? `:${callFrame.lineNumber + 1}` : ''}`.trim();
+    const key =
+      `${callFrame.functionName || '(anonymous)'} ${file}${file ? `:${callFrame.lineNumber + 1}` : ''}`.trim();
     const entry = functions.get(key) ?? { owner, micros: 0 };
     entry.micros += micros;
     functions.set(key, entry);
@@ -66,7 +67,10 @@ export function summarise(profile: CpuProfile, top = 15): ProfileSummary {
 }
 
 if (require.main === module) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '15' } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { top: { type: 'string', default: '15' } },
+  });
   const file = positionals[0];
   if (!file) {
     console.error('usage: node dist/bench/profile.js <file.cpuprofile> [--top 15]');

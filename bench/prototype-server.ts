@@ -12,11 +12,18 @@ import { Pool } from 'pg';
 
 const mode = process.argv[2] ?? process.env.PROTOTYPE_MODE;
 const port = Number(process.env.PORT);
-const body = JSON.stringify({ entity_id: 'user_1', features: { last_action: 'click', last_page: '/p/1', last_amount: 0.01 }, last_updated: '2026-11-26T00:00:00.000Z' });
+const body = JSON.stringify({
+  entity_id: 'user_1',
+  features: { last_action: 'click', last_page: '/p/1', last_amount: 0.01 },
+  last_updated: '2026-11-26T00:00:00.000Z',
+});
 
 if (mode === 'static') {
   createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
   }).listen(port, '127.0.0.1');
 } else if (mode === 'pg' || mode === 'express') {
@@ -33,9 +40,16 @@ if (mode === 'static') {
       (result) => {
         const row = result.rows[0] as unknown[] | undefined;
         const out = row
-          ? JSON.stringify({ entity_id: row[0], features: { last_action: row[1], last_page: row[3], last_amount: row[5] }, last_updated: (row[2] as Date).toISOString() })
+          ? JSON.stringify({
+              entity_id: row[0],
+              features: { last_action: row[1], last_page: row[3], last_amount: row[5] },
+              last_updated: (row[2] as Date).toISOString(),
+            })
           : JSON.stringify({ detail: `No features found for entity_id=${id}` });
-        res.writeHead(row ? 200 : 404, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(out) });
+        res.writeHead(row ? 200 : 404, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(out),
+        });
         res.end(out);
       },
       () => {
@@ -44,7 +58,10 @@ if (mode === 'static') {
     );
   };
   if (mode === 'pg') {
-    createServer((req, res) => answer(decodeURIComponent((req.url ?? '').slice('/features/'.length)), res)).listen(port, '127.0.0.1');
+    createServer((req, res) => answer(decodeURIComponent((req.url ?? '').slice('/features/'.length)), res)).listen(
+      port,
+      '127.0.0.1',
+    );
   } else {
     const app = express();
     app.get('/features/:entityId', (req, res) => answer(req.params.entityId, res));

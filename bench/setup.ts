@@ -13,7 +13,8 @@ import { applyStore, dropStore } from '../core/storage/store';
 /** What every benchmark needs from bench/run.sh: the servers' addresses. */
 export function benchServers(): { databaseUrl: string; brokers: string[] } {
   const { DATABASE_URL, KAFKA_BROKERS } = process.env;
-  if (!DATABASE_URL || !KAFKA_BROKERS) throw new Error('DATABASE_URL and KAFKA_BROKERS must be set (bench/run.sh sets them)');
+  if (!DATABASE_URL || !KAFKA_BROKERS)
+    throw new Error('DATABASE_URL and KAFKA_BROKERS must be set (bench/run.sh sets them)');
   return { databaseUrl: DATABASE_URL, brokers: KAFKA_BROKERS.split(',') };
 }
 
@@ -37,18 +38,32 @@ export interface BenchGroup {
 export async function benchGroup(pool: Pool, prefix: string, spec: Record<string, unknown>): Promise<BenchGroup> {
   await migrate(pool, migrationsDir());
   // A benchmark killed before its clean-up left its group registered; serving would read it too.
-  const stale = await pool.query<{ name: string }>("SELECT name FROM featurestore.feature_groups WHERE namespace = 'default' AND name ~ $1", [`^${prefix}-[0-9a-f]{6}$`]);
-  for (const { name: old } of stale.rows) await dropStore(pool, { namespace: 'default', name: old }, consumerGroupFor({ namespace: 'default', name: old }));
+  const stale = await pool.query<{ name: string }>(
+    "SELECT name FROM featurestore.feature_groups WHERE namespace = 'default' AND name ~ $1",
+    [`^${prefix}-[0-9a-f]{6}$`],
+  );
+  for (const { name: old } of stale.rows)
+    await dropStore(pool, { namespace: 'default', name: old }, consumerGroupFor({ namespace: 'default', name: old }));
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
   const ref = { namespace: 'default', name };
   const topic = `${name}-events`;
-  const parsed = featureGroupSpecSchema.parse({ entity: { name: 'user', keyField: 'entity_id' }, source: { topic, eventTimeField: 'timestamp' }, ...spec });
+  const parsed = featureGroupSpecSchema.parse({
+    entity: { name: 'user', keyField: 'entity_id' },
+    source: { topic, eventTimeField: 'timestamp' },
+    ...spec,
+  });
   const { table } = await applyStore(pool, compileGroup(ref, parsed), 1);
   return { ref, name, topic, spec: parsed, table, drop: () => dropStore(pool, ref, consumerGroupFor(ref)) };
 }
 
 /** Creates `topic` and sends `events` records in batches of 10,000; returns the records/s it took. */
-export async function preloadTopic(brokers: string[], topic: string, partitions: number, events: number, record: (n: number) => { key: string; value: string }): Promise<number> {
+export async function preloadTopic(
+  brokers: string[],
+  topic: string,
+  partitions: number,
+  events: number,
+  record: (n: number) => { key: string; value: string },
+): Promise<number> {
   const kafka = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
@@ -58,7 +73,11 @@ export async function preloadTopic(brokers: string[], topic: string, partitions:
   await producer.connect();
   const start = performance.now();
   for (let sent = 0; sent < events; sent += 10_000) {
-    await producer.send({ topic, acks: -1, messages: Array.from({ length: Math.min(10_000, events - sent) }, (_, i) => record(sent + i)) });
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: Array.from({ length: Math.min(10_000, events - sent) }, (_, i) => record(sent + i)),
+    });
   }
   await producer.disconnect();
   return Math.round(events / ((performance.now() - start) / 1000));
@@ -66,12 +85,19 @@ export async function preloadTopic(brokers: string[], topic: string, partitions:
 
 /** A built component as its own process, quiet, with BENCH_CPU_PROF_DIR honoured. */
 export function spawnComponent(entry: string, env: Record<string, string>, profile = false): ChildProcess {
-  const prof = profile && process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
-  return spawn(process.execPath, [...prof, join(projectRoot(), entry)], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const prof =
+    profile && process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+  return spawn(process.execPath, [...prof, join(projectRoot(), entry)], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
 }
 
 /** Offsets the group's consumers have stored in Postgres, summed over partitions. */
 export async function storedOffsets(pool: Pool, ref: GroupRef): Promise<number> {
-  const result = await pool.query<{ t: string | null }>('SELECT sum(next_offset) AS t FROM featurestore.consumer_offsets WHERE consumer_group = $1', [consumerGroupFor(ref)]);
+  const result = await pool.query<{ t: string | null }>(
+    'SELECT sum(next_offset) AS t FROM featurestore.consumer_offsets WHERE consumer_group = $1',
+    [consumerGroupFor(ref)],
+  );
   return Number(result.rows[0]?.t ?? 0);
 }

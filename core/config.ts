@@ -11,8 +11,16 @@ export const databaseUrl = z
 
 export const kafkaBrokers = z
   .string({ error: 'is required (host:port[,host:port...])' })
-  .transform((v) => v.split(',').map((b) => b.trim()).filter(Boolean))
-  .refine((list) => list.length > 0 && list.every((b) => /^[^\s:]+:\d{1,5}$/.test(b)), 'must be host:port[,host:port...]');
+  .transform((v) =>
+    v
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean),
+  )
+  .refine(
+    (list) => list.length > 0 && list.every((b) => /^[^\s:]+:\d{1,5}$/.test(b)),
+    'must be host:port[,host:port...]',
+  );
 
 /** Bearer tokens, one per line (a mounted Secret key); unset means no auth. */
 export const authTokensFile = z.string().min(1).optional();

@@ -32,10 +32,16 @@ export function consumerGroupFor(ref: { namespace: string; name: string }): stri
  * Where a replay starts in each partition of `topic`: its earliest record, or the first record at
  * or after a timestamp (the end of the partition when there is none).
  */
-export async function replayStartOffsets(admin: Admin, topic: string, from: 'earliest' | number): Promise<Map<number, number>> {
+export async function replayStartOffsets(
+  admin: Admin,
+  topic: string,
+  from: 'earliest' | number,
+): Promise<Map<number, number>> {
   const watermarks = await admin.fetchTopicOffsets(topic);
   if (from === 'earliest') return new Map(watermarks.map((w) => [w.partition, Number(w.low)]));
   const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, from);
   const high = new Map(watermarks.map((w) => [w.partition, Number(w.high)]));
-  return new Map(byTime.map((o) => [o.partition, Number(o.offset) >= 0 ? Number(o.offset) : high.get(o.partition) ?? 0]));
+  return new Map(
+    byTime.map((o) => [o.partition, Number(o.offset) >= 0 ? Number(o.offset) : (high.get(o.partition) ?? 0)]),
+  );
 }

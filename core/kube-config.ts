@@ -18,7 +18,11 @@ export class PooledKubeConfig extends KubeConfig {
     // Proxy agents and plain HTTP keep the library's own behaviour.
     if (!(created instanceof Agent) || created.constructor !== Agent) return;
     const options = created.options;
-    const key = JSON.stringify([options.ca, options.cert, options.key, options.pfx, options.rejectUnauthorized, options.servername].map((v) => (v === undefined ? null : String(v))));
+    const key = JSON.stringify(
+      [options.ca, options.cert, options.key, options.pfx, options.rejectUnauthorized, options.servername].map((v) =>
+        v === undefined ? null : typeof v === 'string' || typeof v === 'boolean' ? String(v) : JSON.stringify(v),
+      ),
+    );
     let pooled = this.agents.get(key);
     if (!pooled) {
       pooled = new Agent({ ...options, keepAlive: true, maxSockets: 32 });

@@ -10,7 +10,12 @@ const RESTART_MAX_MS = 30_000;
  * with capped backoff until it watches again, from the last resourceVersion it saw (relisting when
  * that expired), so no change is missed.
  */
-export function keepWatching<T extends KubernetesObject>(informer: Informer<T>, what: string, log: Logger, stopped: () => boolean): void {
+export function keepWatching<T extends KubernetesObject>(
+  informer: Informer<T>,
+  what: string,
+  log: Logger,
+  stopped: () => boolean,
+): void {
   let restartPending = false;
   let attempt = 0;
   const restart = (error: unknown): void => {

@@ -3,7 +3,11 @@
  * returned function is called; a run in flight then finishes but none follows. The timer never
  * keeps the process alive. Errors go to `onError` and the next run happens as planned.
  */
-export function repeatEvery(task: () => Promise<void>, intervalMs: number, onError: (error: unknown) => void): () => void {
+export function repeatEvery(
+  task: () => Promise<void>,
+  intervalMs: number,
+  onError: (error: unknown) => void,
+): () => void {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const schedule = (delayMs: number): void => {

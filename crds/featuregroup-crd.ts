@@ -76,7 +76,9 @@ export function deriveAggregateRules(): AggregateRules {
     issuePaths({ name: 'probe', type, aggregate: { window: '1h', ...aggregate } });
   const needsField = AGGREGATE_FUNCTIONS.filter((fn) => probe({ fn, limit: 1 }).includes('aggregate.field'));
   const needsLimit = AGGREGATE_FUNCTIONS.filter((fn) => probe({ fn, field: 'f' }).includes('aggregate.limit'));
-  const forbidsLimit = AGGREGATE_FUNCTIONS.filter((fn) => probe({ fn, field: 'f', limit: 1 }).includes('aggregate.limit'));
+  const forbidsLimit = AGGREGATE_FUNCTIONS.filter((fn) =>
+    probe({ fn, field: 'f', limit: 1 }).includes('aggregate.limit'),
+  );
   const resultTypes = {} as Record<AggregateFunction, FeatureType[]>;
   for (const fn of AGGREGATE_FUNCTIONS) {
     const valid = { fn, field: 'f', ...(needsLimit.includes(fn) ? { limit: 1 } : {}) };
@@ -302,9 +304,8 @@ function ordered(node: JsonObject, where: string): JsonObject {
  * `where` is the dotted path used in errors and in DESCRIPTIONS ('' is spec itself).
  */
 export function toStructural(input: JsonObject, where: string, descriptions: Record<string, string> = {}): JsonObject {
-  const node: JsonObject = { ...input };
+  const node: JsonObject = Object.fromEntries(Object.entries(input).filter(([key]) => !DROPPED_KEYS.has(key)));
   const label = where === '' ? 'spec' : `spec.${where}`;
-  for (const key of DROPPED_KEYS) delete node[key];
   for (const key of ['$ref', 'definitions', '$defs', 'allOf', 'not', 'const'] as const) {
     if (node[key] !== undefined) throw new Error(`crd: ${label}: unexpected ${key} in zod's output`);
   }
@@ -314,7 +315,10 @@ export function toStructural(input: JsonObject, where: string, descriptions: Rec
   // type in every component.
   if (node.anyOf !== undefined) {
     const branches = node.anyOf;
-    if (!Array.isArray(branches) || !branches.every((b) => isObject(b) && typeof b.type === 'string' && SCALAR_TYPES.has(b.type))) {
+    if (
+      !Array.isArray(branches) ||
+      !branches.every((b) => isObject(b) && typeof b.type === 'string' && SCALAR_TYPES.has(b.type))
+    ) {
       throw new Error(`crd: ${label}: only unions of scalars can be expressed`);
     }
     delete node.anyOf;
@@ -347,7 +351,8 @@ export function toStructural(input: JsonObject, where: string, descriptions: Rec
       }
       if (node.properties !== undefined) {
         if (!isObject(node.properties)) throw new Error(`crd: ${label}: properties must be an object`);
-        if (node.additionalProperties !== undefined) throw new Error(`crd: ${label}: properties and additionalProperties are exclusive`);
+        if (node.additionalProperties !== undefined)
+          throw new Error(`crd: ${label}: properties and additionalProperties are exclusive`);
         const props: JsonObject = {};
         for (const [name, child] of Object.entries(node.properties)) {
           if (!isObject(child)) throw new Error(`crd: ${label}.${name}: not a schema`);
@@ -366,8 +371,11 @@ export function toStructural(input: JsonObject, where: string, descriptions: Rec
     case 'string': {
       if (typeof node.maxLength !== 'number') {
         // An enum bounds the length as well as a pattern can.
-        const longest = Array.isArray(node.enum) ? Math.max(...node.enum.map((v) => String(v).length)) : undefined;
-        const implied = longest ?? (typeof node.pattern === 'string' ? IMPLIED_MAX_LENGTH.get(node.pattern) : undefined);
+        const longest = Array.isArray(node.enum)
+          ? Math.max(...node.enum.map((v) => (typeof v === 'string' ? v : JSON.stringify(v)).length))
+          : undefined;
+        const implied =
+          longest ?? (typeof node.pattern === 'string' ? IMPLIED_MAX_LENGTH.get(node.pattern) : undefined);
         if (implied === undefined) throw new Error(`crd: ${label}: a string needs maxLength (.max() in zod)`);
         node.maxLength = implied;
       }
@@ -388,7 +396,9 @@ export function toStructural(input: JsonObject, where: string, descriptions: Rec
 
 function withRules(json: Record<string, unknown>, rules: CelRule[]): void {
   if (rules.length === 0) return;
-  const existing = Array.isArray(json['x-kubernetes-validations']) ? (json['x-kubernetes-validations'] as unknown[]) : [];
+  const existing = Array.isArray(json['x-kubernetes-validations'])
+    ? (json['x-kubernetes-validations'] as unknown[])
+    : [];
   json['x-kubernetes-validations'] = [...existing, ...rules.map((r) => ({ ...r }))];
 }
 
@@ -413,11 +423,12 @@ export function buildSpecSchema(): JsonObject {
       const apply = attach.get(zodSchema);
       if (apply) {
         seen.add(zodSchema);
-        apply(jsonSchema as Record<string, unknown>);
+        apply(jsonSchema);
       }
     },
   });
-  if (seen.size !== attach.size) throw new Error('crd: a refined zod schema is no longer part of the spec; update crds/featuregroup-crd.ts');
+  if (seen.size !== attach.size)
+    throw new Error('crd: a refined zod schema is no longer part of the spec; update crds/featuregroup-crd.ts');
   // Deep copy: zod may share one object between the places a schema is reused, and YAML would
   // write shared objects as anchors and aliases.
   const copy = JSON.parse(JSON.stringify(raw)) as JsonObject;
@@ -442,14 +453,21 @@ export function buildStatusSchema(): JsonObject {
       },
       table: { description: 'The Postgres table holding the latest feature values.', type: 'string', maxLength: 63 },
       lag: {
-        description: "Records of the source topic the group's consumers have not stored yet, over all partitions, as last observed.",
+        description:
+          "Records of the source topic the group's consumers have not stored yet, over all partitions, as last observed.",
         type: 'integer',
         format: 'int64',
         minimum: 0,
       },
-      newestEventTime: { description: 'The newest event time stored, over all partitions.', type: 'string', format: 'date-time', maxLength: 64 },
+      newestEventTime: {
+        description: 'The newest event time stored, over all partitions.',
+        type: 'string',
+        format: 'date-time',
+        maxLength: 64,
+      },
       conditions: {
-        description: 'Ready, StoreReady, ConsumerReady, Stalled (True: a partition has lag and does not advance) and Replayed.',
+        description:
+          'Ready, StoreReady, ConsumerReady, Stalled (True: a partition has lag and does not advance) and Replayed.',
         type: 'array',
         maxItems: 16,
         'x-kubernetes-list-type': 'map',

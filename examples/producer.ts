@@ -33,8 +33,14 @@ async function main(): Promise<void> {
       topic: { type: 'string', default: 'raw-events' },
     },
   });
-  const [rate, count, users, batch] = [values.rate, values.count, values.users, values.batch].map(Number) as [number, number, number, number];
-  if (![rate, count, users, batch].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--rate, --count, --users and --batch take positive integers');
+  const [rate, count, users, batch] = [values.rate, values.count, values.users, values.batch].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (![rate, count, users, batch].every((n) => Number.isInteger(n) && n > 0))
+    throw new Error('--rate, --count, --users and --batch take positive integers');
   const endpoint = `${values.url}/v1/events?topic=${encodeURIComponent(values.topic)}`;
   const started = Date.now();
   let sent = 0;
@@ -42,7 +48,11 @@ async function main(): Promise<void> {
   while (sent < count) {
     const size = Math.min(batch, count - sent);
     const body = Array.from({ length: size }, () => JSON.stringify(event(users))).join('\n');
-    const response = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+    const response = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body,
+    });
     if (response.status !== 202) throw new Error(`ingest answered ${response.status}: ${await response.text()}`);
     sent += size;
     const due = started + (sent / rate) * 1000;

@@ -8,7 +8,10 @@ export const operatorEnv = baseEnv.extend({
   /** Brokers handed to consumer Deployments. */
   KAFKA_BROKERS: kafkaBrokers,
   /** Postgres host:port as consumer pods reach it, when it differs from the operator's view. */
-  CONSUMER_DATABASE_HOST: z.string().regex(/^[^\s/@:]+(:\d{1,5})?$/).optional(),
+  CONSUMER_DATABASE_HOST: z
+    .string()
+    .regex(/^[^\s/@:]+(:\d{1,5})?$/)
+    .optional(),
   CONSUMER_IMAGE: z.string().min(1).default('feature-store:dev'),
   CONSUMER_IMAGE_PULL_POLICY: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
   CONSUMER_LOG_LEVEL: z.string().default('info'),
@@ -16,13 +19,26 @@ export const operatorEnv = baseEnv.extend({
   CONSUMER_IMAGE_PULL_SECRETS: z
     .string()
     .default('')
-    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean)),
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
   /** Comma-separated namespaces to watch; empty watches all. */
   WATCH_NAMESPACES: z
     .string()
     .default('')
-    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean)),
-  LEADER_ELECTION: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  LEADER_ELECTION: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
   LEASE_NAMESPACE: z.string().default(process.env.POD_NAMESPACE ?? 'default'),
   LEASE_NAME: z.string().default('featurestore-operator'),
   POD_NAME: z.string().default(process.env.HOSTNAME ?? `operator-${process.pid}`),
@@ -36,4 +52,5 @@ export const operatorEnv = baseEnv.extend({
 
 export type OperatorConfig = z.infer<typeof operatorEnv>;
 
-export const loadOperatorConfig = (env: NodeJS.ProcessEnv = process.env): OperatorConfig => loadConfig(operatorEnv, env);
+export const loadOperatorConfig = (env: NodeJS.ProcessEnv = process.env): OperatorConfig =>
+  loadConfig(operatorEnv, env);

@@ -1,4 +1,10 @@
-import { makeInformer, type Informer, type KubernetesObject, type ObjectCache, type V1Deployment } from '@kubernetes/client-node';
+import {
+  makeInformer,
+  type Informer,
+  type KubernetesObject,
+  type ObjectCache,
+  type V1Deployment,
+} from '@kubernetes/client-node';
 import { keepWatching } from '../core/kube-watch';
 import type { Logger } from '../core/logger';
 import type { KubeClients } from './kube';
@@ -8,7 +14,9 @@ import { GROUP, LABELS, MANAGED_BY, PLURAL, VERSION } from './resource';
 type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
 const keyOf = (object: KubernetesObject): string | undefined =>
-  object.metadata?.namespace && object.metadata.name ? `${object.metadata.namespace}/${object.metadata.name}` : undefined;
+  object.metadata?.namespace && object.metadata.name
+    ? `${object.metadata.namespace}/${object.metadata.name}`
+    : undefined;
 
 /**
  * Watches FeatureGroups and the Deployments it owns, and turns every change into a queued key.
@@ -33,15 +41,29 @@ export class Controller {
     const scopes = this.namespaces.length ? this.namespaces : [undefined];
     for (const namespace of scopes) {
       const groups = namespace
-        ? makeInformer(config, `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`, () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace }))
-        : makeInformer(config, `/apis/${GROUP}/${VERSION}/${PLURAL}`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }));
+        ? makeInformer(config, `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`, () =>
+            custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace }),
+          )
+        : makeInformer(config, `/apis/${GROUP}/${VERSION}/${PLURAL}`, () =>
+            custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
+          );
       const selector = `${LABELS.managedBy}=${MANAGED_BY}`;
       const deployments = namespace
-        ? makeInformer(config, `/apis/apps/v1/namespaces/${namespace}/deployments`, () => apps.listNamespacedDeployment({ namespace, labelSelector: selector }), selector)
-        : makeInformer(config, '/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces({ labelSelector: selector }), selector);
-      this.groupInformers.push(groups as Watched<KubernetesObject>);
-      this.watch(groups as Watched<KubernetesObject>, (object) => keyOf(object), 'featuregroups');
-      this.watch(deployments as Watched<KubernetesObject>, (object) => ownerKey(object as V1Deployment), 'deployments');
+        ? makeInformer(
+            config,
+            `/apis/apps/v1/namespaces/${namespace}/deployments`,
+            () => apps.listNamespacedDeployment({ namespace, labelSelector: selector }),
+            selector,
+          )
+        : makeInformer(
+            config,
+            '/apis/apps/v1/deployments',
+            () => apps.listDeploymentForAllNamespaces({ labelSelector: selector }),
+            selector,
+          );
+      this.groupInformers.push(groups);
+      this.watch(groups, (object) => keyOf(object), 'featuregroups');
+      this.watch(deployments, (object) => ownerKey(object), 'deployments');
     }
     await Promise.all(this.informers.map((informer) => informer.start()));
     this.resync = setInterval(() => this.resyncAll(), this.resyncSeconds * 1000);
@@ -55,7 +77,11 @@ export class Controller {
     await Promise.all(this.informers.map((informer) => informer.stop()));
   }
 
-  private watch(informer: Watched<KubernetesObject>, key: (object: KubernetesObject) => string | undefined, what: string): void {
+  private watch(
+    informer: Watched<KubernetesObject>,
+    key: (object: KubernetesObject) => string | undefined,
+    what: string,
+  ): void {
     const enqueue = (object: KubernetesObject): void => {
       const k = key(object);
       if (k) this.queue.add(k);
@@ -68,10 +94,11 @@ export class Controller {
   }
 
   private resyncAll(): void {
-    for (const informer of this.groupInformers) for (const object of informer.list()) {
-      const k = keyOf(object);
-      if (k) this.queue.add(k);
-    }
+    for (const informer of this.groupInformers)
+      for (const object of informer.list()) {
+        const k = keyOf(object);
+        if (k) this.queue.add(k);
+      }
   }
 }
 

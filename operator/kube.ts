@@ -1,4 +1,12 @@
-import { ApiException, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+} from '@kubernetes/client-node';
 import { loadKubeConfig } from '../core/kube-config';
 
 export interface KubeClients {
@@ -21,7 +29,7 @@ export function kubeClients(config: KubeConfig = loadKubeConfig()): KubeClients 
   };
 }
 
-
-export const statusOf = (error: unknown): number | undefined => (error instanceof ApiException ? error.code : undefined);
+export const statusOf = (error: unknown): number | undefined =>
+  error instanceof ApiException ? error.code : undefined;
 export const isNotFound = (error: unknown): boolean => statusOf(error) === 404;
 export const isConflict = (error: unknown): boolean => statusOf(error) === 409;

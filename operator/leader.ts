@@ -2,7 +2,10 @@ import type { CoordinationV1Api, V1Lease, V1LeaseSpec, V1MicroTime } from '@kube
 import type { Logger } from '../core/logger';
 
 /** The three Lease calls the elector makes; a CoordinationV1Api satisfies it. */
-export type LeaseApi = Pick<CoordinationV1Api, 'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'>;
+export type LeaseApi = Pick<
+  CoordinationV1Api,
+  'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'
+>;
 
 export interface LeaderElectorOptions {
   namespace: string;
@@ -65,7 +68,8 @@ function timeMs(value: Date | string | undefined): number | undefined {
 
 /** HTTP status of a client-node ApiException (or undefined for network errors and the like). */
 function httpStatus(error: unknown): number | undefined {
-  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'number') return error.code;
+  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'number')
+    return error.code;
   return undefined;
 }
 
@@ -144,9 +148,15 @@ export class LeaderElector {
     this.log = options.log.child({ lease: `${this.namespace}/${this.name}`, identity: this.identity });
     if (!this.identity) throw new Error('LeaderElector: identity must not be empty');
     if (!Number.isInteger(this.leaseDurationSeconds) || this.leaseDurationSeconds < 1) {
-      throw new Error(`LeaderElector: leaseDurationSeconds must be a positive integer, got ${this.leaseDurationSeconds}`);
+      throw new Error(
+        `LeaderElector: leaseDurationSeconds must be a positive integer, got ${this.leaseDurationSeconds}`,
+      );
     }
-    if (!(retryPeriodSeconds > 0) || !(renewDeadlineSeconds > retryPeriodSeconds * (1 + JITTER)) || !(this.leaseDurationSeconds > renewDeadlineSeconds)) {
+    if (
+      !(retryPeriodSeconds > 0) ||
+      !(renewDeadlineSeconds > retryPeriodSeconds * (1 + JITTER)) ||
+      !(this.leaseDurationSeconds > renewDeadlineSeconds)
+    ) {
       throw new Error(
         `LeaderElector: need leaseDurationSeconds > renewDeadlineSeconds > ${1 + JITTER} × retryPeriodSeconds > 0, ` +
           `got ${this.leaseDurationSeconds}, ${renewDeadlineSeconds}, ${retryPeriodSeconds}`,
@@ -224,7 +234,8 @@ export class LeaderElector {
         return true;
       }
       if (result.kind === 'held') {
-        if (result.holder !== lastHolder) this.log.info({ holder: result.holder }, 'lease is held by another replica; waiting');
+        if (result.holder !== lastHolder)
+          this.log.info({ holder: result.holder }, 'lease is held by another replica; waiting');
         lastHolder = result.holder;
       } else {
         this.log.debug({ reason: result.reason }, 'lease not acquired; retrying');
@@ -242,7 +253,10 @@ export class LeaderElector {
         if (this.stopRequested) return 'stopped';
         const deadline = this.lastRenewAt + this.renewDeadlineMs;
         if (Date.now() >= deadline) {
-          this.log.error({ renewDeadlineMs: this.renewDeadlineMs }, 'could not renew the lease within the renew deadline; leadership lost');
+          this.log.error(
+            { renewDeadlineMs: this.renewDeadlineMs },
+            'could not renew the lease within the renew deadline; leadership lost',
+          );
           return 'lost';
         }
         const result = await this.attemptBefore(deadline);
@@ -282,7 +296,13 @@ export class LeaderElector {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name, namespace },
-        spec: { holderIdentity: identity, leaseDurationSeconds: this.leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+        spec: {
+          holderIdentity: identity,
+          leaseDurationSeconds: this.leaseDurationSeconds,
+          acquireTime: now,
+          renewTime: now,
+          leaseTransitions: 0,
+        },
       };
       try {
         const lease = await this.api.createNamespacedLease({ namespace, body });
@@ -290,7 +310,10 @@ export class LeaderElector {
         return { kind: 'acquired', lease, sentAt };
       } catch (createError) {
         const status = httpStatus(createError);
-        return { kind: 'retry', reason: status === 409 ? 'another replica created the lease first' : `create: ${describe(createError)}` };
+        return {
+          kind: 'retry',
+          reason: status === 409 ? 'another replica created the lease first' : `create: ${describe(createError)}`,
+        };
       }
     }
 
@@ -319,11 +342,18 @@ export class LeaderElector {
       // body.metadata.resourceVersion is the one just read: a concurrent writer makes this a 409.
       const lease = await this.api.replaceNamespacedLease({ name, namespace, body });
       this.observe(lease);
-      if (!renewing) this.log.info({ previousHolder: holder || undefined, leaseTransitions: lease.spec?.leaseTransitions }, 'acquired the lease');
+      if (!renewing)
+        this.log.info(
+          { previousHolder: holder || undefined, leaseTransitions: lease.spec?.leaseTransitions },
+          'acquired the lease',
+        );
       return { kind: 'acquired', lease, sentAt };
     } catch (error) {
       const status = httpStatus(error);
-      return { kind: 'retry', reason: status === 409 ? 'conflict: the lease changed since it was read' : `replace: ${describe(error)}` };
+      return {
+        kind: 'retry',
+        reason: status === 409 ? 'conflict: the lease changed since it was read' : `replace: ${describe(error)}`,
+      };
     }
   }
 
@@ -340,7 +370,8 @@ export class LeaderElector {
     const resourceVersion = lease.metadata?.resourceVersion ?? '';
     if (this.observed?.resourceVersion === resourceVersion) return;
     const holder = lease.spec?.holderIdentity ?? '';
-    if (this.observed !== undefined && this.observed.holder !== holder) this.log.info({ holder: holder || undefined }, 'lease holder changed');
+    if (this.observed !== undefined && this.observed.holder !== holder)
+      this.log.info({ holder: holder || undefined }, 'lease holder changed');
     this.observed = { resourceVersion, holder, at: performance.now() };
   }
 
@@ -364,11 +395,17 @@ export class LeaderElector {
         return;
       }
       if (outcome !== 'conflict') {
-        this.log.warn({ reason: outcome ?? 'timeout' }, 'could not release the lease; the others take over when it expires');
+        this.log.warn(
+          { reason: outcome ?? 'timeout' },
+          'could not release the lease; the others take over when it expires',
+        );
         return;
       }
       // Changed since our last write (e.g. a renewal that timed out but landed): release only if still ours.
-      const fresh = await this.raceTimeout(this.api.readNamespacedLease({ name, namespace }).catch(() => undefined), this.renewDeadlineMs);
+      const fresh = await this.raceTimeout(
+        this.api.readNamespacedLease({ name, namespace }).catch(() => undefined),
+        this.renewDeadlineMs,
+      );
       lease = fresh?.spec?.holderIdentity === this.identity ? fresh : undefined;
     }
   }

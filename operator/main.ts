@@ -31,15 +31,29 @@ function consumerDatabaseUrl(config: OperatorConfig) {
 async function main(): Promise<void> {
   const config = loadOperatorConfig();
   const log = createLogger('operator', config.LOG_LEVEL);
-  const pool = new Pool({ connectionString: config.DATABASE_URL, max: config.RECONCILE_CONCURRENCY + 1, application_name: 'featurestore-operator' });
+  const pool = new Pool({
+    connectionString: config.DATABASE_URL,
+    max: config.RECONCILE_CONCURRENCY + 1,
+    application_name: 'featurestore-operator',
+  });
   pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
   const applied = await migrate(pool, migrationsDir());
   if (applied.length) log.info({ applied }, 'platform migrations applied');
 
   const kube = kubeClients();
   const registry = createRegistry('operator');
-  const reconciles = new Counter({ name: 'featurestore_operator_reconciles_total', help: 'Reconciles by outcome', labelNames: ['outcome'], registers: [registry] });
-  const duration = new Histogram({ name: 'featurestore_operator_reconcile_seconds', help: 'Reconcile duration', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
+  const reconciles = new Counter({
+    name: 'featurestore_operator_reconciles_total',
+    help: 'Reconciles by outcome',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'featurestore_operator_reconcile_seconds',
+    help: 'Reconcile duration',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
   const kafkaAdmin = createKafka(config.KAFKA_BROKERS, 'featurestore-operator', log).admin();
   let adminConnected: Promise<void> | undefined;
   const connectedAdmin = async () => {
@@ -50,7 +64,8 @@ async function main(): Promise<void> {
     await adminConnected;
     return kafkaAdmin;
   };
-  const replayOffsets = async (topic: string, from: 'earliest' | number) => replayStartOffsets(await connectedAdmin(), topic, from);
+  const replayOffsets = async (topic: string, from: 'earliest' | number) =>
+    replayStartOffsets(await connectedAdmin(), topic, from);
   // The monitor wakes the queue, which runs the reconciler, which reads the monitor: bound below.
   let enqueue: (key: string) => void = () => undefined;
   const progress = new ProgressMonitor({
@@ -96,7 +111,9 @@ async function main(): Promise<void> {
   app.get('/leader', (_req, res) => {
     res.json({ identity: config.POD_NAME, leading });
   });
-  const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'operator health and metrics listening'));
+  const server = app.listen(config.PORT, () =>
+    log.info({ port: config.PORT }, 'operator health and metrics listening'),
+  );
 
   const lead = async (): Promise<void> => {
     leading = true;
@@ -107,12 +124,18 @@ async function main(): Promise<void> {
   };
   let elector: LeaderElector | undefined;
   if (config.LEADER_ELECTION) {
-    elector = new LeaderElector(kube.coordination, { namespace: config.LEASE_NAMESPACE, name: config.LEASE_NAME, identity: config.POD_NAME, log });
+    elector = new LeaderElector(kube.coordination, {
+      namespace: config.LEASE_NAMESPACE,
+      name: config.LEASE_NAME,
+      identity: config.POD_NAME,
+      log,
+    });
     void elector.run({
-      onStartedLeading: () => void lead().catch((error: unknown) => {
-        log.error({ err: error }, 'controllers failed to start');
-        process.exit(1);
-      }),
+      onStartedLeading: () =>
+        void lead().catch((error: unknown) => {
+          log.error({ err: error }, 'controllers failed to start');
+          process.exit(1);
+        }),
       onStoppedLeading: () => {
         // Never act on stale leadership: exit and let the Deployment restart us as a follower.
         log.error('lost leadership; exiting');

@@ -58,9 +58,23 @@ export class ProgressMonitor {
 
   constructor(private readonly options: ProgressMonitorOptions) {
     const registers = [options.registry];
-    this.lagGauge = new Gauge({ name: 'featurestore_feature_group_lag_records', help: 'Records a group\'s consumers have not stored yet, over all partitions', labelNames: ['namespace', 'name'], registers });
-    this.stalledGauge = new Gauge({ name: 'featurestore_feature_group_stalled', help: '1 while a partition of the group has lag and its stored offset does not move', labelNames: ['namespace', 'name'], registers });
-    this.invalidGauge = new Gauge({ name: 'featurestore_registry_invalid_rows', help: 'Registry rows this version cannot read (skipped)', registers });
+    this.lagGauge = new Gauge({
+      name: 'featurestore_feature_group_lag_records',
+      help: "Records a group's consumers have not stored yet, over all partitions",
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.stalledGauge = new Gauge({
+      name: 'featurestore_feature_group_stalled',
+      help: '1 while a partition of the group has lag and its stored offset does not move',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.invalidGauge = new Gauge({
+      name: 'featurestore_registry_invalid_rows',
+      help: 'Registry rows this version cannot read (skipped)',
+      registers,
+    });
     this.now = options.now ?? Date.now;
   }
 
@@ -69,7 +83,11 @@ export class ProgressMonitor {
   }
 
   start(): void {
-    this.stopRepeating = repeatEvery(() => this.observe(), this.options.intervalMs, (error) => this.options.log.warn({ err: error }, 'could not observe consumer progress'));
+    this.stopRepeating = repeatEvery(
+      () => this.observe(),
+      this.options.intervalMs,
+      (error) => this.options.log.warn({ err: error }, 'could not observe consumer progress'),
+    );
   }
 
   stop(): void {
@@ -81,7 +99,10 @@ export class ProgressMonitor {
     const { groups, invalid } = await listGroups(pool);
     this.invalidGauge.set(invalid.length);
     for (const row of invalid) {
-      log.error({ group: groupId(row.ref), reason: row.error }, 'registry row cannot be read; reconciling the group rewrites it');
+      log.error(
+        { group: groupId(row.ref), reason: row.error },
+        'registry row cannot be read; reconciling the group rewrites it',
+      );
       this.options.onChange(groupId(row.ref));
     }
     const admin = await this.options.admin();
@@ -102,19 +123,25 @@ export class ProgressMonitor {
       this.observed.set(key, next);
       this.lagGauge.set(group.ref, next.lag);
       this.stalledGauge.set(group.ref, next.stalled.length > 0 ? 1 : 0);
-      if (!before || before.lag !== next.lag || before.stalled.length !== next.stalled.length) this.options.onChange(key);
+      if (!before || before.lag !== next.lag || before.stalled.length !== next.stalled.length)
+        this.options.onChange(key);
     }
     for (const key of [...this.observed.keys()]) if (!seen.has(key)) this.forget(key);
   }
 
-  private progressOf(key: string, watermarks: ReturnType<typeof watermarksOf>, stored: Awaited<ReturnType<typeof readPartitionProgress>>): GroupProgress {
+  private progressOf(
+    key: string,
+    watermarks: ReturnType<typeof watermarksOf>,
+    stored: Awaited<ReturnType<typeof readPartitionProgress>>,
+  ): GroupProgress {
     const now = this.now();
     const progress: GroupProgress = { lag: 0, newestEventMs: undefined, stalled: [] };
     for (const marks of watermarks) {
       const partition = stored.get(marks.partition);
       const lag = lagOf(marks, partition?.nextOffset);
       progress.lag += lag;
-      if (partition?.newestEventMs !== undefined) progress.newestEventMs = Math.max(progress.newestEventMs ?? -Infinity, partition.newestEventMs);
+      if (partition?.newestEventMs !== undefined)
+        progress.newestEventMs = Math.max(progress.newestEventMs ?? -Infinity, partition.newestEventMs);
       const id = `${key}#${marks.partition}`;
       const offset = partition?.nextOffset ?? -1;
       const last = this.unmoved.get(id);
@@ -123,7 +150,12 @@ export class ProgressMonitor {
         continue;
       }
       if (now - last.sinceMs >= this.options.stallAfterMs) {
-        progress.stalled.push({ partition: marks.partition, lag, sinceMs: last.sinceMs, lastError: partition?.lastError });
+        progress.stalled.push({
+          partition: marks.partition,
+          lag,
+          sinceMs: last.sinceMs,
+          lastError: partition?.lastError,
+        });
       }
     }
     return progress;

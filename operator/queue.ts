@@ -59,7 +59,8 @@ export class WorkQueue {
     this.maxDelayMs = options.maxDelayMs ?? 60_000;
     this.log = options.log;
     this.onResult = options.onResult;
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new Error(`WorkQueue concurrency must be an integer >= 1, got ${this.concurrency}`);
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
+      throw new Error(`WorkQueue concurrency must be an integer >= 1, got ${this.concurrency}`);
     if (!(this.baseDelayMs > 0) || !(this.maxDelayMs >= this.baseDelayMs)) {
       throw new Error(`WorkQueue needs 0 < baseDelayMs <= maxDelayMs, got ${this.baseDelayMs} and ${this.maxDelayMs}`);
     }

@@ -18,7 +18,13 @@ export const SPEC_HASH_ANNOTATION = `${API_GROUP}/spec-hash`;
 export const REPLAY_EPOCH_ANNOTATION = `${API_GROUP}/replay-epoch`;
 export const MANAGED_BY = 'featurestore-operator';
 
-export const ConditionType = { Ready: 'Ready', StoreReady: 'StoreReady', ConsumerReady: 'ConsumerReady', Replayed: 'Replayed', Stalled: 'Stalled' } as const;
+export const ConditionType = {
+  Ready: 'Ready',
+  StoreReady: 'StoreReady',
+  ConsumerReady: 'ConsumerReady',
+  Replayed: 'Replayed',
+  Stalled: 'Stalled',
+} as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
 /** Conditions whose True means trouble (Kubernetes' "abnormal-true" polarity); for the others False does. */

@@ -15,7 +15,8 @@ import { int4Array, int8Array, textArray } from '../storage/binary-arrays';
  */
 
 const valueColumn = (feature: AggregateFeature): string => `${feature.name}__v`;
-const valueType = (feature: AggregateFeature): string => (isNumericAggregate(feature) ? 'numeric' : feature.fn === 'last_n' ? 'jsonb' : 'smallint');
+const valueType = (feature: AggregateFeature): string =>
+  isNumericAggregate(feature) ? 'numeric' : feature.fn === 'last_n' ? 'jsonb' : 'smallint';
 
 export function aggregateLogDdl(group: CompiledGroup, observed: ReadonlySet<string> | undefined): string[] {
   const log = group.tables.aggregateLog.sql;
@@ -28,7 +29,9 @@ export function aggregateLogDdl(group: CompiledGroup, observed: ReadonlySet<stri
       `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${group.tables.aggregateLog.name.slice(0, 55)}_age`)} ON ${log} USING brin (event_ms)`,
     ];
   }
-  const additions = features.filter((f) => !observed.has(valueColumn(f))).map((f) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(valueColumn(f))} ${valueType(f)}`);
+  const additions = features
+    .filter((f) => !observed.has(valueColumn(f)))
+    .map((f) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(valueColumn(f))} ${valueType(f)}`);
   return additions.length ? [`ALTER TABLE ${log} ${additions.join(', ')}`] : [];
 }
 
@@ -61,7 +64,13 @@ export class AggregateLogWriter {
     const features = group.aggregates;
     this.features = features;
     const columns = ['entity_id', 'event_ms', 'kafka_partition', 'kafka_offset', ...features.map(valueColumn)];
-    const inputs = ['$1::text[]', '$2::bigint[]', '$3::int[]', '$4::bigint[]', ...features.map((f, k) => `$${5 + k}::text[]::${valueType(f)}[]`)];
+    const inputs = [
+      '$1::text[]',
+      '$2::bigint[]',
+      '$3::int[]',
+      '$4::bigint[]',
+      ...features.map((f, k) => `$${5 + k}::text[]::${valueType(f)}[]`),
+    ];
     this.sql =
       `INSERT INTO ${group.tables.aggregateLog.sql} (${columns.map(quoteIdent).join(', ')})\n` +
       `SELECT * FROM unnest(${inputs.join(', ')})\nON CONFLICT DO NOTHING`;
@@ -82,7 +91,13 @@ export class AggregateLogWriter {
     }
     if (entities.length === 0) return;
     const partitions = new Array<number>(entities.length).fill(partition);
-    const params = [textArray(entities), int8Array(times), int4Array(partitions), int8Array(offsets), ...values.map(textArray)];
+    const params = [
+      textArray(entities),
+      int8Array(times),
+      int4Array(partitions),
+      int8Array(offsets),
+      ...values.map(textArray),
+    ];
     await client.query({ name: this.name, text: this.sql, values: params });
   }
 }

@@ -22,7 +22,13 @@ export function narrowTilesMigration(group: CompiledGroup): string[] {
     const pairs: [string, string][] = [
       [c.count, 'count'],
       [c.lastTs, 'last_ts'],
-      ...(c.sum && c.min && c.max ? ([[c.sum, 'sum'], [c.min, 'min'], [c.max, 'max']] as [string, string][]) : []),
+      ...(c.sum && c.min && c.max
+        ? ([
+            [c.sum, 'sum'],
+            [c.min, 'min'],
+            [c.max, 'max'],
+          ] as [string, string][])
+        : []),
       ...(c.last ? ([[c.last, 'last_values']] as [string, string][]) : []),
     ];
     statements.push(

@@ -28,14 +28,17 @@ export const WINDOW_SUM_COLUMNS = 6;
 export function tilePartials(f: AggregateFeature, lo: string, hi: string): string[] {
   const c = tileColumns(f);
   const inWindow = `t.tile_ms = ${Math.trunc(f.tileMs)} AND t.tile_start >= ${lo} AND t.tile_start < ${hi}`;
-  const col = (name: string | undefined, agg: string) => (name ? `${agg}(t.${quoteIdent(name)}) FILTER (WHERE ${inWindow})` : 'NULL::numeric');
+  const col = (name: string | undefined, agg: string) =>
+    name ? `${agg}(t.${quoteIdent(name)}) FILTER (WHERE ${inWindow})` : 'NULL::numeric';
   return [
     col(c.count, 'sum'),
     col(c.sum, 'sum'),
     col(c.min, 'min'),
     col(c.max, 'max'),
     col(c.lastTs, 'max'),
-    c.last ? `jsonb_agg(t.${quoteIdent(c.last)}) FILTER (WHERE ${inWindow} AND t.${quoteIdent(c.last)} IS NOT NULL)` : 'NULL::jsonb',
+    c.last
+      ? `jsonb_agg(t.${quoteIdent(c.last)}) FILTER (WHERE ${inWindow} AND t.${quoteIdent(c.last)} IS NOT NULL)`
+      : 'NULL::jsonb',
   ];
 }
 
@@ -44,7 +47,10 @@ export function tilePartials(f: AggregateFeature, lo: string, hi: string): strin
  * by the rule every last_n follows (newest by event time, then offset), so only they leave Postgres.
  */
 export function lastNOfLists(lists: string, limit: number): string {
-  return lastNMerge(`(SELECT jsonb_agg(e) FROM jsonb_array_elements(${lists}) l(list), jsonb_array_elements(l.list) e)`, limit);
+  return lastNMerge(
+    `(SELECT jsonb_agg(e) FROM jsonb_array_elements(${lists}) l(list), jsonb_array_elements(l.list) e)`,
+    limit,
+  );
 }
 
 /**
@@ -55,7 +61,14 @@ export function windowSums(features: readonly AggregateFeature[], bounds: (k: nu
   return features
     .map((f, k) => {
       const [count, sum, min, max, lastTs, last] = tilePartials(f, ...bounds(k));
-      return [`${count}::text`, `${sum}::text`, `${min}::text`, `${max}::text`, `${lastTs}::text`, f.fn === 'last_n' ? lastNOfLists(last!, f.limit) : last].join(', ');
+      return [
+        `${count}::text`,
+        `${sum}::text`,
+        `${min}::text`,
+        `${max}::text`,
+        `${lastTs}::text`,
+        f.fn === 'last_n' ? lastNOfLists(last!, f.limit) : last,
+      ].join(', ');
     })
     .join(',\n  ');
 }
@@ -74,7 +87,10 @@ export function sumsAt(row: readonly unknown[], first: number, k: number): Windo
 }
 
 /** The served value and its freshness; undefined when nothing fell in the window. */
-export function windowValue(feature: AggregateFeature, sums: WindowSums): { value: JsonValue; eventMs: number } | undefined {
+export function windowValue(
+  feature: AggregateFeature,
+  sums: WindowSums,
+): { value: JsonValue; eventMs: number } | undefined {
   if (sums.count === null || sums.count === '0' || sums.last_ts === null) return undefined;
   return { value: combine(feature, sums), eventMs: Number(sums.last_ts) };
 }
@@ -110,7 +126,10 @@ export class AggregateReader {
   private readonly name: string;
   private readonly sizes: number[];
 
-  constructor(tilesTable: TableName, readonly features: readonly AggregateFeature[]) {
+  constructor(
+    tilesTable: TableName,
+    readonly features: readonly AggregateFeature[],
+  ) {
     this.sizes = [...new Set(features.map((f) => f.tileMs))];
     const tiles = tilesTable.sql;
     // One index range per entity and tile size ($2: sizes, $3/$4: the range each size's features need).
@@ -152,7 +171,12 @@ export class AggregateReader {
   }
 
   async read(pool: Pool, entityIds: readonly string[], atMs: number): Promise<Map<string, StoredEntity>> {
-    const result = await pool.query({ name: this.name, text: this.text, values: [entityIds, ...this.params(atMs)], rowMode: 'array' });
+    const result = await pool.query({
+      name: this.name,
+      text: this.text,
+      values: [entityIds, ...this.params(atMs)],
+      rowMode: 'array',
+    });
     const found = new Map<string, StoredEntity>();
     for (const row of result.rows as unknown[][]) {
       const features = this.decodeFeatures(row, 1);

@@ -28,7 +28,6 @@ export interface TileColumns {
   last?: string;
 }
 
-
 export function tileColumns(feature: AggregateFeature): TileColumns {
   const n = feature.name;
   const columns: TileColumns = { count: `${n}__n`, lastTs: `${n}__ts` };
@@ -67,7 +66,9 @@ export function tilesDdl(group: CompiledGroup, observed: ReadonlySet<string> | u
       `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${group.tables.tiles.name.slice(0, 55)}_age`)} ON ${tiles} USING brin (tile_start)`,
     ];
   }
-  const additions = columns.filter(([name]) => !observed.has(name)).map(([name, type]) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(name)} ${type}`);
+  const additions = columns
+    .filter(([name]) => !observed.has(name))
+    .map(([name, type]) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(name)} ${type}`);
   return additions.length ? [`ALTER TABLE ${tiles} ${additions.join(', ')}`] : [];
 }
 
@@ -75,9 +76,14 @@ export function tilesDdl(group: CompiledGroup, observed: ReadonlySet<string> | u
  * Tiles tables made before the key led with the tile size: re-key them (one rewrite of the index,
  * under the table's lock, inside applyStore's transaction). `primaryKey` is the key's columns in order.
  */
-export function tilesKeyMigration(group: CompiledGroup, primaryKey: { name: string; columns: string[] } | undefined): string[] {
+export function tilesKeyMigration(
+  group: CompiledGroup,
+  primaryKey: { name: string; columns: string[] } | undefined,
+): string[] {
   if (!primaryKey || primaryKey.columns.join(',') !== 'entity_id,tile_start,tile_ms') return [];
-  return [`ALTER TABLE ${group.tables.tiles.sql} DROP CONSTRAINT ${quoteIdent(primaryKey.name)}, ADD PRIMARY KEY (entity_id, tile_ms, tile_start)`];
+  return [
+    `ALTER TABLE ${group.tables.tiles.sql} DROP CONSTRAINT ${quoteIdent(primaryKey.name)}, ADD PRIMARY KEY (entity_id, tile_ms, tile_start)`,
+  ];
 }
 
 /**
@@ -113,7 +119,10 @@ export function buildTileUpsertSql(group: CompiledGroup, grouped = true): string
       grouped ? `count(${v})` : `(${v} IS NOT NULL)::int`,
       grouped ? `max(ts) FILTER (WHERE ${v} IS NOT NULL)` : `CASE WHEN ${v} IS NOT NULL THEN ts END`,
     );
-    update.push(`${q(c.count)} = t.${q(c.count)} + excluded.${q(c.count)}`, `${q(c.lastTs)} = GREATEST(t.${q(c.lastTs)}, excluded.${q(c.lastTs)})`);
+    update.push(
+      `${q(c.count)} = t.${q(c.count)} + excluded.${q(c.count)}`,
+      `${q(c.lastTs)} = GREATEST(t.${q(c.lastTs)}, excluded.${q(c.lastTs)})`,
+    );
     if (c.sum && c.min && c.max) {
       insert.push(c.sum, c.min, c.max);
       select.push(...(grouped ? [`sum(${v})`, `min(${v})`, `max(${v})`] : [v, v, v]));
@@ -150,9 +159,13 @@ export function buildTileUpsertSql(group: CompiledGroup, grouped = true): string
  * Column-major parameters for buildTileUpsertSql: one row per (event, tile size) that any feature
  * counts, ordered by key (a consistent lock order across concurrent batches).
  */
-export function tileParams(features: readonly AggregateFeature[], events: readonly OffsetEvent[]): { params: Buffer[]; unique: boolean } | undefined {
+export function tileParams(
+  features: readonly AggregateFeature[],
+  events: readonly OffsetEvent[],
+): { params: Buffer[]; unique: boolean } | undefined {
   const sizes = [...new Set(features.map((f) => f.tileMs))];
-  const rows: { entity: string; start: number; size: number; ts: number; offset: number; values: (string | null)[] }[] = [];
+  const rows: { entity: string; start: number; size: number; ts: number; offset: number; values: (string | null)[] }[] =
+    [];
   for (const { offset, event } of events) {
     for (const size of sizes) {
       let counted = false;
@@ -163,12 +176,23 @@ export function tileParams(features: readonly AggregateFeature[], events: readon
         counted = true;
         return f.fn === 'count' ? '1' : contribution;
       });
-      if (counted) rows.push({ entity: event.entityId, start: tileStart(event.eventTimeMs, size), size, ts: event.eventTimeMs, offset, values });
+      if (counted)
+        rows.push({
+          entity: event.entityId,
+          start: tileStart(event.eventTimeMs, size),
+          size,
+          ts: event.eventTimeMs,
+          offset,
+          values,
+        });
     }
   }
   if (rows.length === 0) return undefined;
   rows.sort((a, b) => (a.entity < b.entity ? -1 : a.entity > b.entity ? 1 : a.start - b.start || a.size - b.size));
-  const unique = rows.every((r, i) => i === 0 || r.entity !== rows[i - 1]!.entity || r.start !== rows[i - 1]!.start || r.size !== rows[i - 1]!.size);
+  const unique = rows.every(
+    (r, i) =>
+      i === 0 || r.entity !== rows[i - 1]!.entity || r.start !== rows[i - 1]!.start || r.size !== rows[i - 1]!.size,
+  );
   const params = [
     textArray(rows.map((r) => r.entity)),
     int8Array(rows.map((r) => r.start)),

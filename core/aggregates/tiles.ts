@@ -15,7 +15,9 @@
  */
 
 /** Tile sizes to choose from: the largest one at most W/60 (and at least 1 s) is used. */
-const TILE_SIZES_MS = [1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400].map((s) => s * 1000);
+const TILE_SIZES_MS = [1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400].map(
+  (s) => s * 1000,
+);
 
 export function tileSizeFor(windowMs: number): number {
   const target = windowMs / 60;

@@ -36,9 +36,7 @@ export interface OffsetEvent {
 }
 
 export type Extraction =
-  | { kind: 'event'; event: ExtractedEvent }
-  | { kind: 'skipped' }
-  | { kind: 'invalid'; reason: string };
+  { kind: 'event'; event: ExtractedEvent } | { kind: 'skipped' } | { kind: 'invalid'; reason: string };
 
 /**
  * Entity ids are keys of every group table's primary-key index, whose entries Postgres caps at
@@ -48,7 +46,6 @@ export const MAX_ENTITY_ID_BYTES = 1024;
 export const ENTITY_ID_RULE = `a non-empty string of at most ${MAX_ENTITY_ID_BYTES} UTF-8 bytes, without U+0000 or lone surrogates, or a safe integer`;
 /** A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, two units, is 4): shorter ids need no byte count. */
 const SURELY_SHORT = Math.floor(MAX_ENTITY_ID_BYTES / 3);
-
 
 function compilePredicate(predicate: Predicate): (event: JsonObject) => boolean {
   const get = compilePath(predicate.field);
@@ -61,7 +58,9 @@ function compilePredicate(predicate: Predicate): (event: JsonObject) => boolean 
 }
 
 /** What one event adds to one aggregate, or why it cannot be counted. */
-function compileContribution(feature: AggregateFeature): (event: JsonObject) => { ok: true; value: string | undefined } | { ok: false; reason: string } {
+function compileContribution(
+  feature: AggregateFeature,
+): (event: JsonObject) => { ok: true; value: string | undefined } | { ok: false; reason: string } {
   const passes = feature.where ? compilePredicate(feature.where) : () => true;
   const get = feature.field ? compilePath(feature.field) : undefined;
   const label = `aggregate ${feature.name}`;
@@ -73,21 +72,28 @@ function compileContribution(feature: AggregateFeature): (event: JsonObject) => 
     if (feature.fn === 'count') return { ok: true, value: '1' };
     if (feature.fn === 'last_n') {
       const converted = convertValue('json', raw);
-      return converted.ok ? { ok: true, value: converted.value as string } : { ok: false, reason: `${label}: ${converted.reason}` };
+      return converted.ok
+        ? { ok: true, value: converted.value as string }
+        : { ok: false, reason: `${label}: ${converted.reason}` };
     }
     if (feature.type === 'timestamp') {
       const ms = parseEventTime(raw);
-      return Number.isNaN(ms) ? { ok: false, reason: `${label}: field ${feature.field} is not a timestamp` } : { ok: true, value: String(ms) };
+      return Number.isNaN(ms)
+        ? { ok: false, reason: `${label}: field ${feature.field} is not a timestamp` }
+        : { ok: true, value: String(ms) };
     }
     const converted = convertValue(feature.type === 'int64' && feature.fn !== 'avg' ? 'int64' : 'float64', raw);
-    return converted.ok ? { ok: true, value: String(converted.value) } : { ok: false, reason: `${label}: field ${feature.field}: ${converted.reason}` };
+    return converted.ok
+      ? { ok: true, value: String(converted.value) }
+      : { ok: false, reason: `${label}: field ${feature.field}: ${converted.reason}` };
   };
 }
 
 /** The value as an entity id if it can be one (ENTITY_ID_RULE): what text and the primary-key index hold as given. */
 export function entityIdOf(value: JsonValue | undefined): string | undefined {
   if (typeof value === 'string') {
-    if (value.length === 0 || (value.length > SURELY_SHORT && Buffer.byteLength(value, 'utf8') > MAX_ENTITY_ID_BYTES)) return undefined;
+    if (value.length === 0 || (value.length > SURELY_SHORT && Buffer.byteLength(value, 'utf8') > MAX_ENTITY_ID_BYTES))
+      return undefined;
     return textProblem(value) === undefined ? value : undefined;
   }
   if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
@@ -111,7 +117,8 @@ export function compileExtractor(group: CompiledGroup): (record: RawRecord) => E
   return (record) => {
     if (record.value === null || record.value.length === 0) return { kind: 'invalid', reason: 'empty record value' };
     const text = record.value.toString('utf8');
-    if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) return { kind: 'invalid', reason: `value nests deeper than ${MAX_JSON_DEPTH} levels` };
+    if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
+      return { kind: 'invalid', reason: `value nests deeper than ${MAX_JSON_DEPTH} levels` };
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -127,9 +134,14 @@ export function compileExtractor(group: CompiledGroup): (record: RawRecord) => E
     }
     const eventTimeMs = getTime ? parseEventTime(getTime(parsed)) : parseEventTime(record.timestamp);
     if (Number.isNaN(eventTimeMs)) {
-      return { kind: 'invalid', reason: getTime ? `event time ${timeField} is missing or not ISO-8601/epoch ms in ${TIME_RANGE}` : `record timestamp ${record.timestamp} is not epoch ms in ${TIME_RANGE}` };
+      return {
+        kind: 'invalid',
+        reason: getTime
+          ? `event time ${timeField} is missing or not ISO-8601/epoch ms in ${TIME_RANGE}`
+          : `record timestamp ${record.timestamp} is not epoch ms in ${TIME_RANGE}`,
+      };
     }
-    const values: (StoredValue | undefined)[] = new Array(features.length);
+    const values: (StoredValue | undefined)[] = new Array<StoredValue | undefined>(features.length);
     for (let i = 0; i < features.length; i++) {
       const feature = features[i]!;
       const raw = feature.get(parsed);
@@ -138,7 +150,7 @@ export function compileExtractor(group: CompiledGroup): (record: RawRecord) => E
       if (!converted.ok) return { kind: 'invalid', reason: `feature ${feature.name}: ${converted.reason}` };
       values[i] = converted.value;
     }
-    const contributions: (string | undefined)[] = new Array(aggregates.length);
+    const contributions: (string | undefined)[] = new Array<string | undefined>(aggregates.length);
     for (let i = 0; i < aggregates.length; i++) {
       const contribution = aggregates[i]!(parsed);
       if (!contribution.ok) return { kind: 'invalid', reason: contribution.reason };

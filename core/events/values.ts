@@ -14,7 +14,10 @@ const INT64_TEXT = /^-?(0|[1-9][0-9]{0,18})$/;
 /** Postgres text and jsonb cannot hold U+0000; such a value is refused rather than left to fail a batch. */
 const NUL_TEXT: Conversion = { ok: false, reason: 'text contains U+0000, which Postgres cannot store' };
 /** A lone surrogate has no UTF-8 form: text would be stored altered (U+FFFD) and jsonb refuses it. */
-const LONE_SURROGATE: Conversion = { ok: false, reason: 'text contains a lone UTF-16 surrogate, which is not valid Unicode' };
+const LONE_SURROGATE: Conversion = {
+  ok: false,
+  reason: 'text contains a lone UTF-16 surrogate, which is not valid Unicode',
+};
 
 /**
  * Times that Postgres (timestamptz), JavaScript's Date and ISO-8601 with a four-digit year can all
@@ -27,7 +30,8 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
 function fail(type: FeatureType, value: JsonValue): Conversion {
-  const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) : Array.isArray(value) ? 'an array' : typeof value;
+  const shown =
+    typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) : Array.isArray(value) ? 'an array' : typeof value;
   return { ok: false, reason: `expected ${type}, got ${shown}` };
 }
 
@@ -83,7 +87,8 @@ export function convertValue(type: FeatureType, value: JsonValue): Conversion {
     }
     case 'float64': {
       if (typeof value === 'number' && Number.isFinite(value)) return { ok: true, value };
-      if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) return { ok: true, value: Number(value) };
+      if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value)))
+        return { ok: true, value: Number(value) };
       return fail(type, value);
     }
     case 'bool':

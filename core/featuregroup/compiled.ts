@@ -1,7 +1,14 @@
 import { tileSizeFor } from '../aggregates/tiles';
 import { companionTableName, FEATURES_SCHEMA, qualified, tableNameFor } from '../storage/identifiers';
 import { parseDuration } from './duration';
-import { groupId, type Aggregate, type Feature, type FeatureGroupSpec, type FeatureType, type GroupRef } from './schema';
+import {
+  groupId,
+  type Aggregate,
+  type Feature,
+  type FeatureGroupSpec,
+  type FeatureType,
+  type GroupRef,
+} from './schema';
 
 /**
  * A FeatureGroup spec compiled once into what every component reads it through: table names,
@@ -79,7 +86,8 @@ export interface CompiledGroup {
 const tableName = (name: string): TableName => ({ name, sql: qualified(FEATURES_SCHEMA, name) });
 
 /** Aggregates kept as numeric partials (sum, min and max of the field); count and last_n are not. */
-export const isNumericAggregate = (feature: AggregateFeature): boolean => feature.fn !== 'count' && feature.fn !== 'last_n';
+export const isNumericAggregate = (feature: AggregateFeature): boolean =>
+  feature.fn !== 'count' && feature.fn !== 'last_n';
 
 /** The table names of a group, which depend on its ref alone (a deleted group's spec is not needed to drop them). */
 export function groupTables(ref: GroupRef): CompiledGroup['tables'] {
@@ -96,7 +104,15 @@ export function compileGroup(ref: GroupRef, spec: FeatureGroupSpec): CompiledGro
   const tables = groupTables(ref);
   const values = spec.features
     .filter((f): f is Feature & { from: string } => f.from !== undefined)
-    .map((f, index) => ({ index, name: f.name, type: f.type, from: f.from, value: f.name, eventTime: `${f.name}__ts`, offset: `${f.name}__off` }));
+    .map((f, index) => ({
+      index,
+      name: f.name,
+      type: f.type,
+      from: f.from,
+      value: f.name,
+      eventTime: `${f.name}__ts`,
+      offset: `${f.name}__off`,
+    }));
   const aggregates = spec.features
     .filter((f): f is Feature & { aggregate: Aggregate } => f.aggregate !== undefined)
     .map((f, index) => {
@@ -123,7 +139,14 @@ export function compileGroup(ref: GroupRef, spec: FeatureGroupSpec): CompiledGro
     values,
     aggregates,
     tileSizes: [...new Set(aggregates.map((a) => a.tileMs))].sort((a, b) => a - b),
-    history: { enabled: historyEnabled, retentionMs: historyEnabled ? (spec.history?.retention ? parseDuration(spec.history.retention) : DEFAULT_HISTORY_RETENTION_MS) : 0 },
+    history: {
+      enabled: historyEnabled,
+      retentionMs: historyEnabled
+        ? spec.history?.retention
+          ? parseDuration(spec.history.retention)
+          : DEFAULT_HISTORY_RETENTION_MS
+        : 0,
+    },
     keepsAggregateLog,
     ttlMs: spec.ttl ? parseDuration(spec.ttl) : undefined,
     ownedTables: [

@@ -27,7 +27,10 @@ export const AGGREGATE_FUNCTIONS = ['count', 'sum', 'avg', 'min', 'max', 'last_n
 export type FeatureType = (typeof FEATURE_TYPES)[number];
 export type AggregateFunction = (typeof AGGREGATE_FUNCTIONS)[number];
 
-const identifier = z.string().max(48).regex(IDENTIFIER_PATTERN, 'must match [a-z][a-z0-9_]* without "__" or a trailing "_"');
+const identifier = z
+  .string()
+  .max(48)
+  .regex(IDENTIFIER_PATTERN, 'must match [a-z][a-z0-9_]* without "__" or a trailing "_"');
 const fieldPath = z.string().min(1).max(256).regex(FIELD_PATH_PATTERN, 'must be a dotted field path such as user.id');
 const duration = z.string().regex(DURATION_PATTERN, 'must be a duration such as 30s, 10m, 1h or 7d');
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
@@ -40,7 +43,7 @@ export const predicateSchema = z
   })
   .strict()
   .refine((p) => (p.equals === undefined) !== (p.in === undefined), {
-    message: 'set exactly one of equals or in',
+    error: 'set exactly one of equals or in',
   });
 
 /** Tiles are at least 1 s and at most 1/60 of the window. */
@@ -58,7 +61,11 @@ export const aggregateSchema = z
   .strict()
   .superRefine((a, ctx) => {
     if (DURATION_PATTERN.test(a.window) && parseDuration(a.window) < MIN_AGGREGATE_WINDOW_MS) {
-      ctx.addIssue({ code: 'custom', path: ['window'], message: 'aggregate windows are at least 1m (kept in tiles of 1/60 of the window, at least 1s)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['window'],
+        message: 'aggregate windows are at least 1m (kept in tiles of 1/60 of the window, at least 1s)',
+      });
     }
     if (a.fn !== 'count' && a.field === undefined) {
       ctx.addIssue({ code: 'custom', path: ['field'], message: `aggregate ${a.fn} needs a field` });
@@ -120,12 +127,16 @@ export const featureGroupSpecSchema = z
       .superRefine((features, ctx) => {
         const seen = new Set<string>();
         features.forEach((f, i) => {
-          if (seen.has(f.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate feature ${f.name}` });
+          if (seen.has(f.name))
+            ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate feature ${f.name}` });
           seen.add(f.name);
         });
       }),
     ttl: duration.optional(),
-    history: z.object({ enabled: z.boolean().default(false), retention: duration.optional() }).strict().optional(),
+    history: z
+      .object({ enabled: z.boolean().default(false), retention: duration.optional() })
+      .strict()
+      .optional(),
     consumer: z
       .object({
         replicas: z.number().int().min(0).max(64).default(1),
@@ -139,7 +150,10 @@ export const featureGroupSpecSchema = z
   .strict();
 
 /** Kubernetes object names: DNS-1123 labels (namespace) and subdomains (name). */
-const dnsLabel = z.string().max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label');
+const dnsLabel = z
+  .string()
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label');
 const dnsSubdomain = z
   .string()
   .max(253)
@@ -148,7 +162,7 @@ const dnsSubdomain = z
 export const featureGroupSchema = z.object({
   apiVersion: z.literal(`${API_GROUP}/${API_VERSION}`),
   kind: z.literal(KIND),
-  metadata: z.object({ name: dnsSubdomain, namespace: dnsLabel.default('default') }).passthrough(),
+  metadata: z.object({ name: dnsSubdomain, namespace: dnsLabel.default('default') }).loose(),
   spec: featureGroupSpecSchema,
 });
 
@@ -172,7 +186,8 @@ export function parseGroupId(text: string): GroupRef {
   const parts = text.split('/');
   const [namespace, name] = parts.length === 2 ? parts : ['default', parts[0]];
   const parsed = featureGroupSchema.shape.metadata.safeParse({ namespace, name });
-  if (!parsed.success || parts.length > 2) throw new Error(`invalid feature group id "${text}": expected <namespace>/<name>`);
+  if (!parsed.success || parts.length > 2)
+    throw new Error(`invalid feature group id "${text}": expected <namespace>/<name>`);
   return { namespace: parsed.data.namespace, name: parsed.data.name };
 }
 

@@ -75,8 +75,12 @@ export class HistoricalReader {
     const inputs = ['$1::int[]', '$2::text[]', '$3::bigint[]', ...bounds.map((_, j) => `$${4 + j}::bigint[]`)];
     const least = (names: string[]) => (names.length ? `LEAST(${names.join(', ')})` : 'NULL');
     const greatest = (names: string[]) => (names.length ? `GREATEST(${names.join(', ')})` : 'NULL');
-    const tileCols = aggregates.flatMap((f, k) => tilePartials(f, `w.tail${k}`, `w.head${k}`).map((e, j) => `${e} AS a${k}_${j}`));
-    const logCols = aggregates.flatMap((f, k) => logPartials(f, `w.head${k}`, 'w.at_ms').map((e, j) => `${e} AS b${k}_${j}`));
+    const tileCols = aggregates.flatMap((f, k) =>
+      tilePartials(f, `w.tail${k}`, `w.head${k}`).map((e, j) => `${e} AS a${k}_${j}`),
+    );
+    const logCols = aggregates.flatMap((f, k) =>
+      logPartials(f, `w.head${k}`, 'w.at_ms').map((e, j) => `${e} AS b${k}_${j}`),
+    );
     const merged = aggregates
       .map((_, k) => {
         const [a, b] = [(j: number) => `tl.a${k}_${j}`, (j: number) => `hd.b${k}_${j}`];
@@ -86,7 +90,12 @@ export class HistoricalReader {
           `LEAST(${a(2)}, ${b(2)})::text`,
           `GREATEST(${a(3)}, ${b(3)})::text`,
           `GREATEST(${a(4)}, ${b(4)})::text`,
-          aggregates[k]!.fn === 'last_n' ? lastNOfLists(`CASE WHEN ${b(5)} IS NULL THEN ${a(5)} ELSE coalesce(${a(5)}, '[]'::jsonb) || jsonb_build_array(${b(5)}) END`, aggregates[k]!.limit) : 'NULL::jsonb',
+          aggregates[k]!.fn === 'last_n'
+            ? lastNOfLists(
+                `CASE WHEN ${b(5)} IS NULL THEN ${a(5)} ELSE coalesce(${a(5)}, '[]'::jsonb) || jsonb_build_array(${b(5)}) END`,
+                aggregates[k]!.limit,
+              )
+            : 'NULL::jsonb',
         ].join(', ');
       })
       .join(',\n  ');
@@ -118,7 +127,10 @@ export class HistoricalReader {
           })
           .then((result) => {
             for (const row of result.rows) {
-              out[row.i - 1]![column.get(row.feature)!] = { value: parseHistoryValue(types.get(row.feature)!, row.value), eventMs: Number(row.event_ms) };
+              out[row.i - 1]![column.get(row.feature)!] = {
+                value: parseHistoryValue(types.get(row.feature)!, row.value),
+                eventMs: Number(row.event_ms),
+              };
             }
           }),
       asksAggregates &&
@@ -127,9 +139,17 @@ export class HistoricalReader {
           const params: unknown[][] = [rows.map((_, i) => i), rows.map((r) => r.entityId), rows.map((r) => r.atMs)];
           for (const feature of this.aggregates) {
             const windows = rows.map((r) => windowTiles(r.atMs, feature.windowMs, feature.tileMs));
-            params.push(windows.map((w) => w.tail), windows.map((w) => w.head));
+            params.push(
+              windows.map((w) => w.tail),
+              windows.map((w) => w.head),
+            );
           }
-          const result = await pool.query({ name: this.aggregatesName, text: this.aggregatesSql, values: params, rowMode: 'array' });
+          const result = await pool.query({
+            name: this.aggregatesName,
+            text: this.aggregatesSql,
+            values: params,
+            rowMode: 'array',
+          });
           for (const row of result.rows as unknown[][]) {
             this.aggregates.forEach((feature, k) => {
               const at = column.get(feature.name);

@@ -22,17 +22,24 @@ export function retentionCutoffs(group: CompiledGroup, nowMs: number): Retention
   const retention = group.history.retentionMs;
   return {
     historyMs: group.history.enabled ? nowMs - retention : undefined,
-    aggregateLogMs: group.keepsAggregateLog ? nowMs - retention - Math.max(...aggregates.map((a) => a.tileMs)) : undefined,
+    aggregateLogMs: group.keepsAggregateLog
+      ? nowMs - retention - Math.max(...aggregates.map((a) => a.tileMs))
+      : undefined,
     // A tile row holds every aggregate of its size: it stays for the longest of their windows.
     tiles: group.tileSizes.map((tileMs) => ({
       tileMs,
-      beforeMs: nowMs - retention - Math.max(...aggregates.filter((a) => a.tileMs === tileMs).map((a) => a.windowMs)) - tileMs,
+      beforeMs:
+        nowMs - retention - Math.max(...aggregates.filter((a) => a.tileMs === tileMs).map((a) => a.windowMs)) - tileMs,
     })),
   };
 }
 
 /** Deletes expired tiles and history in small batches; returns how many rows went. */
-export async function applyRetention(pool: Pool, group: CompiledGroup, cutoffs: RetentionCutoffs): Promise<{ tiles: number; history: number; aggregateLog: number }> {
+export async function applyRetention(
+  pool: Pool,
+  group: CompiledGroup,
+  cutoffs: RetentionCutoffs,
+): Promise<{ tiles: number; history: number; aggregateLog: number }> {
   const removed = { tiles: 0, history: 0, aggregateLog: 0 };
   const tiles = group.tables.tiles.sql;
   for (const { tileMs, beforeMs } of cutoffs.tiles) {
@@ -48,7 +55,10 @@ export async function applyRetention(pool: Pool, group: CompiledGroup, cutoffs: 
   if (cutoffs.aggregateLogMs !== undefined) {
     const log = group.tables.aggregateLog.sql;
     for (;;) {
-      const result = await pool.query(`DELETE FROM ${log} WHERE ctid IN (SELECT ctid FROM ${log} WHERE event_ms < $1 LIMIT ${DELETE_BATCH})`, [cutoffs.aggregateLogMs]);
+      const result = await pool.query(
+        `DELETE FROM ${log} WHERE ctid IN (SELECT ctid FROM ${log} WHERE event_ms < $1 LIMIT ${DELETE_BATCH})`,
+        [cutoffs.aggregateLogMs],
+      );
       removed.aggregateLog += result.rowCount ?? 0;
       if ((result.rowCount ?? 0) < DELETE_BATCH) break;
     }

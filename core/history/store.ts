@@ -55,7 +55,14 @@ export class HistoryWriter {
     }
     if (entities.length === 0) return;
     const partitions = new Array<number>(entities.length).fill(partition);
-    const params = [textArray(entities), textArray(features), int8Array(times), int4Array(partitions), int8Array(offsets), textArray(values)];
+    const params = [
+      textArray(entities),
+      textArray(features),
+      int8Array(times),
+      int4Array(partitions),
+      int8Array(offsets),
+      textArray(values),
+    ];
     await client.query({ name: this.name, text: this.sql, values: params });
   }
 }

@@ -22,9 +22,13 @@ export class TokenFile {
   private mtimeMs = -1;
   private checkedAt = 0;
 
-  constructor(readonly path: string, private readonly log: Logger) {
+  constructor(
+    readonly path: string,
+    private readonly log: Logger,
+  ) {
     this.load();
-    if (this.digests.length === 0) throw new Error(`AUTH_TOKENS_FILE ${path} holds no token: refusing to start with auth on and nothing accepted`);
+    if (this.digests.length === 0)
+      throw new Error(`AUTH_TOKENS_FILE ${path} holds no token: refusing to start with auth on and nothing accepted`);
   }
 
   current(): readonly Buffer[] {
@@ -72,10 +76,20 @@ export function tokenMatches(presented: string, accepted: readonly Buffer[]): bo
  */
 export function bearerAuth(tokens: () => readonly Buffer[]): RequestHandler {
   return (req, _res, next) => {
-    if (OPEN_PATHS.has(req.path)) return next();
+    if (OPEN_PATHS.has(req.path)) {
+      next();
+      return;
+    }
     const header = req.get('authorization') ?? '';
     const match = /^Bearer ([\x21-\x7e]{1,4096})$/i.exec(header);
-    if (match && tokenMatches(match[1]!, tokens())) return next();
-    next(new HttpError(401, 'E_UNAUTHORIZED', 'a valid bearer token is required', undefined, { 'WWW-Authenticate': 'Bearer realm="feature-store"' }));
+    if (match && tokenMatches(match[1]!, tokens())) {
+      next();
+      return;
+    }
+    next(
+      new HttpError(401, 'E_UNAUTHORIZED', 'a valid bearer token is required', undefined, {
+        'WWW-Authenticate': 'Bearer realm="feature-store"',
+      }),
+    );
   };
 }

@@ -56,7 +56,10 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     } else if (isClientError(error)) {
       // The framework's own refusals (a path that does not percent-decode: URIError with 400).
       status = error.status;
-      body = error instanceof URIError ? { detail: `the path does not decode: ${error.message}`, code: 'E_BAD_PATH', field: 'path' } : { detail: error.message, code: 'E_BAD_REQUEST' };
+      body =
+        error instanceof URIError
+          ? { detail: `the path does not decode: ${error.message}`, code: 'E_BAD_PATH', field: 'path' }
+          : { detail: error.message, code: 'E_BAD_REQUEST' };
     }
     if (status >= 500) log.error({ err: error }, 'request failed');
     res.status(status).json(body);

@@ -29,7 +29,10 @@ export function requestMetrics(registry: Registry): RequestHandler {
     const start = process.hrtime.bigint();
     res.on('finish', () => {
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      histogram.observe({ method: req.method, route, status: String(res.statusCode) }, Number(process.hrtime.bigint() - start) / 1e9);
+      histogram.observe(
+        { method: req.method, route, status: String(res.statusCode) },
+        Number(process.hrtime.bigint() - start) / 1e9,
+      );
     });
     next();
   };

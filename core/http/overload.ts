@@ -18,15 +18,30 @@ export interface LoadLimits {
  * stay bounded, so memory and latency do too, and a client's retry lands on a calmer process.
  */
 export function shedLoad(limits: LoadLimits, registry: Registry): RequestHandler {
-  const shed = new Counter({ name: 'featurestore_http_shed_total', help: 'Requests answered 503 to shed load', labelNames: ['reason'], registers: [registry] });
+  const shed = new Counter({
+    name: 'featurestore_http_shed_total',
+    help: 'Requests answered 503 to shed load',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
   let inFlight = 0;
-  new Gauge({ name: 'featurestore_http_in_flight', help: 'Requests being handled', registers: [registry], collect() { this.set(inFlight); } });
+  new Gauge({
+    name: 'featurestore_http_in_flight',
+    help: 'Requests being handled',
+    registers: [registry],
+    collect() {
+      this.set(inFlight);
+    },
+  });
   const refuse = (res: Parameters<RequestHandler>[1], reason: 'overloaded' | 'timeout'): void => {
     shed.inc({ reason });
     const body: ErrorBody =
       reason === 'overloaded'
         ? { detail: 'the server is at its request limit; retry after the given seconds', code: 'E_OVERLOADED' }
-        : { detail: `the request took longer than ${limits.requestTimeoutMs} ms; retry after the given seconds`, code: 'E_TIMEOUT' };
+        : {
+            detail: `the request took longer than ${limits.requestTimeoutMs} ms; retry after the given seconds`,
+            code: 'E_TIMEOUT',
+          };
     res.set('Retry-After', '1').status(503).json(body);
   };
   return (req, res, next) => {

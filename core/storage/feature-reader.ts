@@ -18,11 +18,17 @@ export class FeatureReader {
   /** For each requested name: [0 = value, 1 = aggregate, its index in that reader]. */
   private readonly slots: [0 | 1, number][];
 
-  constructor(group: CompiledGroup, readonly featureNames: readonly string[]) {
+  constructor(
+    group: CompiledGroup,
+    readonly featureNames: readonly string[],
+  ) {
     const valueNames = featureNames.filter((n) => group.values.some((f) => f.name === n));
-    const aggregateList = featureNames.map((n) => group.aggregates.find((a) => a.name === n)).filter((a): a is AggregateFeature => a !== undefined);
+    const aggregateList = featureNames
+      .map((n) => group.aggregates.find((a) => a.name === n))
+      .filter((a): a is AggregateFeature => a !== undefined);
     for (const name of featureNames) {
-      if (!valueNames.includes(name) && !aggregateList.some((a) => a.name === name)) throw new Error(`unknown feature ${name}`);
+      if (!valueNames.includes(name) && !aggregateList.some((a) => a.name === name))
+        throw new Error(`unknown feature ${name}`);
     }
     this.values = valueNames.length ? new GroupReader(group, valueNames) : undefined;
     this.aggregates = aggregateList.length ? new AggregateReader(group.tables.tiles, aggregateList) : undefined;
@@ -33,7 +39,9 @@ export class FeatureReader {
         `FULL JOIN (${this.aggregates.sql}) a ON a.entity_id = v.${quoteIdent(ENTITY_COLUMN)}`;
       this.joined = { name: statementName('readva', text), text };
     }
-    this.slots = featureNames.map((n) => (valueNames.includes(n) ? [0, valueNames.indexOf(n)] : [1, aggregateList.findIndex((a) => a.name === n)]));
+    this.slots = featureNames.map((n) =>
+      valueNames.includes(n) ? [0, valueNames.indexOf(n)] : [1, aggregateList.findIndex((a) => a.name === n)],
+    );
   }
 
   async readOne(pool: Pool, entityId: string, atMs = Date.now()): Promise<StoredEntity | undefined> {
@@ -42,9 +50,14 @@ export class FeatureReader {
 
   /** The entities that have any requested feature, keyed by id. */
   async readMany(pool: Pool, entityIds: readonly string[], atMs = Date.now()): Promise<Map<string, StoredEntity>> {
-    if (this.joined && this.values && this.aggregates) return this.readJoined(pool, this.values, this.aggregates, entityIds, atMs);
+    if (this.joined && this.values && this.aggregates)
+      return this.readJoined(pool, this.values, this.aggregates, entityIds, atMs);
     const [values, aggregates] = await Promise.all([
-      this.values ? (entityIds.length === 1 ? this.values.readOne(pool, entityIds[0]!).then((e) => new Map(e ? [[e.entityId, e]] : [])) : this.values.readMany(pool, entityIds)) : undefined,
+      this.values
+        ? entityIds.length === 1
+          ? this.values.readOne(pool, entityIds[0]!).then((e) => new Map(e ? [[e.entityId, e]] : []))
+          : this.values.readMany(pool, entityIds)
+        : undefined,
       this.aggregates?.read(pool, entityIds, atMs),
     ]);
     const found = new Map<string, StoredEntity>();
@@ -54,8 +67,18 @@ export class FeatureReader {
     return found;
   }
 
-  private async readJoined(pool: Pool, values: GroupReader, aggregates: AggregateReader, entityIds: readonly string[], atMs: number): Promise<Map<string, StoredEntity>> {
-    const result = await pool.query({ ...this.joined!, values: [entityIds, ...aggregates.params(atMs)], rowMode: 'array' });
+  private async readJoined(
+    pool: Pool,
+    values: GroupReader,
+    aggregates: AggregateReader,
+    entityIds: readonly string[],
+    atMs: number,
+  ): Promise<Map<string, StoredEntity>> {
+    const result = await pool.query({
+      ...this.joined!,
+      values: [entityIds, ...aggregates.params(atMs)],
+      rowMode: 'array',
+    });
     const found = new Map<string, StoredEntity>();
     // Row: the id, then the value select (its own id first), then the aggregate select (likewise).
     const aggregatesAt = 2 + values.width + 1;
@@ -69,7 +92,11 @@ export class FeatureReader {
     return found;
   }
 
-  private align(entityId: string, values: (StoredFeature | null)[] | undefined, aggregates: (StoredFeature | null)[] | undefined): StoredEntity {
+  private align(
+    entityId: string,
+    values: (StoredFeature | null)[] | undefined,
+    aggregates: (StoredFeature | null)[] | undefined,
+  ): StoredEntity {
     const sources = [values, aggregates];
     return { entityId, features: this.slots.map(([source, index]) => sources[source]?.[index] ?? null) };
   }

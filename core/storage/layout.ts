@@ -41,7 +41,10 @@ export function planStore(group: CompiledGroup, observed: ObservedColumns | unde
     // Rows are updated far more often than inserted: room left on each page lets Postgres put the
     // new version beside the old one (a HOT update, no index entry). In the consumer benchmark this
     // took HOT updates from 3% to 70% and the upsert's execution time per event down by a quarter.
-    return { statements: [`CREATE TABLE IF NOT EXISTS ${table} (\n  ${body}\n) WITH (fillfactor = 70)`], conflicts: [] };
+    return {
+      statements: [`CREATE TABLE IF NOT EXISTS ${table} (\n  ${body}\n) WITH (fillfactor = 70)`],
+      conflicts: [],
+    };
   }
   const conflicts: string[] = [];
   const additions: string[] = [];
@@ -49,7 +52,9 @@ export function planStore(group: CompiledGroup, observed: ObservedColumns | unde
     const existing = observed.get(feature.value);
     const wanted = COLUMN_TYPES[feature.type].reported;
     if (existing !== undefined && existing !== wanted) {
-      conflicts.push(`feature ${feature.name} is stored as ${existing} and cannot change to ${feature.type}; add a feature with a new name instead`);
+      conflicts.push(
+        `feature ${feature.name} is stored as ${existing} and cannot change to ${feature.type}; add a feature with a new name instead`,
+      );
       continue;
     }
     for (const [name, type] of columnsFor(feature)) {

@@ -31,7 +31,11 @@ export async function migrate(pool: Pool, dir: string): Promise<string[]> {
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${PLATFORM_SCHEMA}.schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const done = new Set((await client.query<{ version: string }>(`SELECT version FROM ${PLATFORM_SCHEMA}.schema_migrations`)).rows.map((r) => r.version));
+    const done = new Set(
+      (await client.query<{ version: string }>(`SELECT version FROM ${PLATFORM_SCHEMA}.schema_migrations`)).rows.map(
+        (r) => r.version,
+      ),
+    );
     const applied: string[] = [];
     for (const m of migrations) {
       if (done.has(m.version)) continue;
@@ -43,7 +47,7 @@ export async function migrate(pool: Pool, dir: string): Promise<string[]> {
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK');
-        throw new Error(`migration ${m.file} failed: ${(error as Error).message}`);
+        throw new Error(`migration ${m.file} failed: ${(error as Error).message}`, { cause: error });
       }
       applied.push(m.version);
     }

@@ -25,8 +25,16 @@ const PROGRESS_SQL =
   `SELECT partition, next_offset, updated_at, newest_event_ms, last_error, last_error_at FROM ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')}\n` +
   `WHERE consumer_group = $1 AND topic = $2 ORDER BY partition`;
 
-export async function readPartitionProgress(pool: Pool, consumerGroup: string, topic: string): Promise<Map<number, PartitionProgress>> {
-  const result = await pool.query<ProgressRow>({ name: 'fs_partition_progress', text: PROGRESS_SQL, values: [consumerGroup, topic] });
+export async function readPartitionProgress(
+  pool: Pool,
+  consumerGroup: string,
+  topic: string,
+): Promise<Map<number, PartitionProgress>> {
+  const result = await pool.query<ProgressRow>({
+    name: 'fs_partition_progress',
+    text: PROGRESS_SQL,
+    values: [consumerGroup, topic],
+  });
   return new Map(
     result.rows.map((r) => [
       r.partition,

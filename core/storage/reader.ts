@@ -45,7 +45,10 @@ export class GroupReader {
   /** `SELECT <entity>, <value, event time>… FROM <table>`: what other statements can join. */
   readonly select: string;
 
-  constructor(group: CompiledGroup, readonly featureNames: readonly string[]) {
+  constructor(
+    group: CompiledGroup,
+    readonly featureNames: readonly string[],
+  ) {
     const columns = featureNames.map((name) => {
       const f = group.values.find((c) => c.name === name);
       if (!f) throw new Error(`unknown feature ${name}`);
@@ -89,7 +92,7 @@ export class GroupReader {
 
   /** The features of a row whose value columns start at `first`. */
   decodeFeatures(row: readonly unknown[], first: number): (StoredFeature | null)[] {
-    const features: (StoredFeature | null)[] = new Array(this.parsers.length);
+    const features: (StoredFeature | null)[] = new Array<StoredFeature | null>(this.parsers.length);
     for (let i = 0; i < this.parsers.length; i++) {
       const time = row[first + 1 + i * 2] as Date | null;
       features[i] = time === null ? null : { value: this.parsers[i]!(row[first + i * 2]), eventTime: time };

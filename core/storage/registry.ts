@@ -47,7 +47,8 @@ export class InvalidRegistryRowError extends Error {
 function parseRow(row: GroupRow): RegisteredGroup | InvalidRegistryRow {
   const ref = { namespace: row.namespace, name: row.name };
   const spec = featureGroupSpecSchema.safeParse(row.spec);
-  if (!spec.success) return { ref, error: `the registry row holds a spec this version cannot read: ${describeIssues(spec.error)}` };
+  if (!spec.success)
+    return { ref, error: `the registry row holds a spec this version cannot read: ${describeIssues(spec.error)}` };
   return {
     ref,
     spec: spec.data,
@@ -64,7 +65,9 @@ function parseRow(row: GroupRow): RegisteredGroup | InvalidRegistryRow {
 const isInvalid = (parsed: RegisteredGroup | InvalidRegistryRow): parsed is InvalidRegistryRow => 'error' in parsed;
 
 /** Every registered group; a row that cannot be read is returned apart, and never hides the others. */
-export async function listGroups(db: Pool | PoolClient): Promise<{ groups: RegisteredGroup[]; invalid: InvalidRegistryRow[] }> {
+export async function listGroups(
+  db: Pool | PoolClient,
+): Promise<{ groups: RegisteredGroup[]; invalid: InvalidRegistryRow[] }> {
   const result = await db.query<GroupRow>(`${SELECT} ORDER BY namespace, name`);
   const groups: RegisteredGroup[] = [];
   const invalid: InvalidRegistryRow[] = [];
@@ -85,7 +88,13 @@ export async function getGroup(db: Pool | PoolClient, ref: GroupRef): Promise<Re
   return parsed;
 }
 
-export async function upsertGroup(db: Pool | PoolClient, ref: GroupRef, spec: FeatureGroupSpec, table: string, generation: number): Promise<void> {
+export async function upsertGroup(
+  db: Pool | PoolClient,
+  ref: GroupRef,
+  spec: FeatureGroupSpec,
+  table: string,
+  generation: number,
+): Promise<void> {
   await db.query(
     `INSERT INTO ${GROUPS} (namespace, name, spec, table_name, generation) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (namespace, name) DO UPDATE SET spec = excluded.spec, table_name = excluded.table_name,

@@ -19,14 +19,19 @@ export interface ReplayRequest {
  * Reads a replay request from a FeatureGroup's annotations: `replay-from: earliest` or an ISO-8601
  * time, with an optional `replay-id` so the same `from` can be asked for again.
  */
-export function replayRequestOf(annotations: Record<string, string> | undefined): ReplayRequest | { error: string } | undefined {
+export function replayRequestOf(
+  annotations: Record<string, string> | undefined,
+): ReplayRequest | { error: string } | undefined {
   const from = annotations?.[REPLAY_FROM_ANNOTATION]?.trim();
   if (!from) return undefined;
   const id = annotations?.[REPLAY_ID_ANNOTATION]?.trim() ?? '';
   const token = id ? `${from}#${id}` : from;
   if (from === 'earliest') return { from, token };
   const ms = Date.parse(from);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(from) || Number.isNaN(ms)) return { error: `${REPLAY_FROM_ANNOTATION} must be "earliest" or an ISO-8601 time, got ${JSON.stringify(from.slice(0, 64))}` };
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(from) || Number.isNaN(ms))
+    return {
+      error: `${REPLAY_FROM_ANNOTATION} must be "earliest" or an ISO-8601 time, got ${JSON.stringify(from.slice(0, 64))}`,
+    };
   return { from: ms, token };
 }
 
@@ -36,12 +41,19 @@ export function replayRequestOf(annotations: Record<string, string> | undefined)
  * taken in the consumers' order (offset rows, then the registry row) so a batch in flight either
  * commits before (and is wiped) or is fenced after; nothing is counted twice or half.
  */
-export async function replayGroup(pool: Pool, group: CompiledGroup, startOffsets: ReadonlyMap<number, number>, token: string): Promise<number> {
+export async function replayGroup(
+  pool: Pool,
+  group: CompiledGroup,
+  startOffsets: ReadonlyMap<number, number>,
+  token: string,
+): Promise<number> {
   const { ref, spec } = group;
   const consumerGroup = consumerGroupFor(ref);
   const offsets = qualified(PLATFORM_SCHEMA, 'consumer_offsets');
   return withTransaction(pool, async (client) => {
-    await client.query(`SELECT 1 FROM ${offsets} WHERE consumer_group = $1 ORDER BY partition FOR UPDATE`, [consumerGroup]);
+    await client.query(`SELECT 1 FROM ${offsets} WHERE consumer_group = $1 ORDER BY partition FOR UPDATE`, [
+      consumerGroup,
+    ]);
     const row = await client.query<{ replay_epoch: string }>(
       `SELECT replay_epoch FROM ${qualified(PLATFORM_SCHEMA, 'feature_groups')} WHERE namespace = $1 AND name = $2 FOR UPDATE`,
       [ref.namespace, ref.name],
@@ -55,12 +67,10 @@ export async function replayGroup(pool: Pool, group: CompiledGroup, startOffsets
       [consumerGroup, spec.source.topic, partitions, partitions.map((p) => startOffsets.get(p)!)],
     );
     const epoch = Number(row.rows[0].replay_epoch) + 1;
-    await client.query(`UPDATE ${qualified(PLATFORM_SCHEMA, 'feature_groups')} SET replay_epoch = $3, replay_token = $4, updated_at = now() WHERE namespace = $1 AND name = $2`, [
-      ref.namespace,
-      ref.name,
-      epoch,
-      token,
-    ]);
+    await client.query(
+      `UPDATE ${qualified(PLATFORM_SCHEMA, 'feature_groups')} SET replay_epoch = $3, replay_token = $4, updated_at = now() WHERE namespace = $1 AND name = $2`,
+      [ref.namespace, ref.name, epoch, token],
+    );
     return epoch;
   });
 }

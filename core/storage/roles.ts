@@ -16,7 +16,10 @@ const PASSWORD = /^[0-9a-f]{48}$/;
  * ever reading a Secret back; rotating the operator's credentials rotates every writer's.
  */
 export function derivedWriterPassword(key: string, group: { namespace: string; name: string; uid: string }): string {
-  return createHmac('sha256', key).update(`writer\n${group.namespace}\n${group.name}\n${group.uid}`).digest('hex').slice(0, 48);
+  return createHmac('sha256', key)
+    .update(`writer\n${group.namespace}\n${group.name}\n${group.uid}`)
+    .digest('hex')
+    .slice(0, 48);
 }
 
 /**
@@ -36,9 +39,14 @@ export function scramVerifier(password: string, iterations = 4096): string {
 
 /** Whether the role's stored verifier is already this one; unknown (false) where pg_authid is not readable. */
 async function hasVerifier(db: PoolClient, role: string, verifier: string): Promise<boolean> {
-  const readable = await db.query<{ ok: boolean }>("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS ok");
+  const readable = await db.query<{ ok: boolean }>(
+    "SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS ok",
+  );
   if (!readable.rows[0]?.ok) return false;
-  const stored = await db.query<{ same: boolean }>('SELECT rolpassword = $2 AS same FROM pg_catalog.pg_authid WHERE rolname = $1', [role, verifier]);
+  const stored = await db.query<{ same: boolean }>(
+    'SELECT rolpassword = $2 AS same FROM pg_catalog.pg_authid WHERE rolname = $1',
+    [role, verifier],
+  );
   return stored.rows[0]?.same === true;
 }
 
@@ -60,7 +68,11 @@ async function ensureRole(db: PoolClient, role: string, login: boolean): Promise
  * the group's writer may read and write it (and the shared offsets table), nobody else.
  * `writerPassword` (48 hex chars, derivedWriterPassword) is set on the writer's login role.
  */
-export async function applyGrants(pool: Pool, tables: CompiledGroup['tables'], writerPassword: string): Promise<string> {
+export async function applyGrants(
+  pool: Pool,
+  tables: CompiledGroup['tables'],
+  writerPassword: string,
+): Promise<string> {
   const table = tables.values.name;
   if (!PASSWORD.test(writerPassword)) throw new Error('writer password must be 48 hex characters');
   const writer = writerRoleFor(table);
@@ -84,12 +96,19 @@ export async function applyGrants(pool: Pool, tables: CompiledGroup['tables'], w
     // The group's tiles and history tables, where they exist. DELETE: the consumer removes rows
     // past retention.
     for (const extra of [tables.tiles.name, tables.history.name, tables.aggregateLog.name]) {
-      const exists = await client.query('SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2', [FEATURES_SCHEMA, extra]);
+      const exists = await client.query('SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2', [
+        FEATURES_SCHEMA,
+        extra,
+      ]);
       if (exists.rowCount !== 1) continue;
       await client.query(`GRANT SELECT ON ${qualified(FEATURES_SCHEMA, extra)} TO ${quoteIdent(SERVING_ROLE)}`);
-      await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${qualified(FEATURES_SCHEMA, extra)} TO ${quoteIdent(writer)}`);
+      await client.query(
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON ${qualified(FEATURES_SCHEMA, extra)} TO ${quoteIdent(writer)}`,
+      );
     }
-    await client.query(`GRANT SELECT, INSERT, UPDATE ON ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} TO ${quoteIdent(writer)}`);
+    await client.query(
+      `GRANT SELECT, INSERT, UPDATE ON ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} TO ${quoteIdent(writer)}`,
+    );
   });
   return writer;
 }

@@ -41,7 +41,11 @@ async function primaryKeyOf(pool: Pool, table: string): Promise<{ name: string; 
  * Makes a group's storage match its spec and records it in the registry, idempotently: creates the
  * table or adds missing columns online. A type change throws StoreConflictError and alters nothing.
  */
-export async function applyStore(pool: Pool, group: CompiledGroup, generation: number): Promise<{ table: string; statements: string[] }> {
+export async function applyStore(
+  pool: Pool,
+  group: CompiledGroup,
+  generation: number,
+): Promise<{ table: string; statements: string[] }> {
   const { tables } = group;
   const plan = planStore(group, await observeColumns(pool, tables.values.name));
   if (plan.conflicts.length > 0) throw new StoreConflictError(plan.conflicts);
@@ -71,8 +75,11 @@ export async function dropStore(pool: Pool, ref: GroupRef, consumerGroup: string
   // Every table the group may ever have had: a spec change may have dropped aggregates or history.
   const tables = groupTables(ref);
   await withTransaction(pool, async (client) => {
-    for (const table of [tables.values, tables.tiles, tables.history, tables.aggregateLog]) await client.query(`DROP TABLE IF EXISTS ${table.sql}`);
+    for (const table of [tables.values, tables.tiles, tables.history, tables.aggregateLog])
+      await client.query(`DROP TABLE IF EXISTS ${table.sql}`);
     await deleteGroup(client, ref);
-    await client.query(`DELETE FROM ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} WHERE consumer_group = $1`, [consumerGroup]);
+    await client.query(`DELETE FROM ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} WHERE consumer_group = $1`, [
+      consumerGroup,
+    ]);
   });
 }

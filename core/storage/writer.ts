@@ -26,7 +26,11 @@ export function reduceByEntity(events: readonly OffsetEvent[], featureCount: num
     let row = rows.get(event.entityId);
     if (row === undefined) {
       if (!event.values.some((v) => v !== undefined)) continue;
-      row = { times: new Array(featureCount).fill(-Infinity), offsets: new Array(featureCount).fill(-1), values: new Array(featureCount) };
+      row = {
+        times: new Array<number>(featureCount).fill(-Infinity),
+        offsets: new Array<number>(featureCount).fill(-1),
+        values: new Array<StoredValue | undefined>(featureCount),
+      };
       rows.set(event.entityId, row);
     }
     for (let i = 0; i < featureCount; i++) {
@@ -63,7 +67,8 @@ export function buildUpsertSql(group: CompiledGroup): string {
     const [v, ts, off] = [quoteIdent(f.value), quoteIdent(f.eventTime), quoteIdent(f.offset)];
     const newer = `excluded.${ts} IS NOT NULL AND (t.${ts} IS NULL OR (excluded.${ts}, excluded.${off}) > (t.${ts}, t.${off}))`;
     newerConditions.push(newer);
-    for (const column of [v, ts, off]) assignments.push(`${column} = CASE WHEN ${newer} THEN excluded.${column} ELSE t.${column} END`);
+    for (const column of [v, ts, off])
+      assignments.push(`${column} = CASE WHEN ${newer} THEN excluded.${column} ELSE t.${column} END`);
   }
   const params = casts.map((cast, i) => `$${i + 1}::${cast}`).join(', ');
   const aliases = casts.map((_, i) => `c${i}`).join(', ');
@@ -81,7 +86,8 @@ export function buildUpsertSql(group: CompiledGroup): string {
  * in double precision and is off by a millisecond past year 2255 (2^53 microseconds); whole
  * seconds times one second are exact across the whole range, and so is the remainder.
  */
-export const timestamptzFromEpochMs = (ms: string): string => `'epoch'::timestamptz + (${ms} / 1000) * interval '1 second' + (${ms} % 1000) * interval '1 millisecond'`;
+export const timestamptzFromEpochMs = (ms: string): string =>
+  `'epoch'::timestamptz + (${ms} / 1000) * interval '1 second' + (${ms} % 1000) * interval '1 millisecond'`;
 
 /** Column-major parameters for `buildUpsertSql`, binary arrays: one per column, one element per entity. */
 export function upsertParams(group: CompiledGroup, rows: Map<string, EntityRow>): Buffer[] {
@@ -196,7 +202,9 @@ const RECORD_SQLSTATE = /^(21|22|23|54)[0-9A-Z]{3}$/;
 
 export function recordCausedError(error: unknown): { sqlstate: string; message: string } | undefined {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  return typeof code === 'string' && RECORD_SQLSTATE.test(code) ? { sqlstate: code, message: String(message) } : undefined;
+  return typeof code === 'string' && RECORD_SQLSTATE.test(code)
+    ? { sqlstate: code, message: String(message) }
+    : undefined;
 }
 
 /** Dead-letters refused records; called inside the batch's transaction, before it commits. */
@@ -234,13 +242,21 @@ export class GroupWriter {
     }
   }
 
-  private async transact(pool: Pool, batch: PartitionBatch, isolating: DeadLetterSink | undefined): Promise<BatchOutcome> {
+  private async transact(
+    pool: Pool,
+    batch: PartitionBatch,
+    isolating: DeadLetterSink | undefined,
+  ): Promise<BatchOutcome> {
     const client = await pool.connect();
     let released = false;
     try {
       await client.query('BEGIN');
       const key = [batch.consumerGroup, batch.topic, batch.partition];
-      const locked = await client.query<{ next_offset: string }>({ name: 'fs_lock_offset', text: LOCK_OFFSET_SQL, values: key });
+      const locked = await client.query<{ next_offset: string }>({
+        name: 'fs_lock_offset',
+        text: LOCK_OFFSET_SQL,
+        values: key,
+      });
       const stored = Number(locked.rows[0]!.next_offset);
       if (this.fence) {
         // No row lock needed (writers may only read the registry): a replay first locks every
@@ -248,11 +264,19 @@ export class GroupWriter {
         // above) and then wipes it, or this batch waited for the replay and now sees its epoch.
         // It must be a statement of its own, after the lock: a subquery in the lock statement would
         // read the epoch from a snapshot taken before the wait.
-        const current = await client.query<{ replay_epoch: string }>({ name: 'fs_fence', text: FENCE_SQL, values: [this.fence.namespace, this.fence.name] });
+        const current = await client.query<{ replay_epoch: string }>({
+          name: 'fs_fence',
+          text: FENCE_SQL,
+          values: [this.fence.namespace, this.fence.name],
+        });
         const epoch = current.rows[0] ? Number(current.rows[0].replay_epoch) : undefined;
         if (epoch !== this.fence.epoch) {
           await client.query('ROLLBACK');
-          throw new FencedError(epoch === undefined ? 'the feature group is no longer registered' : `the feature group was replayed (epoch ${this.fence.epoch} → ${epoch})`);
+          throw new FencedError(
+            epoch === undefined
+              ? 'the feature group is no longer registered'
+              : `the feature group was replayed (epoch ${this.fence.epoch} → ${epoch})`,
+          );
         }
       }
       const outcome: BatchOutcome = { applied: 0, replayed: 0, rejected: [] };
@@ -277,7 +301,11 @@ export class GroupWriter {
       outcome.applied = fresh.length;
       let newest: number | null = null;
       for (const { event } of fresh) if (newest === null || event.eventTimeMs > newest) newest = event.eventTimeMs;
-      await client.query({ name: 'fs_store_offset', text: STORE_OFFSET_SQL, values: [...key, batch.nextOffset, newest] });
+      await client.query({
+        name: 'fs_store_offset',
+        text: STORE_OFFSET_SQL,
+        values: [...key, batch.nextOffset, newest],
+      });
       await client.query('COMMIT');
       return outcome;
     } catch (error) {
@@ -305,7 +333,11 @@ export class GroupWriter {
    * which Postgres refused. Writing parts one after another gives what one statement would: values
    * keep the newest by (event time, offset), tiles add up, history is keyed by offset.
    */
-  private async applyIsolating(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<RejectedEvent[]> {
+  private async applyIsolating(
+    client: PoolClient,
+    partition: number,
+    events: readonly OffsetEvent[],
+  ): Promise<RejectedEvent[]> {
     const rejected: RejectedEvent[] = [];
     const pending: (readonly OffsetEvent[])[] = [events];
     while (pending.length > 0) {
@@ -332,18 +364,43 @@ export class GroupWriter {
  * only transaction markers or aborted records), so that lag reaches zero at the end of a
  * transactional topic. Nothing happens unless `from` is still what Postgres holds.
  */
-export async function advanceOverInvisible(pool: Pool, consumerGroup: string, topic: string, partition: number, from: number, to: number): Promise<boolean> {
-  const result = await pool.query({ name: 'fs_advance_offset', text: ADVANCE_OFFSET_SQL, values: [consumerGroup, topic, partition, from, to] });
+export async function advanceOverInvisible(
+  pool: Pool,
+  consumerGroup: string,
+  topic: string,
+  partition: number,
+  from: number,
+  to: number,
+): Promise<boolean> {
+  const result = await pool.query({
+    name: 'fs_advance_offset',
+    text: ADVANCE_OFFSET_SQL,
+    values: [consumerGroup, topic, partition, from, to],
+  });
   return result.rowCount === 1;
 }
 
 /** Records why a partition's batch failed, outside its transaction: what a stalled group's status shows. */
-export async function recordPartitionError(pool: Pool, consumerGroup: string, topic: string, partition: number, message: string): Promise<void> {
-  await pool.query({ name: 'fs_record_error', text: RECORD_ERROR_SQL, values: [consumerGroup, topic, partition, message.slice(0, 1_000)] });
+export async function recordPartitionError(
+  pool: Pool,
+  consumerGroup: string,
+  topic: string,
+  partition: number,
+  message: string,
+): Promise<void> {
+  await pool.query({
+    name: 'fs_record_error',
+    text: RECORD_ERROR_SQL,
+    values: [consumerGroup, topic, partition, message.slice(0, 1_000)],
+  });
 }
 
 /** Offsets this consumer group stored per partition of a topic: where to resume. */
-export async function readStoredOffsets(pool: Pool, consumerGroup: string, topic: string): Promise<Map<number, number>> {
+export async function readStoredOffsets(
+  pool: Pool,
+  consumerGroup: string,
+  topic: string,
+): Promise<Map<number, number>> {
   const result = await pool.query<{ partition: number; next_offset: string }>(READ_OFFSETS_SQL, [consumerGroup, topic]);
   return new Map(result.rows.map((r) => [r.partition, Number(r.next_offset)]));
 }

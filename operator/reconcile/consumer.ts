@@ -1,7 +1,20 @@
 import { createHash } from 'node:crypto';
-import { PatchStrategy, type AppsV1Api, type KubernetesObjectApi, type V1Deployment, type V1ResourceRequirements, type V1Secret } from '@kubernetes/client-node';
+import {
+  PatchStrategy,
+  type AppsV1Api,
+  type KubernetesObjectApi,
+  type V1Deployment,
+  type V1Secret,
+} from '@kubernetes/client-node';
 import type { FeatureGroupSpec } from '../../core/featuregroup/schema';
-import { FIELD_MANAGER, LABELS, MANAGED_BY, REPLAY_EPOCH_ANNOTATION, SPEC_HASH_ANNOTATION, type FeatureGroupObject } from '../resource';
+import {
+  FIELD_MANAGER,
+  LABELS,
+  MANAGED_BY,
+  REPLAY_EPOCH_ANNOTATION,
+  SPEC_HASH_ANNOTATION,
+  type FeatureGroupObject,
+} from '../resource';
 import type { ConditionInput } from '../conditions';
 import { isNotFound } from '../kube';
 
@@ -15,7 +28,8 @@ export interface ConsumerSettings {
   databaseHost: string;
 }
 
-const shortHash = (text: string, length = 8): string => createHash('sha256').update(text).digest('hex').slice(0, length);
+const shortHash = (text: string, length = 8): string =>
+  createHash('sha256').update(text).digest('hex').slice(0, length);
 
 /** `<name>-consumer`, shortened with a hash where pod names would pass 63 characters. */
 export function consumerName(groupName: string): string {
@@ -33,7 +47,14 @@ function groupLabel(groupName: string): string {
 }
 
 function ownerReference(group: FeatureGroupObject) {
-  return { apiVersion: group.apiVersion, kind: group.kind, name: group.metadata.name, uid: group.metadata.uid, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: group.apiVersion,
+    kind: group.kind,
+    name: group.metadata.name,
+    uid: group.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 export function consumerLabels(group: FeatureGroupObject): Record<string, string> {
@@ -51,12 +72,25 @@ export function consumerLabels(group: FeatureGroupObject): Record<string, string
  * A digest of the writer password is part of the spec hash: new credentials roll the pods, which
  * read them from the Secret only when they start.
  */
-export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupSpec, settings: ConsumerSettings, replayEpoch: number, password: string): V1Deployment {
+export function desiredDeployment(
+  group: FeatureGroupObject,
+  spec: FeatureGroupSpec,
+  settings: ConsumerSettings,
+  replayEpoch: number,
+  password: string,
+): V1Deployment {
   const name = consumerName(group.metadata.name);
   const labels = consumerLabels(group);
   const selector = { [LABELS.name]: labels[LABELS.name]!, [LABELS.instance]: labels[LABELS.instance]! };
   const specHash = shortHash(
-    JSON.stringify({ spec, image: settings.image, brokers: settings.kafkaBrokers, logLevel: settings.logLevel, databaseHost: settings.databaseHost, credentials: shortHash(password, 16) }),
+    JSON.stringify({
+      spec,
+      image: settings.image,
+      brokers: settings.kafkaBrokers,
+      logLevel: settings.logLevel,
+      databaseHost: settings.databaseHost,
+      credentials: shortHash(password, 16),
+    }),
     16,
   );
   return {
@@ -68,13 +102,24 @@ export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupS
       selector: { matchLabels: selector },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } },
       template: {
-        metadata: { labels, annotations: { [SPEC_HASH_ANNOTATION]: specHash, [REPLAY_EPOCH_ANNOTATION]: String(replayEpoch) } },
+        metadata: {
+          labels,
+          annotations: { [SPEC_HASH_ANNOTATION]: specHash, [REPLAY_EPOCH_ANNOTATION]: String(replayEpoch) },
+        },
         spec: {
           terminationGracePeriodSeconds: 45,
           // Consumers never call the Kubernetes API: no token in the pod.
           automountServiceAccountToken: false,
-          ...(settings.imagePullSecrets.length ? { imagePullSecrets: settings.imagePullSecrets.map((name) => ({ name })) } : {}),
-          securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+          ...(settings.imagePullSecrets.length
+            ? { imagePullSecrets: settings.imagePullSecrets.map((name) => ({ name })) }
+            : {}),
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 10001,
+            runAsGroup: 10001,
+            fsGroup: 10001,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
           volumes: [{ name: 'tmp', emptyDir: {} }],
           containers: [
             {
@@ -87,13 +132,20 @@ export function desiredDeployment(group: FeatureGroupObject, spec: FeatureGroupS
                 { name: 'KAFKA_BROKERS', value: settings.kafkaBrokers.join(',') },
                 { name: 'LOG_LEVEL', value: settings.logLevel },
                 { name: 'PORT', value: '8083' },
-                { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: secretName(group.metadata.name), key: 'DATABASE_URL' } } },
+                {
+                  name: 'DATABASE_URL',
+                  valueFrom: { secretKeyRef: { name: secretName(group.metadata.name), key: 'DATABASE_URL' } },
+                },
               ],
               ports: [{ name: 'metrics', containerPort: 8083 }],
               readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 10, failureThreshold: 6 },
-              resources: spec.consumer.resources as V1ResourceRequirements,
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              resources: spec.consumer.resources,
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
               volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
             },
           ],
@@ -112,11 +164,21 @@ export async function applyDeployment(objects: KubernetesObjectApi, deployment: 
  * Writes the consumer's credentials Secret by server-side apply. The password is derived (see
  * derivedWriterPassword), so nothing is read back: the operator needs no `get` on Secrets.
  */
-export async function applyCredentials(objects: KubernetesObjectApi, group: FeatureGroupObject, password: string, databaseUrl: string): Promise<void> {
+export async function applyCredentials(
+  objects: KubernetesObjectApi,
+  group: FeatureGroupObject,
+  password: string,
+  databaseUrl: string,
+): Promise<void> {
   const secret: V1Secret = {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: secretName(group.metadata.name), namespace: group.metadata.namespace, labels: consumerLabels(group), ownerReferences: [ownerReference(group)] },
+    metadata: {
+      name: secretName(group.metadata.name),
+      namespace: group.metadata.namespace,
+      labels: consumerLabels(group),
+      ownerReferences: [ownerReference(group)],
+    },
     type: 'Opaque',
     stringData: { password, DATABASE_URL: databaseUrl },
   };
@@ -126,20 +188,46 @@ export async function applyCredentials(objects: KubernetesObjectApi, group: Feat
 /** ConsumerReady from what the Deployment reports: all desired replicas updated and available. */
 export function consumerCondition(deployment: V1Deployment | undefined): ConditionInput {
   const type = 'ConsumerReady' as const;
-  if (!deployment) return { type, status: 'False', reason: 'DeploymentMissing', message: 'the consumer Deployment does not exist yet' };
+  if (!deployment)
+    return {
+      type,
+      status: 'False',
+      reason: 'DeploymentMissing',
+      message: 'the consumer Deployment does not exist yet',
+    };
   const desired = deployment.spec?.replicas ?? 1;
   const status = deployment.status ?? {};
   const observed = (status.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
   const available = status.availableReplicas ?? 0;
   const updated = status.updatedReplicas ?? 0;
-  if (desired === 0) return { type, status: 'True', reason: 'ScaledToZero', message: 'consumer.replicas is 0: nothing consumes this group' };
+  if (desired === 0)
+    return {
+      type,
+      status: 'True',
+      reason: 'ScaledToZero',
+      message: 'consumer.replicas is 0: nothing consumes this group',
+    };
   if (observed && available >= desired && updated >= desired) {
-    return { type, status: 'True', reason: 'Available', message: `${available}/${desired} consumer replicas available` };
+    return {
+      type,
+      status: 'True',
+      reason: 'Available',
+      message: `${available}/${desired} consumer replicas available`,
+    };
   }
-  return { type, status: 'False', reason: 'Progressing', message: `${available}/${desired} consumer replicas available, ${updated} updated` };
+  return {
+    type,
+    status: 'False',
+    reason: 'Progressing',
+    message: `${available}/${desired} consumer replicas available, ${updated} updated`,
+  };
 }
 
-export async function readDeployment(apps: AppsV1Api, namespace: string, name: string): Promise<V1Deployment | undefined> {
+export async function readDeployment(
+  apps: AppsV1Api,
+  namespace: string,
+  name: string,
+): Promise<V1Deployment | undefined> {
   try {
     return await apps.readNamespacedDeployment({ name, namespace });
   } catch (error) {

@@ -4,14 +4,26 @@ import { conditionOf } from '../conditions';
 import { GROUP, isTrouble, PLURAL, VERSION, type FeatureGroupObject, type FeatureGroupStatus } from '../resource';
 import { isNotFound } from '../kube';
 
-const sameStatus = (a: FeatureGroupStatus | undefined, b: FeatureGroupStatus): boolean => JSON.stringify(a ?? {}) === JSON.stringify(b);
+const sameStatus = (a: FeatureGroupStatus | undefined, b: FeatureGroupStatus): boolean =>
+  JSON.stringify(a ?? {}) === JSON.stringify(b);
 
 /** Writes status through the status subresource, only when it changed (no write storms on resync). */
-export async function writeStatus(custom: CustomObjectsApi, group: FeatureGroupObject, status: FeatureGroupStatus): Promise<boolean> {
+export async function writeStatus(
+  custom: CustomObjectsApi,
+  group: FeatureGroupObject,
+  status: FeatureGroupStatus,
+): Promise<boolean> {
   if (sameStatus(group.status, status)) return false;
   try {
     await custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural: PLURAL, namespace: group.metadata.namespace, name: group.metadata.name, body: { status } },
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace: group.metadata.namespace,
+        name: group.metadata.name,
+        body: { status },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
   } catch (error) {
@@ -21,7 +33,12 @@ export async function writeStatus(custom: CustomObjectsApi, group: FeatureGroupO
 }
 
 /** A Kubernetes Event on the group for each condition that flipped, as `kubectl describe` shows. */
-export async function recordTransitions(core: CoreV1Api, group: FeatureGroupObject, next: FeatureGroupStatus, log: Logger): Promise<void> {
+export async function recordTransitions(
+  core: CoreV1Api,
+  group: FeatureGroupObject,
+  next: FeatureGroupStatus,
+  log: Logger,
+): Promise<void> {
   for (const condition of next.conditions ?? []) {
     const before = conditionOf(group.status?.conditions, condition.type);
     if (before?.status === condition.status && before.reason === condition.reason) continue;
@@ -31,7 +48,13 @@ export async function recordTransitions(core: CoreV1Api, group: FeatureGroupObje
         namespace: group.metadata.namespace,
         body: {
           metadata: { generateName: `${group.metadata.name}.`, namespace: group.metadata.namespace },
-          involvedObject: { apiVersion: group.apiVersion, kind: group.kind, name: group.metadata.name, namespace: group.metadata.namespace, uid: group.metadata.uid },
+          involvedObject: {
+            apiVersion: group.apiVersion,
+            kind: group.kind,
+            name: group.metadata.name,
+            namespace: group.metadata.namespace,
+            uid: group.metadata.uid,
+          },
           type: isTrouble(condition) ? 'Warning' : 'Normal',
           reason: condition.reason,
           message: `${condition.type}=${condition.status}: ${condition.message}`,

@@ -14,16 +14,39 @@ export interface StoreOutcome {
 }
 
 /** Tables, registry row and grants for one group; a type change is refused and alters nothing. */
-export async function reconcileStore(pool: Pool, group: CompiledGroup, generation: number, writerPassword: string): Promise<StoreOutcome> {
+export async function reconcileStore(
+  pool: Pool,
+  group: CompiledGroup,
+  generation: number,
+  writerPassword: string,
+): Promise<StoreOutcome> {
   const type = 'StoreReady' as const;
   try {
     const { table } = await applyStore(pool, group, generation);
     const writer = await applyGrants(pool, group.tables, writerPassword);
     const features = group.values.length;
-    return { table, applied: true, condition: { type, status: 'True', reason: 'Provisioned', message: `table features.${table} holds ${features} value features; consumer role ${writer}` } };
+    return {
+      table,
+      applied: true,
+      condition: {
+        type,
+        status: 'True',
+        reason: 'Provisioned',
+        message: `table features.${table} holds ${features} value features; consumer role ${writer}`,
+      },
+    };
   } catch (error) {
     if (!(error instanceof StoreConflictError)) throw error;
-    return { table: group.tables.values.name, applied: false, condition: { type, status: 'False', reason: 'TypeChangeRefused', message: `${error.message}; nothing was altered` } };
+    return {
+      table: group.tables.values.name,
+      applied: false,
+      condition: {
+        type,
+        status: 'False',
+        reason: 'TypeChangeRefused',
+        message: `${error.message}; nothing was altered`,
+      },
+    };
   }
 }
 

@@ -9,7 +9,11 @@ export const consumerEnv = baseEnv.extend({
   FEATURE_GROUP: z.string({ error: 'is required (<namespace>/<name> of a registered FeatureGroup)' }),
   /** How long a fetch waits for data before returning what it has: bounds freshness under low load. */
   CONSUMER_MAX_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(100),
-  CONSUMER_MAX_BYTES_PER_PARTITION: z.coerce.number().int().positive().default(8 * 1024 * 1024),
+  CONSUMER_MAX_BYTES_PER_PARTITION: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 * 1024),
   /** How long the group waits for a silent member (e.g. a killed pod) before moving its partitions. */
   CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(30_000),
   /** Partitions processed at once, each in its own transaction: overlaps Postgres and Node work. */
@@ -29,4 +33,5 @@ export const consumerEnv = baseEnv.extend({
 
 export type ConsumerConfig = z.infer<typeof consumerEnv>;
 
-export const loadConsumerConfig = (env: NodeJS.ProcessEnv = process.env): ConsumerConfig => loadConfig(consumerEnv, env);
+export const loadConsumerConfig = (env: NodeJS.ProcessEnv = process.env): ConsumerConfig =>
+  loadConfig(consumerEnv, env);

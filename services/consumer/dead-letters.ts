@@ -11,7 +11,11 @@ export const DLQ_HEADERS = {
   sqlstate: 'fs-error-sqlstate',
 } as const;
 
-export function deadLetterTopicFor(sourceTopic: string, group: { namespace: string; name: string }, configured?: string): string {
+export function deadLetterTopicFor(
+  sourceTopic: string,
+  group: { namespace: string; name: string },
+  configured?: string,
+): string {
   return configured ?? `featurestore.dlq.${group.namespace}.${group.name}`.slice(0, 249);
 }
 

@@ -68,7 +68,10 @@ async function main(): Promise<void> {
   const registry = createRegistry('consumer');
   const admin = kafka.admin();
   await admin.connect();
-  const progress = new ProgressReporter({ admin, pool, consumerGroup: consumerGroupFor(ref), topic: group.spec.source.topic, log }, registry);
+  const progress = new ProgressReporter(
+    { admin, pool, consumerGroup: consumerGroupFor(ref), topic: group.spec.source.topic, log },
+    registry,
+  );
   const runner = new GroupRunner({
     group,
     consumer,
@@ -94,7 +97,9 @@ async function main(): Promise<void> {
 
   const app = express();
   mountOps(app, registry, async () => consuming && (await pool.query('SELECT 1')).rowCount === 1);
-  const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'consumer health and metrics listening'));
+  const server = app.listen(config.PORT, () =>
+    log.info({ port: config.PORT }, 'consumer health and metrics listening'),
+  );
 
   await runner.start();
   const stopRetention = startRetention(pool, group.group, config.CONSUMER_RETENTION_INTERVAL_MS, log);

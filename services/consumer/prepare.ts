@@ -15,7 +15,10 @@ export interface PreparedBatch {
 }
 
 /** Turns raw Kafka messages into typed events and dead letters; never throws on bad input. */
-export function prepareBatch(messages: readonly KafkaMessage[], extract: (record: RawRecord) => Extraction): PreparedBatch {
+export function prepareBatch(
+  messages: readonly KafkaMessage[],
+  extract: (record: RawRecord) => Extraction,
+): PreparedBatch {
   const prepared: PreparedBatch = { events: [], deadLetters: [], skipped: 0, nextOffset: 0 };
   for (const message of messages) {
     let result: Extraction;

@@ -20,8 +20,18 @@ export class ProgressReporter {
     private readonly deps: { admin: Admin; pool: Pool; consumerGroup: string; topic: string; log: Logger },
     registry: Registry,
   ) {
-    this.lag = new Gauge({ name: 'featurestore_consumer_lag_records', help: 'High watermark minus the offset stored in Postgres, per assigned partition', labelNames: ['topic', 'partition'], registers: [registry] });
-    this.newest = new Gauge({ name: 'featurestore_consumer_newest_event_time_seconds', help: 'Newest event time stored, per assigned partition (epoch seconds)', labelNames: ['topic', 'partition'], registers: [registry] });
+    this.lag = new Gauge({
+      name: 'featurestore_consumer_lag_records',
+      help: 'High watermark minus the offset stored in Postgres, per assigned partition',
+      labelNames: ['topic', 'partition'],
+      registers: [registry],
+    });
+    this.newest = new Gauge({
+      name: 'featurestore_consumer_newest_event_time_seconds',
+      help: 'Newest event time stored, per assigned partition (epoch seconds)',
+      labelNames: ['topic', 'partition'],
+      registers: [registry],
+    });
   }
 
   assign(partitions: number[]): void {
@@ -32,7 +42,11 @@ export class ProgressReporter {
 
   start(intervalMs: number): void {
     if (intervalMs <= 0) return;
-    this.stopRepeating = repeatEvery(() => this.sample(), intervalMs, (error) => this.deps.log.warn({ err: error }, 'could not sample consumer lag'));
+    this.stopRepeating = repeatEvery(
+      () => this.sample(),
+      intervalMs,
+      (error) => this.deps.log.warn({ err: error }, 'could not sample consumer lag'),
+    );
   }
 
   stop(): void {
@@ -42,7 +56,10 @@ export class ProgressReporter {
   async sample(): Promise<void> {
     if (this.assigned.length === 0) return;
     const { admin, pool, consumerGroup, topic } = this.deps;
-    const [highs, stored] = await Promise.all([admin.fetchTopicOffsets(topic), readPartitionProgress(pool, consumerGroup, topic)]);
+    const [highs, stored] = await Promise.all([
+      admin.fetchTopicOffsets(topic),
+      readPartitionProgress(pool, consumerGroup, topic),
+    ]);
     const watermarks = watermarksOf(highs);
     for (const partition of this.assigned) {
       const marks = watermarks.find((w) => w.partition === partition);

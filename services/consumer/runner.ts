@@ -7,7 +7,14 @@ import { consumerGroupFor } from '../../core/kafka';
 import type { Logger } from '../../core/logger';
 import { retryWithBackoff } from '../../core/retry';
 import type { RegisteredGroup } from '../../core/storage/registry';
-import { advanceOverInvisible, FencedError, GroupWriter, readStoredOffsets, recordPartitionError, type RejectedEvent } from '../../core/storage/writer';
+import {
+  advanceOverInvisible,
+  FencedError,
+  GroupWriter,
+  readStoredOffsets,
+  recordPartitionError,
+  type RejectedEvent,
+} from '../../core/storage/writer';
 import { PartitionPositions } from './positions';
 import type { ProgressReporter } from './progress';
 import { deadLetterTopicFor, publishDeadLetters } from './dead-letters';
@@ -66,7 +73,11 @@ export class GroupRunner {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     });
-    this.retries = new Counter({ name: 'featurestore_consumer_retries_total', help: 'Batch attempts that failed and were retried', registers: [registry] });
+    this.retries = new Counter({
+      name: 'featurestore_consumer_retries_total',
+      help: 'Batch attempts that failed and were retried',
+      registers: [registry],
+    });
   }
 
   async start(): Promise<void> {
@@ -77,7 +88,9 @@ export class GroupRunner {
       log.info({ topic, partitions }, 'partitions assigned');
       this.positions.reset();
       this.deps.progress?.assign(partitions);
-      void this.seekToStored(partitions).catch((error: unknown) => log.warn({ err: error }, 'seek to stored offsets failed; replay will be filtered'));
+      void this.seekToStored(partitions).catch((error: unknown) =>
+        log.warn({ err: error }, 'seek to stored offsets failed; replay will be filtered'),
+      );
     });
     // kafkajs skips by itself a fetch that held only transaction markers or aborted records, and
     // never hands it to eachBatch: move the stored offset over it, or lag never reaches zero.
@@ -86,9 +99,14 @@ export class GroupRunner {
       // One after another per partition: each starts from where the one before left the offset
       // (two marker-only fetches in a row are normal at the end of an aborted transaction).
       const before = this.advancing.get(payload.partition) ?? Promise.resolve();
-      const advancing = before.then(() => this.advanceOverInvisible(payload.partition, Number(payload.lastOffset) + 1)).catch((error: unknown) =>
-        log.warn({ err: error, partition: payload.partition }, 'could not move the stored offset over transaction markers; a later batch or restart will'),
-      );
+      const advancing = before
+        .then(() => this.advanceOverInvisible(payload.partition, Number(payload.lastOffset) + 1))
+        .catch((error: unknown) =>
+          log.warn(
+            { err: error, partition: payload.partition },
+            'could not move the stored offset over transaction markers; a later batch or restart will',
+          ),
+        );
       this.advancing.set(payload.partition, advancing);
       void advancing.finally(() => {
         if (this.advancing.get(payload.partition) === advancing) this.advancing.delete(payload.partition);
@@ -119,7 +137,7 @@ export class GroupRunner {
   }
 
   private async seekToStored(partitions: number[]): Promise<void> {
-    const { consumer, group, pool, log } = this.deps;
+    const { group, pool, log } = this.deps;
     const topic = group.spec.source.topic;
     const stored = await readStoredOffsets(pool, this.consumerGroup, topic);
     for (const partition of partitions) {
@@ -138,10 +156,19 @@ export class GroupRunner {
   private async advanceOverInvisible(partition: number, to: number): Promise<void> {
     const from = this.positions.position(partition);
     if (from === undefined || to <= from) return;
-    const moved = await advanceOverInvisible(this.deps.pool, this.consumerGroup, this.deps.group.spec.source.topic, partition, from, to);
+    const moved = await advanceOverInvisible(
+      this.deps.pool,
+      this.consumerGroup,
+      this.deps.group.spec.source.topic,
+      partition,
+      from,
+      to,
+    );
     if (moved) this.positions.wrote(partition, to);
   }
 
+  // kafkajs hands these as closures bound to the batch, not methods that need their object.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   private async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const { group, pool, producer, consumer, log } = this.deps;
     const chunkSize = group.spec.consumer.batchSize;
@@ -164,13 +191,19 @@ export class GroupRunner {
       // The fetch may end in records nobody sees (a commit marker after the last record): the last
       // chunk covers them, so the stored offset reaches the high watermark.
       const lastChunk = start + chunkSize >= batch.messages.length;
-      const nextOffset = lastChunk ? Math.max(prepared.nextOffset, Number(batch.lastOffset()) + 1) : prepared.nextOffset;
+      const nextOffset = lastChunk
+        ? Math.max(prepared.nextOffset, Number(batch.lastOffset()) + 1)
+        : prepared.nextOffset;
       let deadLettersSent = false;
       const timer = this.batchSeconds.startTimer();
       let fenced: FencedError | undefined;
       const refusedByPostgres = async (rejected: readonly RejectedEvent[]): Promise<void> => {
         const byOffset = new Map(chunk.map((m) => [Number(m.offset), m]));
-        const letters = rejected.map((r) => ({ message: byOffset.get(r.offset)!, reason: `Postgres refused the record: ${r.message}`, sqlstate: r.sqlstate }));
+        const letters = rejected.map((r) => ({
+          message: byOffset.get(r.offset)!,
+          reason: `Postgres refused the record: ${r.message}`,
+          sqlstate: r.sqlstate,
+        }));
         await publishDeadLetters(producer, this.dlqTopic, source, letters);
       };
       const outcome = await retryWithBackoff(
@@ -182,7 +215,15 @@ export class GroupRunner {
           try {
             return await this.writer.write(
               pool,
-              { consumerGroup: this.consumerGroup, topic: batch.topic, partition: batch.partition, fetchedFrom, sentBackTo, nextOffset, events: prepared.events },
+              {
+                consumerGroup: this.consumerGroup,
+                topic: batch.topic,
+                partition: batch.partition,
+                fetchedFrom,
+                sentBackTo,
+                nextOffset,
+                events: prepared.events,
+              },
               refusedByPostgres,
             );
           } catch (error) {
@@ -193,8 +234,17 @@ export class GroupRunner {
         () => fenced === undefined && live() && !this.stopping,
         (error, attempt, delayMs) => {
           this.retries.inc();
-          log.warn({ err: error, attempt, delayMs, partition: batch.partition }, 'batch failed; retrying, nothing committed');
-          recordPartitionError(pool, this.consumerGroup, batch.topic, batch.partition, (error as Error).message ?? String(error)).catch(() => undefined);
+          log.warn(
+            { err: error, attempt, delayMs, partition: batch.partition },
+            'batch failed; retrying, nothing committed',
+          );
+          recordPartitionError(
+            pool,
+            this.consumerGroup,
+            batch.topic,
+            batch.partition,
+            (error as Error).message ?? String(error),
+          ).catch(() => undefined);
           heartbeat().catch(() => undefined);
         },
       );
@@ -207,11 +257,17 @@ export class GroupRunner {
         // Fetched from a Kafka-committed offset ahead of Postgres (after a replay or a database
         // restore): go back to where Postgres is; nothing of this batch was written.
         this.seek(batch.partition, outcome.resumeFrom);
-        log.info({ partition: batch.partition, offset: outcome.resumeFrom, fetchedFrom }, 'fetched ahead of the offset stored in Postgres; seeking back');
+        log.info(
+          { partition: batch.partition, offset: outcome.resumeFrom, fetchedFrom },
+          'fetched ahead of the offset stored in Postgres; seeking back',
+        );
         return;
       }
       if (start === 0 && sentBackTo !== undefined && fetchedFrom > sentBackTo) {
-        log.info({ partition: batch.partition, from: sentBackTo, to: fetchedFrom }, 'offsets without visible records skipped (transaction markers, aborted, compacted or expired records)');
+        log.info(
+          { partition: batch.partition, from: sentBackTo, to: fetchedFrom },
+          'offsets without visible records skipped (transaction markers, aborted, compacted or expired records)',
+        );
       }
       timer();
       this.events.inc({ outcome: 'applied' }, outcome.applied);
@@ -225,7 +281,9 @@ export class GroupRunner {
       // Postgres already holds this offset; a failed Kafka commit only means a filtered replay.
       await consumer
         .commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: nextOffset.toString() }])
-        .catch((error: unknown) => log.warn({ err: error }, 'kafka offset commit failed; postgres offsets stay authoritative'));
+        .catch((error: unknown) =>
+          log.warn({ err: error }, 'kafka offset commit failed; postgres offsets stay authoritative'),
+        );
       await heartbeat().catch(() => undefined);
     }
   }

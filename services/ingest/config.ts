@@ -4,8 +4,16 @@ import { FIELD_PATH_PATTERN, TOPIC_PATTERN } from '../../core/featuregroup/schem
 
 const topicList = z
   .string()
-  .transform((v) => v.split(',').map((t) => t.trim()).filter(Boolean))
-  .refine((list) => list.length > 0 && list.every((t) => TOPIC_PATTERN.test(t)), 'must be a comma-separated list of topic names');
+  .transform((v) =>
+    v
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+  )
+  .refine(
+    (list) => list.length > 0 && list.every((t) => TOPIC_PATTERN.test(t)),
+    'must be a comma-separated list of topic names',
+  );
 
 export const ingestEnv = baseEnv.extend({
   PORT: port(8081),
@@ -17,8 +25,16 @@ export const ingestEnv = baseEnv.extend({
   HTTP_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(256),
   /** A request unanswered after this is answered 503 + Retry-After. */
   HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(15000),
-  INGEST_MAX_BODY_BYTES: z.coerce.number().int().positive().default(5 * 1024 * 1024),
-  INGEST_MAX_EVENT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  INGEST_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(5 * 1024 * 1024),
+  INGEST_MAX_EVENT_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   INGEST_MAX_EVENTS: z.coerce.number().int().positive().default(10_000),
   AUTH_TOKENS_FILE: authTokensFile,
 });

@@ -1,6 +1,6 @@
 import { jsonDepth, MAX_JSON_DEPTH } from '../../core/events/depth';
 import { HttpError } from '../../core/http/errors';
-import { compilePath, isJsonObject, type JsonObject, type JsonValue } from '../../core/events/path';
+import { compilePath, isJsonObject, type JsonValue } from '../../core/events/path';
 
 export interface OutgoingEvent {
   key: string | null;
@@ -28,7 +28,8 @@ type BodyFormat = 'json' | 'ndjson';
 export function formatOf(contentType: string | undefined): BodyFormat {
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (type === 'application/json' || type.endsWith('+json')) return 'json';
-  if (type === 'application/x-ndjson' || type === 'application/jsonl' || type === 'application/x-jsonlines') return 'ndjson';
+  if (type === 'application/x-ndjson' || type === 'application/jsonl' || type === 'application/x-jsonlines')
+    return 'ndjson';
   throw new HttpError(
     415,
     'E_UNSUPPORTED_MEDIA_TYPE',
@@ -50,7 +51,7 @@ export function parseEvents(body: Buffer, format: BodyFormat, limits: EventLimit
     if (Buffer.byteLength(text) > limits.maxEventBytes) {
       return void result.rejected.push({ index, reason: `event exceeds ${limits.maxEventBytes} bytes` });
     }
-    result.events.push({ key: keyOf(getKey(value as JsonObject)), value: text });
+    result.events.push({ key: keyOf(getKey(value)), value: text });
   };
 
   const text = body.toString('utf8');

@@ -5,7 +5,16 @@
  * backoff, rolls them when the pod template changes, and writes the Deployment's status.
  */
 import { createHash } from 'node:crypto';
-import { AppsV1Api, CoreV1Api, KubeConfig, makeInformer, PatchStrategy, setHeaderOptions, type V1Deployment, type V1EnvVar } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  makeInformer,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Deployment,
+  type V1EnvVar,
+} from '@kubernetes/client-node';
 import { z } from 'zod';
 import express from 'express';
 import { baseEnv, loadConfig, port } from '../../core/config';
@@ -42,14 +51,24 @@ class LocalRunner {
   private stopped = false;
   private readonly pending = new Map<string, Promise<void>>();
 
-  constructor(private readonly kube: KubeConfig, private readonly selector: string, basePort: number, private readonly log: Logger) {
+  constructor(
+    private readonly kube: KubeConfig,
+    private readonly selector: string,
+    basePort: number,
+    private readonly log: Logger,
+  ) {
     this.apps = kube.makeApiClient(AppsV1Api);
     this.core = kube.makeApiClient(CoreV1Api);
     this.nextPort = basePort;
   }
 
   async start(): Promise<void> {
-    const informer = makeInformer(this.kube, '/apis/apps/v1/deployments', () => this.apps.listDeploymentForAllNamespaces({ labelSelector: this.selector }), this.selector);
+    const informer = makeInformer(
+      this.kube,
+      '/apis/apps/v1/deployments',
+      () => this.apps.listDeploymentForAllNamespaces({ labelSelector: this.selector }),
+      this.selector,
+    );
     informer.on('add', (d) => this.serially(keyOf(d), () => this.sync(d)));
     informer.on('update', (d) => this.serially(keyOf(d), () => this.sync(d)));
     informer.on('delete', (d) => this.serially(keyOf(d), () => this.remove(keyOf(d))));
@@ -104,8 +123,17 @@ class LocalRunner {
     if (this.stopped) return;
     while (workload.replicas.length < desired) {
       const port = this.nextPort++;
-      const [command, ...args] = container.command.map((part) => (part.startsWith('dist/') ? `${projectRoot()}/${part}` : part));
-      const replica = new Replica(`${key}#${workload.replicas.length}`, command!, args, { ...variables, PORT: String(port) }, port, this.log);
+      const [command, ...args] = container.command.map((part) =>
+        part.startsWith('dist/') ? `${projectRoot()}/${part}` : part,
+      );
+      const replica = new Replica(
+        `${key}#${workload.replicas.length}`,
+        command!,
+        args,
+        { ...variables, PORT: String(port) },
+        port,
+        this.log,
+      );
       replica.start();
       workload.replicas.push(replica);
     }
@@ -139,7 +167,13 @@ class LocalRunner {
       const workload = this.workloads.get(keyOf(deployment));
       const ready = workload ? (await Promise.all(workload.replicas.map((r) => r.ready()))).filter(Boolean).length : 0;
       const replicas = workload?.replicas.length ?? 0;
-      const status = { observedGeneration: deployment.metadata?.generation ?? 0, replicas, updatedReplicas: replicas, readyReplicas: ready, availableReplicas: ready };
+      const status = {
+        observedGeneration: deployment.metadata?.generation ?? 0,
+        replicas,
+        updatedReplicas: replicas,
+        readyReplicas: ready,
+        availableReplicas: ready,
+      };
       const current = deployment.status ?? {};
       if (Object.entries(status).every(([k, v]) => (current as Record<string, unknown>)[k] === v)) continue;
       await this.apps
@@ -162,7 +196,7 @@ async function main(): Promise<void> {
   await runner.start();
   log.info({ selector: config.RUNNER_SELECTOR }, 'running consumer Deployments as local processes');
   const app = express();
-  mountOps(app, createRegistry('local-runner'), async () => true);
+  mountOps(app, createRegistry('local-runner'), () => Promise.resolve(true));
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'runner health listening'));
   onShutdown(log, async () => {
     server.close();

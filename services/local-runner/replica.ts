@@ -47,7 +47,10 @@ export class Replica {
 
   async ready(): Promise<boolean> {
     if (!this.child || this.child.exitCode !== null) return false;
-    return fetch(`http://127.0.0.1:${this.port}/readyz`).then((r) => r.ok, () => false);
+    return fetch(`http://127.0.0.1:${this.port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
   }
 
   async stop(): Promise<void> {

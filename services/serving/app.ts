@@ -53,7 +53,9 @@ export function createServingApp({ config, pool, catalog, registry, log, authTok
   app.disable('etag');
   app.set('query parser', 'simple');
   app.use(requestMetrics(registry));
-  app.use(shedLoad({ maxInFlight: config.HTTP_MAX_IN_FLIGHT, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS }, registry));
+  app.use(
+    shedLoad({ maxInFlight: config.HTTP_MAX_IN_FLIGHT, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS }, registry),
+  );
   if (authTokens) app.use(bearerAuth(authTokens));
   mountOps(app, registry, async () => catalog.loaded && (await databaseAnswers()));
 
@@ -97,14 +99,21 @@ export function createServingApp({ config, pool, catalog, registry, log, authTok
     res.json({ ...describeGroup(group), freshness: await freshnessOf(pool, group) });
   });
 
-  app.post('/get-online-features', express.json({ limit: config.SERVING_MAX_BODY_BYTES, type: () => true }), async (req, res) => {
-    const request = parseOnlineRequest(req.body, catalog, limits);
-    res.json(await getOnlineFeatures(pool, request));
-  });
+  app.post(
+    '/get-online-features',
+    express.json({ limit: config.SERVING_MAX_BODY_BYTES, type: () => true }),
+    async (req, res) => {
+      const request = parseOnlineRequest(req.body, catalog, limits);
+      res.json(await getOnlineFeatures(pool, request));
+    },
+  );
 
   app.post(
     '/v1/historical-features',
-    express.json({ limit: config.SERVING_MAX_HISTORICAL_BODY_BYTES, type: (req) => !/ndjson/i.test(String(req.headers['content-type'] ?? '')) }),
+    express.json({
+      limit: config.SERVING_MAX_HISTORICAL_BODY_BYTES,
+      type: (req) => !/ndjson/i.test(req.headers['content-type'] ?? ''),
+    }),
     async (req, res) => {
       await historicalFeatures(req, res, pool, catalog, config.SERVING_MAX_HISTORICAL_ROWS);
     },

@@ -29,7 +29,10 @@ function serve(registered: RegisteredGroup): ServedGroup {
     id: group.id,
     registered,
     group,
-    types: new Map([...group.values.map((f) => [f.name, f.type] as const), ...group.aggregates.map((a) => [a.name, a.type] as const)]),
+    types: new Map([
+      ...group.values.map((f) => [f.name, f.type] as const),
+      ...group.aggregates.map((a) => [a.name, a.type] as const),
+    ]),
     readAll: new FeatureReader(group, all),
     aggregateNames: new Set(group.aggregates.map((a) => a.name)),
     historical: new HistoricalReader(group),
@@ -55,8 +58,18 @@ export class Catalog {
 
   private readonly invalidRows: Gauge | undefined;
 
-  constructor(private readonly pool: Pool, private readonly log: Logger, registry?: Registry) {
-    this.invalidRows = registry && new Gauge({ name: 'featurestore_registry_invalid_rows', help: 'Registry rows this version cannot read (skipped)', registers: [registry] });
+  constructor(
+    private readonly pool: Pool,
+    private readonly log: Logger,
+    registry?: Registry,
+  ) {
+    this.invalidRows =
+      registry &&
+      new Gauge({
+        name: 'featurestore_registry_invalid_rows',
+        help: 'Registry rows this version cannot read (skipped)',
+        registers: [registry],
+      });
   }
 
   get(id: string): ServedGroup | undefined {
@@ -88,7 +101,9 @@ export class Catalog {
 
   start(intervalMs: number): void {
     this.timer = setInterval(() => {
-      this.refresh().catch((error: unknown) => this.log.warn({ err: error }, 'registry refresh failed; serving the last catalog'));
+      this.refresh().catch((error: unknown) =>
+        this.log.warn({ err: error }, 'registry refresh failed; serving the last catalog'),
+      );
     }, intervalMs);
     this.timer.unref();
   }

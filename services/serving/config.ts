@@ -14,10 +14,18 @@ export const servingEnv = baseEnv.extend({
   REGISTRY_REFRESH_MS: z.coerce.number().int().min(100).default(2_000),
   SERVING_MAX_ENTITIES: z.coerce.number().int().positive().default(1_000),
   SERVING_MAX_FEATURES: z.coerce.number().int().positive().default(500),
-  SERVING_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  SERVING_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   /** POST /v1/historical-features: rows per request, and the JSON body size (NDJSON streams). */
   SERVING_MAX_HISTORICAL_ROWS: z.coerce.number().int().positive().default(1_000_000),
-  SERVING_MAX_HISTORICAL_BODY_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  SERVING_MAX_HISTORICAL_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   AUTH_TOKENS_FILE: authTokensFile,
 });
 

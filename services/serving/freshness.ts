@@ -11,12 +11,22 @@ export interface Freshness {
   newestEventAgeSeconds: number | null;
   /** When a batch was last stored. */
   lastStoredAt: string | null;
-  partitions: { partition: number; nextOffset: number; newestEventTime: string | null; storedAt: string; lastError: string | null }[];
+  partitions: {
+    partition: number;
+    nextOffset: number;
+    newestEventTime: string | null;
+    storedAt: string;
+    lastError: string | null;
+  }[];
 }
 
 /** How fresh a group's data is, from what its consumers stored with their offsets. */
 export async function freshnessOf(pool: Pool, group: ServedGroup, nowMs = Date.now()): Promise<Freshness> {
-  const progress = await readPartitionProgress(pool, consumerGroupFor(group.registered.ref), group.registered.spec.source.topic);
+  const progress = await readPartitionProgress(
+    pool,
+    consumerGroupFor(group.registered.ref),
+    group.registered.spec.source.topic,
+  );
   let newest: number | undefined;
   let stored: number | undefined;
   const partitions: Freshness['partitions'] = [];

@@ -18,7 +18,9 @@ const CHUNK_ROWS = 2_000;
 const NO_TIMESTAMP = '1970-01-01T00:00:00Z';
 
 const headerSchema = z.object({ features: z.array(z.string().min(3).max(600)).min(1).max(500) }).strict();
-const jsonRequestSchema = z.object({ features: headerSchema.shape.features, entities: z.array(z.record(z.string(), z.unknown())) }).strict();
+const jsonRequestSchema = z
+  .object({ features: headerSchema.shape.features, entities: z.array(z.record(z.string(), z.unknown())) })
+  .strict();
 
 interface Plan {
   entityKey: string;
@@ -33,11 +35,21 @@ function plan(catalog: Catalog, features: string[]): Plan {
   const byGroup = new Map<ServedGroup, { names: string[]; positions: number[] }>();
   requested.forEach((r, i) => {
     if (r.group.registered.spec.entity.name !== entityKey) {
-      throw new HttpError(400, 'E_ENTITY_MISMATCH', `feature ${r.ref} is keyed by entity "${r.group.registered.spec.entity.name}", not "${entityKey}"`, `features.${i}`);
+      throw new HttpError(
+        400,
+        'E_ENTITY_MISMATCH',
+        `feature ${r.ref} is keyed by entity "${r.group.registered.spec.entity.name}", not "${entityKey}"`,
+        `features.${i}`,
+      );
     }
     // Aggregates too: the head of a past window comes from the aggregate log, which history keeps.
     if (!r.group.group.history.enabled) {
-      throw new HttpError(400, 'E_NO_HISTORY', `feature ${r.ref} has no history: set spec.history.enabled on its FeatureGroup`, `features.${i}`);
+      throw new HttpError(
+        400,
+        'E_NO_HISTORY',
+        `feature ${r.ref} has no history: set spec.history.enabled on its FeatureGroup`,
+        `features.${i}`,
+      );
     }
     const entry = byGroup.get(r.group) ?? { names: [], positions: [] };
     entry.names.push(r.feature);
@@ -47,16 +59,35 @@ function plan(catalog: Catalog, features: string[]): Plan {
   return { entityKey, features, groups: [...byGroup].map(([group, e]) => ({ group, ...e })) };
 }
 
-function parseRow(row: unknown, entityKey: string, index: number): PointInTime & { key: JsonValue; timestamp: JsonValue } {
+function parseRow(
+  row: unknown,
+  entityKey: string,
+  index: number,
+): PointInTime & { key: JsonValue; timestamp: JsonValue } {
   const field = `entities.${index}`;
-  if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new HttpError(400, 'E_BAD_ROW', `row ${index} must be an object`, field);
+  if (typeof row !== 'object' || row === null || Array.isArray(row))
+    throw new HttpError(400, 'E_BAD_ROW', `row ${index} must be an object`, field);
   const record = row as Record<string, JsonValue>;
   const key = record[entityKey];
-  if (!(typeof key === 'string' && entityIdOf(key) !== undefined) && !(typeof key === 'number' && Number.isSafeInteger(key))) {
-    throw new HttpError(400, 'E_BAD_ROW', `row ${index} needs "${entityKey}": a non-empty string or an integer`, `${field}.${entityKey}`);
+  if (
+    !(typeof key === 'string' && entityIdOf(key) !== undefined) &&
+    !(typeof key === 'number' && Number.isSafeInteger(key))
+  ) {
+    throw new HttpError(
+      400,
+      'E_BAD_ROW',
+      `row ${index} needs "${entityKey}": a non-empty string or an integer`,
+      `${field}.${entityKey}`,
+    );
   }
   const atMs = parseEventTime(record.timestamp);
-  if (Number.isNaN(atMs)) throw new HttpError(400, 'E_BAD_ROW', `row ${index} needs "timestamp": ISO-8601 or epoch milliseconds`, `${field}.timestamp`);
+  if (Number.isNaN(atMs))
+    throw new HttpError(
+      400,
+      'E_BAD_ROW',
+      `row ${index} needs "timestamp": ISO-8601 or epoch milliseconds`,
+      `${field}.timestamp`,
+    );
   return { entityId: String(key), atMs, key, timestamp: record.timestamp ?? null };
 }
 
@@ -75,13 +106,24 @@ async function answerChunk(pool: Pool, p: Plan, rows: ReturnType<typeof parseRow
           if (!found) return;
           const at = positions[k]!;
           values[r]![at] = found.value;
-          statuses[r]![at] = ttl !== undefined && rows[r]!.atMs - found.eventMs > ttl ? FeatureStatus.OUTSIDE_MAX_AGE : FeatureStatus.PRESENT;
+          statuses[r]![at] =
+            ttl !== undefined && rows[r]!.atMs - found.eventMs > ttl
+              ? FeatureStatus.OUTSIDE_MAX_AGE
+              : FeatureStatus.PRESENT;
           times[r]![at] = formatTime(found.eventMs);
         }),
       );
     }),
   );
-  return rows.map((row, r) => JSON.stringify({ [p.entityKey]: row.key, timestamp: row.timestamp, values: values[r], statuses: statuses[r], event_timestamps: times[r] }));
+  return rows.map((row, r) =>
+    JSON.stringify({
+      [p.entityKey]: row.key,
+      timestamp: row.timestamp,
+      values: values[r],
+      statuses: statuses[r],
+      event_timestamps: times[r],
+    }),
+  );
 }
 
 async function write(res: Response, text: string): Promise<void> {
@@ -96,21 +138,37 @@ async function write(res: Response, text: string): Promise<void> {
  * never sits in memory whole. A failure after the first byte ends the response early (NDJSON: with
  * an `{"error": ...}` line) rather than let a truncated answer pass as complete.
  */
-export async function historicalFeatures(req: Request, res: Response, pool: Pool, catalog: Catalog, maxRows: number): Promise<void> {
+export async function historicalFeatures(
+  req: Request,
+  res: Response,
+  pool: Pool,
+  catalog: Catalog,
+  maxRows: number,
+): Promise<void> {
   const ndjson = /^application\/(x-)?ndjson/i.test(req.get('content-type') ?? '');
   let started = false;
   const fail = (error: unknown): never => {
     if (!started) throw error;
-    if (ndjson) res.end(`${JSON.stringify({ error: error instanceof HttpError ? error.message : 'internal error; the rows above are complete, the rest were not answered' })}\n`);
+    if (ndjson)
+      res.end(
+        `${JSON.stringify({ error: error instanceof HttpError ? error.message : 'internal error; the rows above are complete, the rest were not answered' })}\n`,
+      );
     else res.destroy(error as Error);
     throw error;
   };
 
   if (!ndjson) {
     const parsed = jsonRequestSchema.safeParse(req.body);
-    if (!parsed.success) throw new HttpError(400, 'E_BAD_REQUEST', describeIssues(parsed.error), parsed.error.issues[0]?.path.join('.') || 'body');
+    if (!parsed.success)
+      throw new HttpError(
+        400,
+        'E_BAD_REQUEST',
+        describeIssues(parsed.error),
+        parsed.error.issues[0]?.path.join('.') || 'body',
+      );
     const p = plan(catalog, parsed.data.features);
-    if (parsed.data.entities.length > maxRows) throw new HttpError(400, 'E_TOO_MANY_ROWS', `at most ${maxRows} rows per request`, 'entities');
+    if (parsed.data.entities.length > maxRows)
+      throw new HttpError(400, 'E_TOO_MANY_ROWS', `at most ${maxRows} rows per request`, 'entities');
     const rows = parsed.data.entities.map((row, i) => parseRow(row, p.entityKey, i));
     res.status(200).type('application/json');
     started = true;
@@ -142,21 +200,34 @@ export async function historicalFeatures(req: Request, res: Response, pool: Pool
       }
       if (!p) {
         const header = headerSchema.safeParse(value);
-        if (!header.success) throw new HttpError(400, 'E_BAD_REQUEST', `the first line must be {"features": [...]}: ${describeIssues(header.error)}`, 'features');
+        if (!header.success)
+          throw new HttpError(
+            400,
+            'E_BAD_REQUEST',
+            `the first line must be {"features": [...]}: ${describeIssues(header.error)}`,
+            'features',
+          );
         p = plan(catalog, header.data.features);
         res.status(200).type('application/x-ndjson');
         started = true;
         await write(res, `${JSON.stringify({ features: p.features })}\n`);
         continue;
       }
-      if (++count > maxRows) throw new HttpError(400, 'E_TOO_MANY_ROWS', `at most ${maxRows} rows per request`, 'entities');
+      if (++count > maxRows)
+        throw new HttpError(400, 'E_TOO_MANY_ROWS', `at most ${maxRows} rows per request`, 'entities');
       chunk.push(parseRow(value, p.entityKey, count - 1));
       if (chunk.length >= CHUNK_ROWS) {
         await write(res, `${(await answerChunk(pool, p, chunk)).join('\n')}\n`);
         chunk = [];
       }
     }
-    if (!p) throw new HttpError(400, 'E_BAD_REQUEST', 'the body is empty: send a {"features": [...]} line, then one row per line', 'body');
+    if (!p)
+      throw new HttpError(
+        400,
+        'E_BAD_REQUEST',
+        'the body is empty: send a {"features": [...]} line, then one row per line',
+        'body',
+      );
     if (chunk.length > 0) await write(res, `${(await answerChunk(pool, p, chunk)).join('\n')}\n`);
     res.end();
   } catch (error) {

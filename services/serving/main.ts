@@ -26,7 +26,14 @@ async function main(): Promise<void> {
 
   const tokens = config.AUTH_TOKENS_FILE ? new TokenFile(config.AUTH_TOKENS_FILE, log) : undefined;
   if (!tokens) log.warn('AUTH_TOKENS_FILE is not set: the API accepts requests without a token');
-  const app = createServingApp({ config, pool, catalog, registry, log, ...(tokens ? { authTokens: () => tokens.current() } : {}) });
+  const app = createServingApp({
+    config,
+    pool,
+    catalog,
+    registry,
+    log,
+    ...(tokens ? { authTokens: () => tokens.current() } : {}),
+  });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'serving listening'));
   server.keepAliveTimeout = 65_000;
   // Slow clients cannot hold sockets open: headers within 10 s, the whole request within 2 min.

@@ -7,13 +7,20 @@ import { HttpError } from '../../core/http/errors';
 import { formatTime } from '../../core/time';
 import type { Catalog, ServedGroup } from './catalog';
 
-export const FeatureStatus = { PRESENT: 'PRESENT', NOT_FOUND: 'NOT_FOUND', OUTSIDE_MAX_AGE: 'OUTSIDE_MAX_AGE' } as const;
+export const FeatureStatus = {
+  PRESENT: 'PRESENT',
+  NOT_FOUND: 'NOT_FOUND',
+  OUTSIDE_MAX_AGE: 'OUTSIDE_MAX_AGE',
+} as const;
 export type FeatureStatus = (typeof FeatureStatus)[keyof typeof FeatureStatus];
 
 /** Feast's "no timestamp" marker, which its clients expect for the entity column and misses. */
 const NO_TIMESTAMP = '1970-01-01T00:00:00Z';
 
-const entityValue = z.union([z.string().refine((s) => entityIdOf(s) !== undefined, `must be ${ENTITY_ID_RULE}`), z.number().int()]);
+const entityValue = z.union([
+  z.string().refine((s) => entityIdOf(s) !== undefined, `must be ${ENTITY_ID_RULE}`),
+  z.number().int(),
+]);
 export const onlineRequestSchema = z
   .object({
     features: z.array(z.string().min(3).max(600)).min(1),
@@ -48,7 +55,13 @@ export interface OnlineLimits {
 export function resolveFeature(catalog: Catalog, ref: string, index: number): RequestedFeature {
   const colon = ref.lastIndexOf(':');
   const field = `features.${index}`;
-  if (colon <= 0) throw new HttpError(400, 'E_BAD_FEATURE_REF', `feature "${ref}" must be "group:feature" or "namespace/group:feature"`, field);
+  if (colon <= 0)
+    throw new HttpError(
+      400,
+      'E_BAD_FEATURE_REF',
+      `feature "${ref}" must be "group:feature" or "namespace/group:feature"`,
+      field,
+    );
   let groupKey: string;
   try {
     const parsed = parseGroupId(ref.slice(0, colon));
@@ -59,7 +72,13 @@ export function resolveFeature(catalog: Catalog, ref: string, index: number): Re
   const group = catalog.get(groupKey);
   if (!group) throw new HttpError(404, 'E_UNKNOWN_GROUP', `feature group ${groupKey} does not exist`, field);
   const feature = ref.slice(colon + 1);
-  if (!group.types.has(feature)) throw new HttpError(404, 'E_UNKNOWN_FEATURE', `feature group ${groupKey} has no served feature "${feature}"`, field);
+  if (!group.types.has(feature))
+    throw new HttpError(
+      404,
+      'E_UNKNOWN_FEATURE',
+      `feature group ${groupKey} has no served feature "${feature}"`,
+      field,
+    );
   return { ref, group, feature };
 }
 
@@ -70,16 +89,34 @@ export function parseOnlineRequest(body: unknown, catalog: Catalog, limits: Onli
     throw new HttpError(400, 'E_BAD_REQUEST', describeIssues(parsed.error), issue.path.join('.') || 'body');
   }
   const { features, entities, full_feature_names } = parsed.data;
-  if (features.length > limits.maxFeatures) throw new HttpError(400, 'E_TOO_MANY_FEATURES', `at most ${limits.maxFeatures} features per request`, 'features');
+  if (features.length > limits.maxFeatures)
+    throw new HttpError(400, 'E_TOO_MANY_FEATURES', `at most ${limits.maxFeatures} features per request`, 'features');
   const keys = Object.keys(entities);
-  if (keys.length !== 1) throw new HttpError(400, 'E_BAD_ENTITIES', 'entities must name exactly one entity key, e.g. {"user": ["u1"]}', 'entities');
+  if (keys.length !== 1)
+    throw new HttpError(
+      400,
+      'E_BAD_ENTITIES',
+      'entities must name exactly one entity key, e.g. {"user": ["u1"]}',
+      'entities',
+    );
   const entityKey = keys[0]!;
   const ids = entities[entityKey]!;
-  if (ids.length > limits.maxEntities) throw new HttpError(400, 'E_TOO_MANY_ENTITIES', `at most ${limits.maxEntities} entities per request`, `entities.${entityKey}`);
+  if (ids.length > limits.maxEntities)
+    throw new HttpError(
+      400,
+      'E_TOO_MANY_ENTITIES',
+      `at most ${limits.maxEntities} entities per request`,
+      `entities.${entityKey}`,
+    );
   const requested = features.map((ref, i) => resolveFeature(catalog, ref, i));
   for (const r of requested) {
     if (r.group.registered.spec.entity.name !== entityKey) {
-      throw new HttpError(400, 'E_ENTITY_MISMATCH', `feature ${r.ref} is keyed by entity "${r.group.registered.spec.entity.name}", not "${entityKey}"`, 'entities');
+      throw new HttpError(
+        400,
+        'E_ENTITY_MISMATCH',
+        `feature ${r.ref} is keyed by entity "${r.group.registered.spec.entity.name}", not "${entityKey}"`,
+        'entities',
+      );
     }
   }
   return { entityKey, ids, requested, fullNames: full_feature_names === true };
@@ -89,7 +126,11 @@ export function parseOnlineRequest(body: unknown, catalog: Catalog, limits: Onli
  * Many entities × many features, in Feast's column-major response shape. One query per group
  * involved, run concurrently; entities are read once per group whatever the feature count.
  */
-export async function getOnlineFeatures(pool: Pool, request: ReturnType<typeof parseOnlineRequest>, now = Date.now()): Promise<OnlineResponse> {
+export async function getOnlineFeatures(
+  pool: Pool,
+  request: ReturnType<typeof parseOnlineRequest>,
+  now = Date.now(),
+): Promise<OnlineResponse> {
   const { entityKey, ids, requested, fullNames } = request;
   const keys = ids.map(String);
   const byGroup = new Map<ServedGroup, RequestedFeature[]>();
@@ -128,7 +169,12 @@ export async function getOnlineFeatures(pool: Pool, request: ReturnType<typeof p
     event_timestamps: ids.map(() => NO_TIMESTAMP),
   };
   return {
-    metadata: { feature_names: [entityKey, ...requested.map((r) => (fullNames ? `${r.group.registered.ref.name}__${r.feature}` : r.feature))] },
+    metadata: {
+      feature_names: [
+        entityKey,
+        ...requested.map((r) => (fullNames ? `${r.group.registered.ref.name}__${r.feature}` : r.feature)),
+      ],
+    },
     results: [entityColumn, ...requested.map((r) => columns.get(r)!)],
   };
 }

@@ -12,7 +12,10 @@ export const openApiDocument = {
         parameters: [{ name: 'entity_id', in: 'path', required: true, schema: { type: 'string' } }],
         responses: {
           '200': { description: 'Features', ...json({ $ref: '#/components/schemas/EntityFeatures' }) },
-          '404': { description: 'Unknown entity', ...json({ type: 'object', properties: { detail: { type: 'string' } } }) },
+          '404': {
+            description: 'Unknown entity',
+            ...json({ type: 'object', properties: { detail: { type: 'string' } } }),
+          },
         },
       },
     },
@@ -38,24 +41,36 @@ export const openApiDocument = {
                 type: 'object',
                 required: ['features', 'entities'],
                 properties: {
-                  features: { type: 'array', items: { type: 'string' }, description: 'group:feature or namespace/group:feature' },
-                  entities: { type: 'array', items: { type: 'object', description: '{<entity key>: id, timestamp: ISO-8601 or epoch ms}' } },
+                  features: {
+                    type: 'array',
+                    items: { type: 'string' },
+                    description: 'group:feature or namespace/group:feature',
+                  },
+                  entities: {
+                    type: 'array',
+                    items: { type: 'object', description: '{<entity key>: id, timestamp: ISO-8601 or epoch ms}' },
+                  },
                 },
               },
             },
-            'application/x-ndjson': { schema: { type: 'string', description: 'a {"features": [...]} line, then one entity row per line' } },
+            'application/x-ndjson': {
+              schema: { type: 'string', description: 'a {"features": [...]} line, then one entity row per line' },
+            },
           },
         },
         responses: {
           '200': {
-            description: 'JSON {features, rows} or NDJSON (a {features} line, then one row per line); each row: the entity key, timestamp, values, statuses, event_timestamps aligned with features',
+            description:
+              'JSON {features, rows} or NDJSON (a {features} line, then one row per line); each row: the entity key, timestamp, values, statuses, event_timestamps aligned with features',
           },
           '400': { description: 'Invalid request, or a value feature of a group without history', ...json(error) },
           '404': { description: 'Unknown group or feature', ...json(error) },
         },
       },
     },
-    '/v1/feature-groups': { get: { summary: 'Feature groups that can be served', responses: { '200': { description: 'Groups' } } } },
+    '/v1/feature-groups': {
+      get: { summary: 'Feature groups that can be served', responses: { '200': { description: 'Groups' } } },
+    },
     '/v1/feature-groups/{namespace}/{name}': {
       get: {
         summary: 'One feature group',
@@ -66,10 +81,22 @@ export const openApiDocument = {
         responses: { '200': { description: 'The group' }, '404': { description: 'Unknown group', ...json(error) } },
       },
     },
-    '/health': { get: { summary: 'ok when the database answers', responses: { '200': { description: 'ok' }, '503': { description: 'database unavailable' } } } },
+    '/health': {
+      get: {
+        summary: 'ok when the database answers',
+        responses: { '200': { description: 'ok' }, '503': { description: 'database unavailable' } },
+      },
+    },
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
-    '/readyz': { get: { summary: 'Readiness: catalog loaded and database answers', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
-    '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } } },
+    '/readyz': {
+      get: {
+        summary: 'Readiness: catalog loaded and database answers',
+        responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } },
+      },
+    },
+    '/metrics': {
+      get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
+    },
   },
   components: {
     schemas: {
@@ -91,7 +118,10 @@ export const openApiDocument = {
         type: 'object',
         required: ['features', 'entities'],
         properties: {
-          features: { type: 'array', items: { type: 'string', examples: ['user-activity:last_action', 'ml/user-activity:last_action'] } },
+          features: {
+            type: 'array',
+            items: { type: 'string', examples: ['user-activity:last_action', 'ml/user-activity:last_action'] },
+          },
           entities: { type: 'object', additionalProperties: { type: 'array', items: { type: ['string', 'integer'] } } },
           full_feature_names: { type: 'boolean' },
         },

@@ -16,11 +16,19 @@ import { compileGroup } from '../../core/featuregroup/compiled';
 import type { JsonValue } from '../../core/events/path';
 import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
 import { replayStartOffsets } from '../../core/kafka';
-import { DLQ_HEADERS } from '../../services/consumer/dead-letters';
 import { FeatureReader } from '../../core/storage/feature-reader';
 import { replayGroup } from '../../core/storage/replay';
 import { formatTime } from '../../core/time';
-import { createTopic, dropRegisteredGroups, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName, idempotentProducer } from '../support/platform';
+import {
+  createTopic,
+  dropRegisteredGroups,
+  registerGroup,
+  storedOffsetTotal,
+  testKafka,
+  testPool,
+  uniqueName,
+  idempotentProducer,
+} from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 
 const TOTAL = 50_000;
@@ -55,11 +63,31 @@ const SPEC = (topic: string) =>
     source: { topic, eventTimeField: 'ts' },
     features: [
       { name: 'last_action', type: 'string', from: 'action' },
-      { name: 'clicks_1h', type: 'int64', aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } } },
-      { name: 'spend_1d', type: 'float64', aggregate: { fn: 'sum', field: 'amount', window: '1d', where: { field: 'action', in: ['buy'] } } },
-      { name: 'avg_spend_7d', type: 'float64', aggregate: { fn: 'avg', field: 'amount', window: '7d', where: { field: 'action', equals: 'buy' } } },
-      { name: 'min_spend_7d', type: 'float64', aggregate: { fn: 'min', field: 'amount', window: '7d', where: { field: 'action', equals: 'buy' } } },
-      { name: 'max_spend_1d', type: 'float64', aggregate: { fn: 'max', field: 'amount', window: '1d', where: { field: 'action', equals: 'buy' } } },
+      {
+        name: 'clicks_1h',
+        type: 'int64',
+        aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } },
+      },
+      {
+        name: 'spend_1d',
+        type: 'float64',
+        aggregate: { fn: 'sum', field: 'amount', window: '1d', where: { field: 'action', in: ['buy'] } },
+      },
+      {
+        name: 'avg_spend_7d',
+        type: 'float64',
+        aggregate: { fn: 'avg', field: 'amount', window: '7d', where: { field: 'action', equals: 'buy' } },
+      },
+      {
+        name: 'min_spend_7d',
+        type: 'float64',
+        aggregate: { fn: 'min', field: 'amount', window: '7d', where: { field: 'action', equals: 'buy' } },
+      },
+      {
+        name: 'max_spend_1d',
+        type: 'float64',
+        aggregate: { fn: 'max', field: 'amount', window: '1d', where: { field: 'action', equals: 'buy' } },
+      },
       { name: 'first_seen_7d', type: 'timestamp', aggregate: { fn: 'min', field: 'ts', window: '7d' } },
       { name: 'recent_pages_1h', type: 'json', aggregate: { fn: 'last_n', field: 'page', window: '1h', limit: 3 } },
     ],
@@ -69,7 +97,15 @@ const SPEC = (topic: string) =>
   });
 
 /** The windows of SPEC, as its durations say. */
-const WINDOW_MS: Record<string, number> = { clicks_1h: HOUR, spend_1d: DAY, avg_spend_7d: 7 * DAY, min_spend_7d: 7 * DAY, max_spend_1d: DAY, first_seen_7d: 7 * DAY, recent_pages_1h: HOUR };
+const WINDOW_MS: Record<string, number> = {
+  clicks_1h: HOUR,
+  spend_1d: DAY,
+  avg_spend_7d: 7 * DAY,
+  min_spend_7d: 7 * DAY,
+  max_spend_1d: DAY,
+  first_seen_7d: 7 * DAY,
+  recent_pages_1h: HOUR,
+};
 
 function valueOf(name: string, inWindow: readonly Event[]): JsonValue | undefined {
   if (inWindow.length === 0) return undefined;
@@ -88,7 +124,10 @@ function valueOf(name: string, inWindow: readonly Event[]): JsonValue | undefine
     case 'first_seen_7d':
       return formatTime(new Date(Math.min(...inWindow.map((e) => e.ts))));
     case 'recent_pages_1h':
-      return [...inWindow].sort((a, b) => b.ts - a.ts || b.seq - a.seq).slice(0, 3).map((e) => e.page);
+      return [...inWindow]
+        .sort((a, b) => b.ts - a.ts || b.seq - a.seq)
+        .slice(0, 3)
+        .map((e) => e.page);
   }
   throw new Error(`no oracle for ${name}`);
 }
@@ -108,11 +147,18 @@ function oracle(feature: { name: string }, events: readonly Event[], atMs: numbe
   const inWindow = relevant.filter((e) => e.ts > atMs - windowMs && e.ts <= atMs);
   const edge = relevant.filter((e) => e.ts > atMs - windowMs - windowMs / 60 && e.ts <= atMs - windowMs);
   const thresholds = [...new Set(edge.map((e) => e.ts))].sort((a, b) => b - a);
-  return [valueOf(feature.name, inWindow), ...thresholds.map((t) => valueOf(feature.name, [...inWindow, ...edge.filter((e) => e.ts >= t)]))];
+  return [
+    valueOf(feature.name, inWindow),
+    ...thresholds.map((t) => valueOf(feature.name, [...inWindow, ...edge.filter((e) => e.ts >= t)])),
+  ];
 }
 
 /** Whether a served value is one the oracle allows (avg to 1e-9). */
-function allowed(feature: { name: string }, served: JsonValue | null | undefined, candidates: readonly (JsonValue | undefined)[]): boolean {
+function allowed(
+  feature: { name: string },
+  served: JsonValue | null | undefined,
+  candidates: readonly (JsonValue | undefined)[],
+): boolean {
   return candidates.some((c) => {
     if (c === undefined) return served === null || served === undefined;
     if (feature.name === 'avg_spend_7d') return typeof served === 'number' && Math.abs(served - (c as number)) < 1e-9;
@@ -148,13 +194,28 @@ describe('window aggregates, exact across kill -9', () => {
     events.push({ user, ts, action, page, seq: 0, ...(amountCents !== undefined ? { amountCents } : {}) });
   }
   // A user whose only events are two to three days old: inside the 7d windows, outside the 1d ttl.
-  for (let i = 0; i < 5; i++) events.push({ user: `${name}:stale`, ts: now0 - 2 * DAY - i * HOUR, action: 'buy', amountCents: 1_000 + i, page: '/old', seq: 0 });
+  for (let i = 0; i < 5; i++)
+    events.push({
+      user: `${name}:stale`,
+      ts: now0 - 2 * DAY - i * HOUR,
+      action: 'buy',
+      amountCents: 1_000 + i,
+      page: '/old',
+      seq: 0,
+    });
   for (let i = events.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [events[i], events[j]] = [events[j]!, events[i]!];
   }
   const counted: Event[] = [];
-  const record = (e: Event) => JSON.stringify({ user: e.user, ts: new Date(e.ts).toISOString(), action: e.action, page: e.page, ...(e.amountCents !== undefined ? { amount: e.amountCents / 100 } : {}) });
+  const record = (e: Event) =>
+    JSON.stringify({
+      user: e.user,
+      ts: new Date(e.ts).toISOString(),
+      action: e.action,
+      page: e.page,
+      ...(e.amountCents !== undefined ? { amount: e.amountCents / 100 } : {}),
+    });
   for (const e of events) {
     const copies = rand() < 0.02 ? 2 : 1;
     for (let c = 0; c < copies; c++) {
@@ -162,7 +223,17 @@ describe('window aggregates, exact across kill -9', () => {
       counted.push({ ...e, seq });
       lines.push({ key: e.user, value: record(e) });
     }
-    if (rand() < 0.005) lines.push({ key: e.user, value: JSON.stringify({ user: e.user, ts: new Date(e.ts).toISOString(), action: 'buy', page: '/x', amount: 'lots' }) });
+    if (rand() < 0.005)
+      lines.push({
+        key: e.user,
+        value: JSON.stringify({
+          user: e.user,
+          ts: new Date(e.ts).toISOString(),
+          action: 'buy',
+          page: '/x',
+          amount: 'lots',
+        }),
+      });
   }
   const byUser = new Map<string, Event[]>();
   for (const e of counted) byUser.set(e.user, [...(byUser.get(e.user) ?? []), e]);
@@ -184,7 +255,10 @@ describe('window aggregates, exact across kill -9', () => {
   const compareWithOracle = async (): Promise<number> => {
     const atMs = Date.now();
     const stored = await onlineReader().readMany(pool, users, atMs);
-    recorded.push({ atMs, values: new Map(users.map((u) => [u, stored.get(u)?.features.map((f) => f?.value ?? null) ?? []])) });
+    recorded.push({
+      atMs,
+      values: new Map(users.map((u) => [u, stored.get(u)?.features.map((f) => f?.value ?? null) ?? []])),
+    });
     let compared = 0;
     for (const user of users) {
       const own = byUser.get(user)!;
@@ -206,7 +280,15 @@ describe('window aggregates, exact across kill -9', () => {
     kafka = testKafka();
     await createTopic(kafka, topic, 4);
     await registerGroup(pool, { namespace: 'default', name }, spec);
-    await registerGroup(pool, { namespace: 'default', name: `${name}-nohist` }, { entity: { name: 'user', keyField: 'user' }, source: { topic }, features: [{ name: 'last_action', type: 'string', from: 'action' }] });
+    await registerGroup(
+      pool,
+      { namespace: 'default', name: `${name}-nohist` },
+      {
+        entity: { name: 'user', keyField: 'user' },
+        source: { topic },
+        features: [{ name: 'last_action', type: 'string', from: 'action' }],
+      },
+    );
     producer = await idempotentProducer(kafka);
   });
 
@@ -226,13 +308,21 @@ describe('window aggregates, exact across kill -9', () => {
     let consumer: RunningService = await startService('consumer', env(), `${name}-consumer`);
     await consumer.waitReady();
     for (let kill = 0; kill < 3; kill++) {
-      await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) > (kill + 1) * 8_000 ? true : undefined), `progress before kill ${kill + 1}`);
+      await eventually(
+        async () =>
+          (await storedOffsetTotal(pool, `featurestore.default.${name}`)) > (kill + 1) * 8_000 ? true : undefined,
+        `progress before kill ${kill + 1}`,
+      );
       await consumer.crash();
       consumer = await startService('consumer', env(), `${name}-consumer-${kill + 1}`);
       await consumer.waitReady();
     }
     await producing;
-    await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === lines.length ? true : undefined), 'every record consumed', 180_000);
+    await eventually(
+      async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === lines.length ? true : undefined),
+      'every record consumed',
+      180_000,
+    );
     await consumer.stop();
 
     expect(await compareWithOracle()).toBeGreaterThan(ENTITIES * 4);
@@ -247,7 +337,14 @@ describe('window aggregates, exact across kill -9', () => {
         const action = ['click', 'buy'][i % 2]!;
         // 1 to 5 s before now, and after the last recorded read (which must stay what it was).
         const ts = Math.max(since + 1, Date.now() - 1_000 - Math.floor(rand() * 4_000));
-        fresh.push({ user, ts, action, page: `/fresh/${i}`, seq: lines.length + fresh.length, ...(action === 'buy' ? { amountCents: 100 + i } : {}) });
+        fresh.push({
+          user,
+          ts,
+          action,
+          page: `/fresh/${i}`,
+          seq: lines.length + fresh.length,
+          ...(action === 'buy' ? { amountCents: 100 + i } : {}),
+        });
       }
     }
     for (const e of fresh) {
@@ -257,7 +354,10 @@ describe('window aggregates, exact across kill -9', () => {
     await producer.send({ topic, acks: -1, messages: lines.slice(-fresh.length) });
     const consumer = await startService('consumer', env(), `${name}-consumer-fresh`);
     await consumer.waitReady();
-    await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === lines.length ? true : undefined), 'the fresh events stored');
+    await eventually(
+      async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === lines.length ? true : undefined),
+      'the fresh events stored',
+    );
     await consumer.stop();
     expect(await compareWithOracle()).toBeGreaterThan(ENTITIES * 4);
     // Read within seconds of the events: a rule that left out the open tile (up to W/60) would miss them.
@@ -282,23 +382,43 @@ describe('window aggregates, exact across kill -9', () => {
       features.forEach((feature, i) => {
         const column = answer.body.results[i + 1]!;
         // Served at some moment between before and after: any value the rule allows at either end.
-        const candidates = [...oracle(feature, byUser.get(regular)!, before), ...oracle(feature, byUser.get(regular)!, after)];
-        expect([feature.name, column.values[0], allowed(feature, column.values[0], candidates)]).toEqual([feature.name, column.values[0], true]);
+        const candidates = [
+          ...oracle(feature, byUser.get(regular)!, before),
+          ...oracle(feature, byUser.get(regular)!, after),
+        ];
+        expect([feature.name, column.values[0], allowed(feature, column.values[0], candidates)]).toEqual([
+          feature.name,
+          column.values[0],
+          true,
+        ]);
         expect(column.statuses[0]).toBe(column.values[0] === null ? 'NOT_FOUND' : 'PRESENT');
       });
       const stale = (feature: string) => answer.body.results[features.findIndex((f) => f.name === feature) + 1]!;
-      expect(stale('avg_spend_7d')).toMatchObject({ values: [expect.any(Number), 10.02], statuses: ['PRESENT', 'OUTSIDE_MAX_AGE'] });
+      expect(stale('avg_spend_7d')).toMatchObject({
+        values: [expect.any(Number), 10.02],
+        statuses: ['PRESENT', 'OUTSIDE_MAX_AGE'],
+      });
       expect(stale('clicks_1h').statuses[1]).toBe('NOT_FOUND');
 
-      const one = (await (await fetch(`${serving.url}/features/${encodeURIComponent(`${name}:stale`)}`)).json()) as { features: Record<string, JsonValue> };
-      expect(one.features).toMatchObject({ last_action: 'buy', min_spend_7d: 10, first_seen_7d: formatTime(new Date(now0 - 2 * DAY - 4 * HOUR)) });
+      const one = (await (await fetch(`${serving.url}/features/${encodeURIComponent(`${name}:stale`)}`)).json()) as {
+        features: Record<string, JsonValue>;
+      };
+      expect(one.features).toMatchObject({
+        last_action: 'buy',
+        min_spend_7d: 10,
+        first_seen_7d: formatTime(new Date(now0 - 2 * DAY - 4 * HOUR)),
+      });
     } finally {
       await serving.stop();
     }
   });
 
-  it('answers point-in-time rows equal to the oracle, with no event from after a row\'s time (JSON and NDJSON)', async () => {
-    const serving = await startService('serving', { DATABASE_URL: requireEnv('DATABASE_URL') }, `${name}-serving-history`);
+  it("answers point-in-time rows equal to the oracle, with no event from after a row's time (JSON and NDJSON)", async () => {
+    const serving = await startService(
+      'serving',
+      { DATABASE_URL: requireEnv('DATABASE_URL') },
+      `${name}-serving-history`,
+    );
     try {
       await serving.waitReady();
       const refs = ['last_action', ...features.map((f) => f.name)].map((f) => `${name}:${f}`);
@@ -316,13 +436,16 @@ describe('window aggregates, exact across kill -9', () => {
         body: JSON.stringify({ features: refs, entities: rows }),
       });
       expect(asJson.status).toBe(200);
-      const body = (await asJson.json()) as { features: string[]; rows: { user: string; values: JsonValue[]; statuses: string[]; event_timestamps: string[] }[] };
+      const body = (await asJson.json()) as {
+        features: string[];
+        rows: { user: string; values: JsonValue[]; statuses: string[]; event_timestamps: string[] }[];
+      };
       expect(body.features).toEqual(refs);
       expect(body.rows).toHaveLength(rows.length);
 
       let present = 0;
       body.rows.forEach((answer, r) => {
-        const atMs = typeof rows[r]!.timestamp === 'number' ? (rows[r]!.timestamp as number) : Date.parse(rows[r]!.timestamp as string);
+        const atMs = typeof rows[r]!.timestamp === 'number' ? rows[r]!.timestamp : Date.parse(rows[r]!.timestamp);
         const own = byUser.get(rows[r]!.user)!;
         expect(answer.user).toBe(rows[r]!.user);
         // Leakage: nothing served comes from after the row's time.
@@ -355,12 +478,20 @@ describe('window aggregates, exact across kill -9', () => {
 
       // The leak check above is not blind: the online reader asked about a past time (it reads the
       // whole open tile) shows events from after it, and the check finds them.
-      const leaksOf = (answers: { atMs: number; eventTimes: (number | undefined)[] }[]) => answers.filter((a) => a.eventTimes.some((t) => t !== undefined && t > a.atMs)).length;
+      const leaksOf = (answers: { atMs: number; eventTimes: (number | undefined)[] }[]) =>
+        answers.filter((a) => a.eventTimes.some((t) => t !== undefined && t > a.atMs)).length;
       const probes = users.slice(0, 60).map((user) => {
         const own = byUser.get(user)!.filter((e) => e.ts < now0 - HOUR);
         return { user, atMs: own[Math.floor(rand() * own.length)]!.ts - 1 };
       });
-      const online = await Promise.all(probes.map(async (p) => ({ atMs: p.atMs, eventTimes: ((await onlineReader().readOne(pool, p.user, p.atMs))?.features ?? []).map((f) => f?.eventTime.getTime()) })));
+      const online = await Promise.all(
+        probes.map(async (p) => ({
+          atMs: p.atMs,
+          eventTimes: ((await onlineReader().readOne(pool, p.user, p.atMs))?.features ?? []).map((f) =>
+            f?.eventTime.getTime(),
+          ),
+        })),
+      );
       expect(leaksOf(online)).toBeGreaterThan(0);
       const pit = (await (
         await fetch(`${serving.url}/v1/historical-features`, {
@@ -369,29 +500,53 @@ describe('window aggregates, exact across kill -9', () => {
           body: JSON.stringify({ features: refs, entities: probes.map((p) => ({ user: p.user, timestamp: p.atMs })) }),
         })
       ).json()) as { rows: { statuses: string[]; event_timestamps: string[] }[] };
-      expect(leaksOf(pit.rows.map((row, i) => ({ atMs: probes[i]!.atMs, eventTimes: row.event_timestamps.map((t, k) => (row.statuses[k] === 'NOT_FOUND' ? undefined : Date.parse(t))) })))).toBe(0);
+      expect(
+        leaksOf(
+          pit.rows.map((row, i) => ({
+            atMs: probes[i]!.atMs,
+            eventTimes: row.event_timestamps.map((t, k) =>
+              row.statuses[k] === 'NOT_FOUND' ? undefined : Date.parse(t),
+            ),
+          })),
+        ),
+      ).toBe(0);
 
       const ndjson = [JSON.stringify({ features: refs }), ...rows.map((row) => JSON.stringify(row))].join('\n');
-      const asNdjson = await fetch(`${serving.url}/v1/historical-features`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson });
+      const asNdjson = await fetch(`${serving.url}/v1/historical-features`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: ndjson,
+      });
       expect(asNdjson.status).toBe(200);
       expect(asNdjson.headers.get('content-type')).toMatch(/application\/x-ndjson/);
-      const lines = (await asNdjson.text()).trim().split('\n').map((line) => JSON.parse(line) as unknown);
+      const lines = (await asNdjson.text())
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as unknown);
       expect(lines[0]).toEqual({ features: refs });
       expect(lines.slice(1)).toEqual(body.rows);
 
       const refused = async (payload: unknown, status: number, code: string, field: string) => {
-        const response = await fetch(`${serving.url}/v1/historical-features`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+        const response = await fetch(`${serving.url}/v1/historical-features`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(payload),
+        });
         expect([response.status, await response.json()]).toEqual([status, expect.objectContaining({ code, field })]);
       };
       await refused({ features: [`${name}-nohist:last_action`], entities: [] }, 400, 'E_NO_HISTORY', 'features.0');
       await refused({ features: refs, entities: [{ timestamp: 1 }] }, 400, 'E_BAD_ROW', 'entities.0.user');
-      await refused({ features: refs, entities: [{ user: 'u', timestamp: 'yesterday' }] }, 400, 'E_BAD_ROW', 'entities.0.timestamp');
+      await refused(
+        { features: refs, entities: [{ user: 'u', timestamp: 'yesterday' }] },
+        400,
+        'E_BAD_ROW',
+        'entities.0.timestamp',
+      );
       await refused({ features: [`${name}:nope`], entities: [] }, 404, 'E_UNKNOWN_FEATURE', 'features.0');
     } finally {
       await serving.stop();
     }
   });
-
 
   it('rebuilds the same state after a full replay, fencing off the consumer that ran before it', async () => {
     const consumerGroup = `featurestore.default.${name}`;
@@ -408,18 +563,32 @@ describe('window aggregates, exact across kill -9', () => {
     const extra: Event[] = [];
     for (let i = 0; i < 5_000; i++) {
       const user = users[Math.floor(rand() * users.length)]!;
-      extra.push({ user, ts: Math.floor(now0 - rand() * HOUR), action: 'click', page: `/new/${i % 7}`, seq: lines.length + i });
+      extra.push({
+        user,
+        ts: Math.floor(now0 - rand() * HOUR),
+        action: 'click',
+        page: `/new/${i % 7}`,
+        seq: lines.length + i,
+      });
     }
     await producer.send({ topic, acks: -1, messages: extra.map((e) => ({ key: e.user, value: record(e) })) });
     for (const e of extra) byUser.get(e.user)!.push(e);
-    const exitCode = await eventually(async () => (before.running ? undefined : before.proc.exitCode), 'the pre-replay consumer to be fenced off', 60_000);
+    const exitCode = await eventually(
+      async () => (before.running ? undefined : before.proc.exitCode),
+      'the pre-replay consumer to be fenced off',
+      60_000,
+    );
     expect(exitCode).toBe(75);
     expect(before.tail(50)).toMatch(/fenced by a replay/);
 
     // Restarted (as its Deployment would be), it rebuilds everything from the earliest record.
     const after = await startService('consumer', env(), `${name}-after-replay`);
     await after.waitReady();
-    await eventually(async () => ((await storedOffsetTotal(pool, consumerGroup)) === lines.length + extra.length ? true : undefined), 'the replay to catch up', 180_000);
+    await eventually(
+      async () => ((await storedOffsetTotal(pool, consumerGroup)) === lines.length + extra.length ? true : undefined),
+      'the replay to catch up',
+      180_000,
+    );
     await after.stop();
     expect(await compareWithOracle()).toBeGreaterThan(ENTITIES * 4);
   });

@@ -17,9 +17,15 @@ const chart = join(root, 'charts/feature-store');
 const UNIT_TESTS = join(root, 'test/support/fixtures/alert-rules-test.yaml');
 /** The rules file the unit tests' rule_files name, written next to them. */
 const RULES_FILE = 'feature-store-rules.yaml';
-const ALERTS = ['FeatureStoreConsumerLagHigh', 'FeatureStorePartitionStalled', 'FeatureStoreDeadLetters', 'FeatureStoreServingErrors'];
+const ALERTS = [
+  'FeatureStoreConsumerLagHigh',
+  'FeatureStorePartitionStalled',
+  'FeatureStoreDeadLetters',
+  'FeatureStoreServingErrors',
+];
 
-const toolPath = (tool: string): string => execFileSync('bash', [join(root, 'test/servers/tools.sh'), 'path', tool], { encoding: 'utf8' }).trim();
+const toolPath = (tool: string): string =>
+  execFileSync('bash', [join(root, 'test/servers/tools.sh'), 'path', tool], { encoding: 'utf8' }).trim();
 
 interface Rule {
   alert?: string;
@@ -54,14 +60,26 @@ describe('PrometheusRule alerts (promtool)', () => {
   let promtool: string;
 
   const render = async (args: string[]): Promise<Manifest[]> => {
-    const rendered = await runTool(helm, ['template', 'fs', chart, '--namespace', 'feature-store', '-f', join(chart, 'ci/default-values.yaml'), ...args]);
-    if (rendered.code !== 0) throw new Error(`helm template ${args.join(' ')} failed (${rendered.code}): ${rendered.stderr}`);
+    const rendered = await runTool(helm, [
+      'template',
+      'fs',
+      chart,
+      '--namespace',
+      'feature-store',
+      '-f',
+      join(chart, 'ci/default-values.yaml'),
+      ...args,
+    ]);
+    if (rendered.code !== 0)
+      throw new Error(`helm template ${args.join(' ')} failed (${rendered.code}): ${rendered.stderr}`);
     return parseAllDocuments(rendered.stdout)
       .map((d) => d.toJSON() as Manifest | null)
       .filter((d): d is Manifest => d !== null);
   };
   const prometheusRule = async (args: string[]): Promise<Manifest> => {
-    const rules = (await render(['--set', 'metrics.prometheusRule.enabled=true', ...args])).filter((o) => o.kind === 'PrometheusRule');
+    const rules = (await render(['--set', 'metrics.prometheusRule.enabled=true', ...args])).filter(
+      (o) => o.kind === 'PrometheusRule',
+    );
     expect(rules).toHaveLength(1);
     return rules[0]!;
   };
@@ -102,8 +120,14 @@ describe('PrometheusRule alerts (promtool)', () => {
     const rules = groups[0]!.rules;
     expect(rules.map((r) => r.alert)).toEqual(ALERTS);
     for (const rule of rules) {
-      expect({ alert: rule.alert, severity: rule.labels?.severity }).toEqual({ alert: rule.alert, severity: expect.stringMatching(/^(warning|critical)$/) });
-      expect({ alert: rule.alert, for: rule.for }).toEqual({ alert: rule.alert, for: expect.stringMatching(/^[0-9]+m$/) });
+      expect({ alert: rule.alert, severity: rule.labels?.severity }).toEqual({
+        alert: rule.alert,
+        severity: expect.stringMatching(/^(warning|critical)$/),
+      });
+      expect({ alert: rule.alert, for: rule.for }).toEqual({
+        alert: rule.alert,
+        for: expect.stringMatching(/^[0-9]+m$/),
+      });
       expect(rule.annotations?.summary).toMatch(/\$labels\.(namespace|group)/);
       expect(rule.annotations?.description).toMatch(/\$labels\.(namespace|group)/);
     }
@@ -133,18 +157,32 @@ describe('PrometheusRule alerts (promtool)', () => {
   it('takes its thresholds and labels from values', async () => {
     // A values file: `--set` would hand the fractions to the schema as strings.
     const values = join(work, 'overrides-values.yaml');
-    writeFileSync(values, stringify({ metrics: { prometheusRule: { labels: { release: 'kube-prometheus-stack' }, thresholds: { lagRecords: 500, deadLetterRate: 1, servingErrorRatio: 0.05 } } } }));
+    writeFileSync(
+      values,
+      stringify({
+        metrics: {
+          prometheusRule: {
+            labels: { release: 'kube-prometheus-stack' },
+            thresholds: { lagRecords: 500, deadLetterRate: 1, servingErrorRatio: 0.05 },
+          },
+        },
+      }),
+    );
     const rule = await prometheusRule(['-f', values]);
     expect(rule.metadata.labels?.release).toBe('kube-prometheus-stack');
     const groups = rule.spec?.groups ?? [];
-    const description = (alert: string) => groups.flatMap((g) => g.rules).find((r) => r.alert === alert)?.annotations?.description;
+    const description = (alert: string) =>
+      groups.flatMap((g) => g.rules).find((r) => r.alert === alert)?.annotations?.description;
     expect(description('FeatureStoreConsumerLagHigh')).toMatch(/more than 500 for 10 minutes/);
     expect(description('FeatureStoreDeadLetters')).toMatch(/more than 1 for 5 minutes/);
     expect(description('FeatureStoreServingErrors')).toMatch(/more than 0\.05 for 5 minutes/);
 
     // What promtool evaluates: 600 records behind now fires; 0.05 dead letters/s and 3 % of 5xx,
     // which fire at the defaults, do not. Annotations are left out (promtool compares them whole).
-    const dir = rulesDir('overrides', groups.map((g) => ({ ...g, rules: g.rules.map(({ annotations: _annotations, ...r }) => r) })));
+    const dir = rulesDir(
+      'overrides',
+      groups.map((g) => ({ ...g, rules: g.rules.map(({ annotations: _annotations, ...r }) => r) })),
+    );
     const serving = (status: string, perMinute: number) => ({
       series: `featurestore_http_request_duration_seconds_count{namespace="feature-store", component="serving", method="GET", route="/features/:id", status="${status}"}`,
       values: `0+${perMinute}x20`,
@@ -158,13 +196,24 @@ describe('PrometheusRule alerts (promtool)', () => {
           {
             interval: '1m',
             input_series: [
-              { series: 'featurestore_feature_group_lag_records{namespace="ml", name="user-activity"}', values: '600x15' },
-              { series: 'featurestore_consumer_events_total{group="ml/user-activity", outcome="dead_lettered", component="consumer"}', values: '0+3x20' },
+              {
+                series: 'featurestore_feature_group_lag_records{namespace="ml", name="user-activity"}',
+                values: '600x15',
+              },
+              {
+                series:
+                  'featurestore_consumer_events_total{group="ml/user-activity", outcome="dead_lettered", component="consumer"}',
+                values: '0+3x20',
+              },
               serving('200', 970),
               serving('503', 30),
             ],
             alert_rule_test: [
-              { eval_time: '15m', alertname: 'FeatureStoreConsumerLagHigh', exp_alerts: [{ exp_labels: { severity: 'warning', namespace: 'ml', name: 'user-activity' } }] },
+              {
+                eval_time: '15m',
+                alertname: 'FeatureStoreConsumerLagHigh',
+                exp_alerts: [{ exp_labels: { severity: 'warning', namespace: 'ml', name: 'user-activity' } }],
+              },
               { eval_time: '15m', alertname: 'FeatureStoreDeadLetters', exp_alerts: [] },
               { eval_time: '15m', alertname: 'FeatureStoreServingErrors', exp_alerts: [] },
             ],
@@ -180,7 +229,17 @@ describe('PrometheusRule alerts (promtool)', () => {
     ['an error ratio of 1 or more', 'metrics.prometheusRule.thresholds.servingErrorRatio=1', /servingErrorRatio/],
     ['a misspelt threshold', 'metrics.prometheusRule.thresholds.lagRecord=5', /lagRecord/],
   ])('refuses %s with a message naming the value', async (_label, value, message) => {
-    const rendered = await runTool(helm, ['template', 'fs', chart, '-f', join(chart, 'ci/default-values.yaml'), '--set', 'metrics.prometheusRule.enabled=true', '--set', value]);
+    const rendered = await runTool(helm, [
+      'template',
+      'fs',
+      chart,
+      '-f',
+      join(chart, 'ci/default-values.yaml'),
+      '--set',
+      'metrics.prometheusRule.enabled=true',
+      '--set',
+      value,
+    ]);
     expect(rendered.code).not.toBe(0);
     expect(rendered.stderr).toMatch(/values don't meet the specifications of the schema/);
     expect(rendered.stderr).toMatch(message);

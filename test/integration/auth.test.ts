@@ -28,24 +28,42 @@ describe('bearer-token auth', () => {
   const call = (service: RunningService, path: string, authorization?: string, body?: unknown) =>
     fetch(`${service.url}${path}`, {
       method: body === undefined ? 'GET' : 'POST',
-      headers: { ...(authorization !== undefined ? { authorization } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        ...(authorization !== undefined ? { authorization } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
 
   const event = { entity_id: 'auth-user', action: 'click', timestamp: new Date().toISOString() };
 
   it('refuses every way of not having a valid token with the same 401', async () => {
-    const attempts = [undefined, '', 'Bearer', 'Bearer ', `Basic ${Buffer.from(`u:${oldToken}`).toString('base64')}`, `Bearer ${oldToken}x`, `Bearer ${oldToken.slice(0, -1)}`, `Bearer ${'a'.repeat(5000)}`];
+    const attempts = [
+      undefined,
+      '',
+      'Bearer',
+      'Bearer ',
+      `Basic ${Buffer.from(`u:${oldToken}`).toString('base64')}`,
+      `Bearer ${oldToken}x`,
+      `Bearer ${oldToken.slice(0, -1)}`,
+      `Bearer ${'a'.repeat(5000)}`,
+    ];
     const bodies = new Set<string>();
     for (const authorization of attempts) {
-      for (const [service, path, body] of [[serving, '/features/u1', undefined], [serving, '/v1/feature-groups', undefined], [ingest, '/v1/events', event]] as const) {
+      for (const [service, path, body] of [
+        [serving, '/features/u1', undefined],
+        [serving, '/v1/feature-groups', undefined],
+        [ingest, '/v1/events', event],
+      ] as const) {
         const response = await call(service, path, authorization, body);
         expect(response.status).toBe(401);
         expect(response.headers.get('www-authenticate')).toBe('Bearer realm="feature-store"');
         bodies.add(await response.text());
       }
     }
-    expect([...bodies]).toEqual([JSON.stringify({ detail: 'a valid bearer token is required', code: 'E_UNAUTHORIZED' })]);
+    expect([...bodies]).toEqual([
+      JSON.stringify({ detail: 'a valid bearer token is required', code: 'E_UNAUTHORIZED' }),
+    ]);
   });
 
   it('accepts each listed token, any case of the scheme', async () => {
@@ -66,9 +84,17 @@ describe('bearer-token auth', () => {
     writeFileSync(tokensFile, `${newToken}\n`);
     const later = new Date(Date.now() + 2_000);
     utimesSync(tokensFile, later, later);
-    await eventually(async () => ((await call(serving, '/v1/feature-groups', `Bearer ${oldToken}`)).status === 401 ? true : undefined), 'the old token to be refused', 15_000);
+    await eventually(
+      async () => ((await call(serving, '/v1/feature-groups', `Bearer ${oldToken}`)).status === 401 ? true : undefined),
+      'the old token to be refused',
+      15_000,
+    );
     expect((await call(serving, '/v1/feature-groups', `Bearer ${newToken}`)).status).toBe(200);
-    await eventually(async () => ((await call(ingest, '/v1/events', `Bearer ${oldToken}`, event)).status === 401 ? true : undefined), 'ingest to refuse the old token', 15_000);
+    await eventually(
+      async () => ((await call(ingest, '/v1/events', `Bearer ${oldToken}`, event)).status === 401 ? true : undefined),
+      'ingest to refuse the old token',
+      15_000,
+    );
   });
 
   it('never writes a token into a log line', () => {

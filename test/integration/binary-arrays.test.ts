@@ -31,7 +31,9 @@ async function readBack(param: Buffer, type: string, expectedLength: number): Pr
   return row.elements ?? [];
 }
 
-const wellFormedText = fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => s.isWellFormed() && !s.includes('\u0000'));
+const wellFormedText = fc
+  .string({ unit: 'binary', maxLength: 40 })
+  .filter((s) => s.isWellFormed() && !s.includes('\u0000'));
 
 test('text[]: every well-formed string, NULLs anywhere, and empty arrays, element for element', async () => {
   await fc.assert(
@@ -43,7 +45,17 @@ test('text[]: every well-formed string, NULLs anywhere, and empty arrays, elemen
 });
 
 test('bigint[]: every safe integer, including both ends and zero, with NULLs', async () => {
-  const edges = fc.constantFrom(0, -1, 1, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 2 ** 32, -(2 ** 32), 2 ** 31, -(2 ** 31) - 1);
+  const edges = fc.constantFrom(
+    0,
+    -1,
+    1,
+    Number.MAX_SAFE_INTEGER,
+    Number.MIN_SAFE_INTEGER,
+    2 ** 32,
+    -(2 ** 32),
+    2 ** 31,
+    -(2 ** 31) - 1,
+  );
   const element = fc.option(fc.oneof(fc.maxSafeInteger(), edges), { nil: null });
   await fc.assert(
     fc.asyncProperty(fc.array(element, { maxLength: 30 }), async (values) => {
@@ -74,7 +86,12 @@ test('text[] cast to numeric[], jsonb[] and timestamptz[] reads what the text sa
       '($2::text[]::jsonb[])[1] AS json, ($3::text[]::timestamptz[])[1] AS time',
     [numbers, json, times],
   );
-  expect(result.rows[0]).toEqual({ sum: '12345678901234567891.622999999999999999999', nulls: 1, json: { a: 'éé' }, time: new Date('2026-01-02T03:04:05.678Z') });
+  expect(result.rows[0]).toEqual({
+    sum: '12345678901234567891.622999999999999999999',
+    nulls: 1,
+    json: { a: 'éé' },
+    time: new Date('2026-01-02T03:04:05.678Z'),
+  });
 });
 
 test('a number that is not a safe integer is refused before it is sent', () => {

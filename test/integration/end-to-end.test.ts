@@ -7,7 +7,16 @@ import type { Kafka } from 'kafkajs';
 import type { Pool } from 'pg';
 import { DLQ_HEADERS } from '../../services/consumer/dead-letters';
 import { expectedState, generateStream, HOSTILE_IDS, testGroupSpec, type Expected } from '../support/oracle';
-import { createTopic, readTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
+import {
+  createTopic,
+  readTopic,
+  dropRegisteredGroups,
+  registerGroup,
+  storedOffsetTotal,
+  testKafka,
+  testPool,
+  uniqueName,
+} from '../support/platform';
 import { eventually, type RunningService, serverEnv, startService } from '../support/services';
 
 const formatTime = (ms: number): string => new Date(ms).toISOString().replace('.000Z', 'Z');
@@ -38,8 +47,8 @@ describe('end to end: ingest → Kafka → consumer → Postgres → serving', (
 
     // Mixed request shapes: NDJSON batches, JSON arrays and single events.
     const lines = [...stream.lines, ...nonObjects];
-    for (let i = 0; i < lines.length; ) {
-      const mode = (i / 250) % 3 | 0;
+    for (let i = 0; i < lines.length;) {
+      const mode = ((i / 250) % 3) | 0;
       const size = mode === 2 ? 1 : 250;
       const chunk = lines.slice(i, i + size);
       i += size;
@@ -53,7 +62,10 @@ describe('end to end: ingest → Kafka → consumer → Postgres → serving', (
       expect([202, 400]).toContain(response.status);
       accepted += answer.accepted ?? 0;
     }
-    await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === accepted ? true : undefined), 'the consumer to reach the end of the topic');
+    await eventually(
+      async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === accepted ? true : undefined),
+      'the consumer to reach the end of the topic',
+    );
   });
 
   afterAll(async () => {
@@ -77,7 +89,10 @@ describe('end to end: ingest → Kafka → consumer → Postgres → serving', (
         body: JSON.stringify({ features: [`${name}:last_action`, `${name}:last_amount`], entities: { user: batch } }),
       });
       expect(response.status).toBe(200);
-      const body = (await response.json()) as { metadata: { feature_names: string[] }; results: { values: unknown[]; statuses: string[]; event_timestamps: string[] }[] };
+      const body = (await response.json()) as {
+        metadata: { feature_names: string[] };
+        results: { values: unknown[]; statuses: string[]; event_timestamps: string[] }[];
+      };
       expect(body.metadata.feature_names).toEqual(['user', 'last_action', 'last_amount']);
       expect(body.results[0]!.values).toEqual(batch);
       batch.forEach((id, i) => {
@@ -112,7 +127,7 @@ describe('end to end: ingest → Kafka → consumer → Postgres → serving', (
     expect(await missing.json()).toEqual({ detail: `No features found for entity_id=${prefix}nobody` });
   });
 
-  it('serves the seed\'s own event for user_123 in the seed\'s shape', async () => {
+  it("serves the seed's own event for user_123 in the seed's shape", async () => {
     const timestamp = formatTime(Date.now() + 1000);
     const sent = await fetch(`${ingest.url}/v1/events?topic=${topic}`, {
       method: 'POST',
@@ -125,7 +140,11 @@ describe('end to end: ingest → Kafka → consumer → Postgres → serving', (
       const json = (await response.json()) as { last_updated?: string };
       return response.status === 200 && json.last_updated === timestamp ? json : undefined;
     }, 'user_123 to be served');
-    expect(body).toEqual({ entity_id: 'user_123', features: expect.objectContaining({ last_action: 'click' }), last_updated: timestamp });
+    expect(body).toEqual({
+      entity_id: 'user_123',
+      features: expect.objectContaining({ last_action: 'click' }),
+      last_updated: timestamp,
+    });
     accepted++;
   });
 

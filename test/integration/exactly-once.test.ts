@@ -6,8 +6,26 @@
  */
 import type { Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
-import { divergence, expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec, type Expected } from '../support/oracle';
-import { createTopic, readTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName, idempotentProducer } from '../support/platform';
+import {
+  divergence,
+  expectedState,
+  generateStream,
+  kafkaKeyOf,
+  storedState,
+  testGroupSpec,
+  type Expected,
+} from '../support/oracle';
+import {
+  createTopic,
+  readTopic,
+  dropRegisteredGroups,
+  registerGroup,
+  storedOffsetTotal,
+  testKafka,
+  testPool,
+  uniqueName,
+  idempotentProducer,
+} from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 import { recordSoak } from '../support/soak';
 
@@ -47,7 +65,8 @@ describe('exactly once across kill -9', () => {
     DATABASE_URL: requireEnv('DATABASE_URL'),
     KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'),
     FEATURE_GROUP: `default/${name}`,
-    CONSUMER_MAX_BYTES_PER_PARTITION: '65536', CONSUMER_SESSION_TIMEOUT_MS: '6000',
+    CONSUMER_MAX_BYTES_PER_PARTITION: '65536',
+    CONSUMER_SESSION_TIMEOUT_MS: '6000',
   });
 
   beforeAll(async () => {
@@ -95,7 +114,11 @@ describe('exactly once across kill -9', () => {
     }
     await producing;
     const lastRestart = Date.now();
-    await eventually(async () => ((await storedOffsetTotal(pool, consumerGroup)) === TOTAL ? true : undefined), `the consumer to store all ${TOTAL} offsets`, 300_000);
+    await eventually(
+      async () => ((await storedOffsetTotal(pool, consumerGroup)) === TOTAL ? true : undefined),
+      `the consumer to store all ${TOTAL} offsets`,
+      300_000,
+    );
     const caughtUpSeconds = (Date.now() - lastRestart) / 1000;
     const finalSnapshot = await snapshot(pool, table, consumerGroup);
     expect(await consumer.stop()).toBe(0);
@@ -110,7 +133,13 @@ describe('exactly once across kill -9', () => {
     expect(partial.length).toBeGreaterThanOrEqual(1);
     for (const s of snapshots) expect(s.state).toEqual(expectedState(prefixOf(s.offsets), stream.invalid));
     const expected = expectedState(stream.lines, stream.invalid);
-    recordSoak({ kind: 'fault', fault: `consumer killed with -9 ×${kills}`, events_sent: TOTAL, ...divergence(finalSnapshot.state, expected), recovered_s: Number(caughtUpSeconds.toFixed(1)) });
+    recordSoak({
+      kind: 'fault',
+      fault: `consumer killed with -9 ×${kills}`,
+      events_sent: TOTAL,
+      ...divergence(finalSnapshot.state, expected),
+      recovered_s: Number(caughtUpSeconds.toFixed(1)),
+    });
     // Equal to the oracle at every kill and at the end: nothing lost, nothing applied twice.
     expect(finalSnapshot.state).toEqual(expected);
   });

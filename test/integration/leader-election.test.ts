@@ -34,7 +34,9 @@ const namespace = `leader-election-${Date.now().toString(36)}-${randomBytes(3).t
 beforeAll(async () => {
   const kubeconfig = process.env.KUBECONFIG;
   if (!kubeconfig) {
-    throw new Error('KUBECONFIG is not set: the integration global setup sets it, or run `bash test/servers/kube.sh start` and set KUBECONFIG=$PWD/.local/kubeconfig');
+    throw new Error(
+      'KUBECONFIG is not set: the integration global setup sets it, or run `bash test/servers/kube.sh start` and set KUBECONFIG=$PWD/.local/kubeconfig',
+    );
   }
   const config = new client.KubeConfig();
   config.loadFromFile(kubeconfig);
@@ -209,10 +211,17 @@ test('a leader that finds the lease taken by someone else steps down at once and
     await coordination.replaceNamespacedLease({
       name: 'intruder',
       namespace,
-      body: { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder', renewTime: now, acquireTime: now, leaseDurationSeconds: 60 } },
+      body: {
+        ...lease,
+        spec: { ...lease.spec, holderIdentity: 'intruder', renewTime: now, acquireTime: now, leaseDurationSeconds: 60 },
+      },
     });
 
-    await waitFor(() => !candidate!.elector.isLeader(), (RETRY_SECONDS + RENEW_DEADLINE_SECONDS) * 1000 + 1_000, 'the elector to step down');
+    await waitFor(
+      () => !candidate!.elector.isLeader(),
+      (RETRY_SECONDS + RENEW_DEADLINE_SECONDS) * 1000 + 1_000,
+      'the elector to step down',
+    );
     await candidate!.run; // run() returned: the operator would exit now
     expect(candidate!.stopped).toBe(1);
     await sleep(RETRY_SECONDS * 1000 * 2);

@@ -7,7 +7,16 @@
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec } from '../support/oracle';
-import { createTopic, dropRegisteredGroups, idempotentProducer, readToEnd, registerGroup, testKafka, testPool, uniqueName } from '../support/platform';
+import {
+  createTopic,
+  dropRegisteredGroups,
+  idempotentProducer,
+  readToEnd,
+  registerGroup,
+  testKafka,
+  testPool,
+  uniqueName,
+} from '../support/platform';
 import { eventually, serverEnv, startService, type RunningService } from '../support/services';
 
 const consumerEnv = (name: string): Record<string, string> => ({
@@ -23,7 +32,10 @@ async function highWatermarks(admin: Admin, topic: string): Promise<Map<number, 
 }
 
 async function storedOffsets(pool: Pool, name: string): Promise<Map<number, number>> {
-  const { rows } = await pool.query<{ partition: number; next_offset: string }>('SELECT partition, next_offset FROM featurestore.consumer_offsets WHERE consumer_group = $1', [`featurestore.default.${name}`]);
+  const { rows } = await pool.query<{ partition: number; next_offset: string }>(
+    'SELECT partition, next_offset FROM featurestore.consumer_offsets WHERE consumer_group = $1',
+    [`featurestore.default.${name}`],
+  );
   return new Map(rows.map((r) => [r.partition, Number(r.next_offset)]));
 }
 
@@ -83,7 +95,9 @@ describe('offset gaps', () => {
     const transactional = kafka.producer({ transactionalId: `${name}-tx`, idempotent: true, maxInFlightRequests: 1 });
     await transactional.connect();
     // Five committed transactions with an aborted one in the middle, each spread over every partition.
-    const slices = [0, 2_000, 4_000, 6_000, 8_000, 10_000].map((from, i, all) => committed.lines.slice(from, all[i + 1]));
+    const slices = [0, 2_000, 4_000, 6_000, 8_000, 10_000].map((from, i, all) =>
+      committed.lines.slice(from, all[i + 1]),
+    );
     const plan: { lines: string[]; commit: boolean }[] = [
       { lines: slices[0]!, commit: true },
       { lines: slices[1]!, commit: true },
@@ -103,22 +117,42 @@ describe('offset gaps', () => {
     }
     await transactional.disconnect();
 
-    const abortedIds = [...new Set([...aborted.lines, ...abortedLast.lines].map((l) => (JSON.parse(l) as { entity_id: string }).entity_id))];
+    const abortedIds = [
+      ...new Set(
+        [...aborted.lines, ...abortedLast.lines].map((l) => (JSON.parse(l) as { entity_id: string }).entity_id),
+      ),
+    ];
     const servedAborted = async (): Promise<number> =>
-      Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM features."${table}" WHERE entity_id = ANY($1)`, [abortedIds])).rows[0]!.n);
+      Number(
+        (
+          await pool.query<{ n: string }>(`SELECT count(*) AS n FROM features."${table}" WHERE entity_id = ANY($1)`, [
+            abortedIds,
+          ])
+        ).rows[0]!.n,
+      );
 
     let consumer = await start(name);
     // Killed once it has stored part of the topic, and started again.
-    await eventually(async () => ([...(await storedOffsets(pool, name)).values()].reduce((a, b) => a + b, 0) > 1_000 ? true : undefined), 'part of the topic stored');
+    await eventually(
+      async () =>
+        [...(await storedOffsets(pool, name)).values()].reduce((a, b) => a + b, 0) > 1_000 ? true : undefined,
+      'part of the topic stored',
+    );
     await consumer.crash();
     expect(await servedAborted()).toBe(0);
     consumer = await start(name);
     await caughtUp(pool, admin, name, topic);
 
     expect(await servedAborted()).toBe(0);
-    expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(committed.lines, committed.invalid));
+    expect(await storedState((sql) => pool.query(sql), table)).toEqual(
+      expectedState(committed.lines, committed.invalid),
+    );
     // Lag is 0 on the consumer's own gauge once it sampled after catching up.
-    await eventually(async () => ((await consumer.metric('featurestore_consumer_lag_records')) === 0 ? true : undefined), 'the lag gauge to read 0', 30_000);
+    await eventually(
+      async () => ((await consumer.metric('featurestore_consumer_lag_records')) === 0 ? true : undefined),
+      'the lag gauge to read 0',
+      30_000,
+    );
     expect(await consumer.stop()).toBe(0);
   });
 
@@ -148,16 +182,31 @@ describe('offset gaps', () => {
     // cleaner got, which goes on while the consumer reads.
     const keys = Array.from({ length: 20 }, (_, k) => `${name}:k${k}`);
     const lines = Array.from({ length: 3_000 }, (_, i) =>
-      JSON.stringify({ entity_id: keys[i % keys.length], action: ['click', 'view', 'buy'][i % 3], amount: i / 100, timestamp: new Date(Date.parse('2026-01-23T09:00:00Z') + i * 1000).toISOString() }),
+      JSON.stringify({
+        entity_id: keys[i % keys.length],
+        action: ['click', 'view', 'buy'][i % 3],
+        amount: i / 100,
+        timestamp: new Date(Date.parse('2026-01-23T09:00:00Z') + i * 1000).toISOString(),
+      }),
     );
     for (let i = 0; i < lines.length; i += 300) {
-      await producer.send({ topic, acks: -1, messages: lines.slice(i, i + 300).map((value) => ({ key: kafkaKeyOf(value), value })) });
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: lines.slice(i, i + 300).map((value) => ({ key: kafkaKeyOf(value), value })),
+      });
       await new Promise((r) => setTimeout(r, 300));
     }
     const remaining = await eventually(
       async () => {
         // A record after the wait rolls the last full segment, so the cleaner may take it too.
-        await producer.send({ topic, acks: -1, messages: [{ key: 'roll', value: JSON.stringify({ entity_id: `${name}:roll`, timestamp: '2026-01-23T09:00:00Z' }) }] });
+        await producer.send({
+          topic,
+          acks: -1,
+          messages: [
+            { key: 'roll', value: JSON.stringify({ entity_id: `${name}:roll`, timestamp: '2026-01-23T09:00:00Z' }) },
+          ],
+        });
         const high = [...(await highWatermarks(admin, topic)).values()].reduce((a, b) => a + b, 0);
         const records = await readToEnd(kafka, topic);
         return records.length < high * 0.5 ? records : undefined;
@@ -176,8 +225,11 @@ describe('offset gaps', () => {
     const topic = `${name}-events`;
     await createTopic(kafka, topic, 2);
     const table = await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(topic, { batchSize: 50 }));
-    const [first, gone, last] = [0, 1, 2].map((k) => generateStream({ count: 500, entities: 50, prefix: `${name}:${k}:`, invalidRate: 0 }));
-    const send = async (lines: string[]) => producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
+    const [first, gone, last] = [0, 1, 2].map((k) =>
+      generateStream({ count: 500, entities: 50, prefix: `${name}:${k}:`, invalidRate: 0 }),
+    );
+    const send = async (lines: string[]) =>
+      producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
     await send(first!.lines);
     const consumer = await start(name);
     await caughtUp(pool, admin, name, topic);
@@ -185,11 +237,15 @@ describe('offset gaps', () => {
     await send(gone!.lines);
     // What retention does to old segments: the partition's start moves past records never consumed.
     const high = await highWatermarks(admin, topic);
-    await admin.deleteTopicRecords({ topic, partitions: [...high].map(([partition, offset]) => ({ partition, offset: String(offset) })) });
+    await admin.deleteTopicRecords({
+      topic,
+      partitions: [...high].map(([partition, offset]) => ({ partition, offset: String(offset) })),
+    });
     await send(last!.lines);
     await start(name);
     await caughtUp(pool, admin, name, topic);
-    expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState([...first!.lines, ...last!.lines], new Set()));
+    expect(await storedState((sql) => pool.query(sql), table)).toEqual(
+      expectedState([...first!.lines, ...last!.lines], new Set()),
+    );
   });
 });
-

@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import type { Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { divergence, expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec } from '../support/oracle';
-import { createTopic, dropRegisteredGroups, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName, idempotentProducer } from '../support/platform';
+import {
+  createTopic,
+  dropRegisteredGroups,
+  registerGroup,
+  storedOffsetTotal,
+  testKafka,
+  testPool,
+  uniqueName,
+  idempotentProducer,
+} from '../support/platform';
 import { eventually, serverEnv, startService } from '../support/services';
 import { recordSoak } from '../support/soak';
 
@@ -27,17 +36,24 @@ function streamedGroup(prefix: string, restore: () => void) {
     pool: undefined as unknown as Pool,
     producer: undefined as unknown as Producer,
     table: '',
-    send: (lines: string[]) => group.producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) }),
+    send: (lines: string[]) =>
+      group.producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) }),
     storedOffsets: () => storedOffsetTotal(group.pool, `featurestore.default.${name}`),
   };
   beforeAll(async () => {
     if (process.env.FS_TEST_STARTED_SERVERS !== '1') {
-      throw new Error('this test stops or pauses Postgres: run it against the servers make test starts, not an external DATABASE_URL');
+      throw new Error(
+        'this test stops or pauses Postgres: run it against the servers make test starts, not an external DATABASE_URL',
+      );
     }
     group.pool = testPool();
     const kafka = testKafka();
     await createTopic(kafka, topic, 2);
-    group.table = await registerGroup(group.pool, { namespace: 'default', name }, testGroupSpec(topic, { batchSize: 500 }));
+    group.table = await registerGroup(
+      group.pool,
+      { namespace: 'default', name },
+      testGroupSpec(topic, { batchSize: 500 }),
+    );
     group.producer = await idempotentProducer(kafka);
   });
   afterAll(async () => {
@@ -55,7 +71,12 @@ describe('Postgres outage', () => {
   it('retries through the outage and ends exact', async () => {
     const consumer = await startService(
       'consumer',
-      { ...serverEnv(), FEATURE_GROUP: `default/${g.name}`, CONSUMER_MAX_BYTES_PER_PARTITION: '65536', CONSUMER_SESSION_TIMEOUT_MS: '6000' },
+      {
+        ...serverEnv(),
+        FEATURE_GROUP: `default/${g.name}`,
+        CONSUMER_MAX_BYTES_PER_PARTITION: '65536',
+        CONSUMER_SESSION_TIMEOUT_MS: '6000',
+      },
       `${g.name}-consumer`,
     );
     try {
@@ -70,12 +91,24 @@ describe('Postgres outage', () => {
       const backAt = Date.now();
       await g.send(g.stream.lines.slice(15_000));
 
-      await eventually(async () => ((await g.storedOffsets()) === g.stream.lines.length ? true : undefined), 'all offsets after the outage');
+      await eventually(
+        async () => ((await g.storedOffsets()) === g.stream.lines.length ? true : undefined),
+        'all offsets after the outage',
+      );
       const caughtUpSeconds = (Date.now() - backAt) / 1000;
       expect(consumer.running).toBe(true);
       expect(retriesDuringOutage).toBeGreaterThan(0);
-      const [state, expected] = [await storedState((sql) => g.pool.query(sql), g.table), expectedState(g.stream.lines, g.stream.invalid)];
-      recordSoak({ kind: 'fault', fault: 'Postgres stopped and restarted', events_sent: g.stream.lines.length, ...divergence(state, expected), recovered_s: Number(caughtUpSeconds.toFixed(1)) });
+      const [state, expected] = [
+        await storedState((sql) => g.pool.query(sql), g.table),
+        expectedState(g.stream.lines, g.stream.invalid),
+      ];
+      recordSoak({
+        kind: 'fault',
+        fault: 'Postgres stopped and restarted',
+        events_sent: g.stream.lines.length,
+        ...divergence(state, expected),
+        recovered_s: Number(caughtUpSeconds.toFixed(1)),
+      });
       expect(state).toEqual(expected);
       expect(await consumer.stop()).toBe(0);
     } finally {
@@ -93,7 +126,16 @@ describe('Postgres paused (SIGSTOP) past the statement timeout', () => {
   const g = streamedGroup('pgstop', () => signalCluster('CONT'));
 
   it('abandons the stuck batches, retries after the pause and ends exact', async () => {
-    const consumer = await startService('consumer', { ...serverEnv(), FEATURE_GROUP: `default/${g.name}`, DB_STATEMENT_TIMEOUT_MS: '1000', CONSUMER_SESSION_TIMEOUT_MS: '30000' }, `${g.name}-consumer`);
+    const consumer = await startService(
+      'consumer',
+      {
+        ...serverEnv(),
+        FEATURE_GROUP: `default/${g.name}`,
+        DB_STATEMENT_TIMEOUT_MS: '1000',
+        CONSUMER_SESSION_TIMEOUT_MS: '30000',
+      },
+      `${g.name}-consumer`,
+    );
     try {
       await consumer.waitReady();
       await g.send(g.stream.lines.slice(0, 5_000));
@@ -110,12 +152,24 @@ describe('Postgres paused (SIGSTOP) past the statement timeout', () => {
         resumedAt = Date.now();
       }
       const retries = await consumer.metric('featurestore_consumer_retries_total');
-      await eventually(async () => ((await g.storedOffsets()) === g.stream.lines.length ? true : undefined), 'all offsets after the pause');
+      await eventually(
+        async () => ((await g.storedOffsets()) === g.stream.lines.length ? true : undefined),
+        'all offsets after the pause',
+      );
       const caughtUpSeconds = (Date.now() - resumedAt) / 1000;
       expect(consumer.running).toBe(true);
       expect(retries).toBeGreaterThan(0);
-      const [state, expected] = [await storedState((sql) => g.pool.query(sql), g.table), expectedState(g.stream.lines, g.stream.invalid)];
-      recordSoak({ kind: 'fault', fault: 'Postgres paused (SIGSTOP) 8 s, statement timeout 1 s', events_sent: g.stream.lines.length, ...divergence(state, expected), recovered_s: Number(caughtUpSeconds.toFixed(1)) });
+      const [state, expected] = [
+        await storedState((sql) => g.pool.query(sql), g.table),
+        expectedState(g.stream.lines, g.stream.invalid),
+      ];
+      recordSoak({
+        kind: 'fault',
+        fault: 'Postgres paused (SIGSTOP) 8 s, statement timeout 1 s',
+        events_sent: g.stream.lines.length,
+        ...divergence(state, expected),
+        recovered_s: Number(caughtUpSeconds.toFixed(1)),
+      });
       expect(state).toEqual(expected);
     } finally {
       await consumer.stop();

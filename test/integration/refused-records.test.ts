@@ -7,7 +7,17 @@
 import type { Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec } from '../support/oracle';
-import { createTopic, dropRegisteredGroups, idempotentProducer, readToEnd, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
+import {
+  createTopic,
+  dropRegisteredGroups,
+  idempotentProducer,
+  readToEnd,
+  registerGroup,
+  storedOffsetTotal,
+  testKafka,
+  testPool,
+  uniqueName,
+} from '../support/platform';
 import { eventually, serverEnv, startService, type RunningService } from '../support/services';
 
 describe('records Postgres refuses', () => {
@@ -16,7 +26,11 @@ describe('records Postgres refuses', () => {
   let producer: Producer;
   const consumers: RunningService[] = [];
   const startConsumer = async (name: string): Promise<RunningService> => {
-    const consumer = await startService('consumer', { ...serverEnv(), FEATURE_GROUP: `default/${name}` }, `${name}-consumer`);
+    const consumer = await startService(
+      'consumer',
+      { ...serverEnv(), FEATURE_GROUP: `default/${name}` },
+      `${name}-consumer`,
+    );
     consumers.push(consumer);
     await consumer.waitReady();
     return consumer;
@@ -40,18 +54,35 @@ describe('records Postgres refuses', () => {
     const name = uniqueName('refused');
     const topic = `${name}-events`;
     await createTopic(kafka, topic, 2);
-    const table = await registerGroup(pool, { namespace: 'default', name }, { ...testGroupSpec(topic, { batchSize: 500 }), history: { enabled: true } });
+    const table = await registerGroup(
+      pool,
+      { namespace: 'default', name },
+      { ...testGroupSpec(topic, { batchSize: 500 }), history: { enabled: true } },
+    );
     // On the history, which every event writes a row to (a constraint on the value table would only
     // see the newest value of each entity in a batch).
-    await pool.query(`ALTER TABLE features."${table}__history" ADD CONSTRAINT no_refuse_me CHECK (value <> 'refuse-me')`);
-    const stream = generateStream({ count: 5_000, entities: 300, prefix: `${name}:`, invalidRate: 0, duplicateRate: 0 });
+    await pool.query(
+      `ALTER TABLE features."${table}__history" ADD CONSTRAINT no_refuse_me CHECK (value <> 'refuse-me')`,
+    );
+    const stream = generateStream({
+      count: 5_000,
+      entities: 300,
+      prefix: `${name}:`,
+      invalidRate: 0,
+      duplicateRate: 0,
+    });
     // About one record in fifty carries the value the constraint refuses.
-    const lines = stream.lines.map((line, i) => (i % 50 === 7 ? line.replace(/"action":"[a-z_]+"/, '"action":"refuse-me"') : line));
+    const lines = stream.lines.map((line, i) =>
+      i % 50 === 7 ? line.replace(/"action":"[a-z_]+"/, '"action":"refuse-me"') : line,
+    );
     const refused = lines.filter((l) => l.includes('"refuse-me"'));
     await producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
 
     const consumer = await startConsumer(name);
-    await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === lines.length ? true : undefined), 'every offset stored');
+    await eventually(
+      async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === lines.length ? true : undefined),
+      'every offset stored',
+    );
 
     const letters = await readToEnd(kafka, `featurestore.dlq.default.${name}`);
     expect(letters.map((l) => l.value).sort()).toEqual([...refused].sort());
@@ -61,7 +92,9 @@ describe('records Postgres refuses', () => {
     }
     const kept = lines.filter((l) => !l.includes('"refuse-me"'));
     expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(kept, new Set()));
-    expect(await consumer.metric('featurestore_consumer_events_total', { outcome: 'dead_lettered' })).toBe(refused.length);
+    expect(await consumer.metric('featurestore_consumer_events_total', { outcome: 'dead_lettered' })).toBe(
+      refused.length,
+    );
     expect(await consumer.stop()).toBe(0);
   });
 
@@ -71,21 +104,42 @@ describe('records Postgres refuses', () => {
     await createTopic(kafka, topic, 1);
     const table = await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(topic));
     // Not the records' fault (SQLSTATE class 53, insufficient resources): it must hold, not dead-letter.
-    await pool.query(`CREATE FUNCTION features."${table}_full"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk is full' USING ERRCODE = '53100'; END $$`);
-    await pool.query(`CREATE TRIGGER full_disk BEFORE INSERT OR UPDATE ON features."${table}" FOR EACH ROW EXECUTE FUNCTION features."${table}_full"()`);
+    await pool.query(
+      `CREATE FUNCTION features."${table}_full"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk is full' USING ERRCODE = '53100'; END $$`,
+    );
+    await pool.query(
+      `CREATE TRIGGER full_disk BEFORE INSERT OR UPDATE ON features."${table}" FOR EACH ROW EXECUTE FUNCTION features."${table}_full"()`,
+    );
     const stream = generateStream({ count: 200, entities: 20, prefix: `${name}:`, invalidRate: 0 });
-    await producer.send({ topic, acks: -1, messages: stream.lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: stream.lines.map((value) => ({ key: kafkaKeyOf(value), value })),
+    });
     const consumer = await startConsumer(name);
-    await eventually(async () => ((await consumer.metric('featurestore_consumer_retries_total')) >= 3 ? true : undefined), 'three failed attempts');
-    const { rows } = await pool.query<{ last_error: string | null }>('SELECT last_error FROM featurestore.consumer_offsets WHERE consumer_group = $1', [`featurestore.default.${name}`]);
+    await eventually(
+      async () => ((await consumer.metric('featurestore_consumer_retries_total')) >= 3 ? true : undefined),
+      'three failed attempts',
+    );
+    const { rows } = await pool.query<{ last_error: string | null }>(
+      'SELECT last_error FROM featurestore.consumer_offsets WHERE consumer_group = $1',
+      [`featurestore.default.${name}`],
+    );
     expect(rows[0]?.last_error).toMatch(/disk is full/);
     expect(await storedOffsetTotal(pool, `featurestore.default.${name}`)).toBe(0);
     expect(await consumer.metric('featurestore_consumer_events_total', { outcome: 'dead_lettered' })).toBe(0);
     // The database recovers: everything is stored, and the last error is cleared.
     await pool.query(`DROP TRIGGER full_disk ON features."${table}"`);
-    await eventually(async () => ((await storedOffsetTotal(pool, `featurestore.default.${name}`)) === stream.lines.length ? true : undefined), 'every offset stored after recovery');
+    await eventually(
+      async () =>
+        (await storedOffsetTotal(pool, `featurestore.default.${name}`)) === stream.lines.length ? true : undefined,
+      'every offset stored after recovery',
+    );
     expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(stream.lines, stream.invalid));
-    const after = await pool.query<{ last_error: string | null }>('SELECT last_error FROM featurestore.consumer_offsets WHERE consumer_group = $1', [`featurestore.default.${name}`]);
+    const after = await pool.query<{ last_error: string | null }>(
+      'SELECT last_error FROM featurestore.consumer_offsets WHERE consumer_group = $1',
+      [`featurestore.default.${name}`],
+    );
     expect(after.rows[0]?.last_error).toBeNull();
     expect(await consumer.stop()).toBe(0);
   });

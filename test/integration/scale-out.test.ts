@@ -8,8 +8,25 @@
  */
 import type { Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
-import { expectedState, generateStream, kafkaKeyOf, storedState, testGroupSpec, type Expected } from '../support/oracle';
-import { createTopic, dropRegisteredGroups, idempotentProducer, readTopic, registerGroup, storedOffsetTotal, testKafka, testPool, uniqueName } from '../support/platform';
+import {
+  expectedState,
+  generateStream,
+  kafkaKeyOf,
+  storedState,
+  testGroupSpec,
+  type Expected,
+} from '../support/oracle';
+import {
+  createTopic,
+  dropRegisteredGroups,
+  idempotentProducer,
+  readTopic,
+  registerGroup,
+  storedOffsetTotal,
+  testKafka,
+  testPool,
+  uniqueName,
+} from '../support/platform';
 import { eventually, serverEnv, startService, type RunningService } from '../support/services';
 import { recordSoak } from '../support/soak';
 
@@ -37,7 +54,13 @@ describe('scale-out: replicas share partitions exactly', () => {
   const startReplica = async (): Promise<RunningService> => {
     const replica = await startService(
       'consumer',
-      { ...serverEnv(), FEATURE_GROUP: `default/${name}`, CONSUMER_MAX_BYTES_PER_PARTITION: '65536', CONSUMER_SESSION_TIMEOUT_MS: '6000', CONSUMER_PROGRESS_INTERVAL_MS: '0' },
+      {
+        ...serverEnv(),
+        FEATURE_GROUP: `default/${name}`,
+        CONSUMER_MAX_BYTES_PER_PARTITION: '65536',
+        CONSUMER_SESSION_TIMEOUT_MS: '6000',
+        CONSUMER_PROGRESS_INTERVAL_MS: '0',
+      },
       `${name}-replica-${replicas.length}`,
     );
     replicas.push(replica);
@@ -49,11 +72,20 @@ describe('scale-out: replicas share partitions exactly', () => {
     const client = await pool.connect();
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-      const offsets = await client.query<{ partition: number; next_offset: string }>('SELECT partition, next_offset FROM featurestore.consumer_offsets WHERE consumer_group = $1', [consumerGroup]);
+      const offsets = await client.query<{ partition: number; next_offset: string }>(
+        'SELECT partition, next_offset FROM featurestore.consumer_offsets WHERE consumer_group = $1',
+        [consumerGroup],
+      );
       const state = await storedState((sql) => client.query(sql), table);
-      const counts = await client.query<{ entity_id: string; n: string }>(`SELECT entity_id, sum(events__n) AS n FROM features."${table}__tiles" GROUP BY entity_id`);
+      const counts = await client.query<{ entity_id: string; n: string }>(
+        `SELECT entity_id, sum(events__n) AS n FROM features."${table}__tiles" GROUP BY entity_id`,
+      );
       await client.query('COMMIT');
-      return { offsets: new Map(offsets.rows.map((r) => [r.partition, BigInt(r.next_offset)])), state, counts: new Map(counts.rows.map((r) => [r.entity_id, Number(r.n)])) };
+      return {
+        offsets: new Map(offsets.rows.map((r) => [r.partition, BigInt(r.next_offset)])),
+        state,
+        counts: new Map(counts.rows.map((r) => [r.entity_id, Number(r.n)])),
+      };
     } finally {
       client.release();
     }
@@ -64,7 +96,14 @@ describe('scale-out: replicas share partitions exactly', () => {
     kafka = testKafka();
     await createTopic(kafka, topic, PARTITIONS);
     const spec = testGroupSpec(topic, { batchSize: 200 });
-    table = await registerGroup(pool, { namespace: 'default', name }, { ...spec, features: [...spec.features, { name: 'events', type: 'int64', aggregate: { fn: 'count', window: '7d' } }] });
+    table = await registerGroup(
+      pool,
+      { namespace: 'default', name },
+      {
+        ...spec,
+        features: [...spec.features, { name: 'events', type: 'int64', aggregate: { fn: 'count', window: '7d' } }],
+      },
+    );
     producer = await idempotentProducer(kafka);
   });
 
@@ -79,12 +118,21 @@ describe('scale-out: replicas share partitions exactly', () => {
     for (let i = 0; i < 3; i++) await startReplica();
     const producing = (async () => {
       for (let i = 0; i < stream.lines.length; i += 2_000) {
-        await producer.send({ topic, acks: -1, messages: stream.lines.slice(i, i + 2_000).map((value) => ({ key: kafkaKeyOf(value), value })) });
+        await producer.send({
+          topic,
+          acks: -1,
+          messages: stream.lines.slice(i, i + 2_000).map((value) => ({ key: kafkaKeyOf(value), value })),
+        });
         await new Promise((r) => setTimeout(r, 200));
       }
     })();
     const stored = () => storedOffsetTotal(pool, consumerGroup);
-    const reach = (fraction: number) => eventually(async () => ((await stored()) >= TOTAL * fraction ? true : undefined), `${fraction * 100}% of the events stored`, 300_000);
+    const reach = (fraction: number) =>
+      eventually(
+        async () => ((await stored()) >= TOTAL * fraction ? true : undefined),
+        `${fraction * 100}% of the events stored`,
+        300_000,
+      );
     const snapshots: Snapshot[] = [];
 
     await reach(0.1);
@@ -97,11 +145,16 @@ describe('scale-out: replicas share partitions exactly', () => {
     expect(await replicas[1]!.stop()).toBe(0); // SIGTERM: drains, commits, leaves the group
     snapshots.push(await snapshot());
     await producing;
-    await eventually(async () => ((await stored()) === TOTAL ? true : undefined), `all ${TOTAL} offsets stored`, 300_000);
+    await eventually(
+      async () => ((await stored()) === TOTAL ? true : undefined),
+      `all ${TOTAL} offsets stored`,
+      300_000,
+    );
     const final = await snapshot();
 
     const records = await readTopic(kafka, topic, TOTAL);
-    const below = (offsets: Map<number, bigint>): string[] => records.filter((r) => r.offset < (offsets.get(r.partition) ?? 0n)).map((r) => r.value);
+    const below = (offsets: Map<number, bigint>): string[] =>
+      records.filter((r) => r.offset < (offsets.get(r.partition) ?? 0n)).map((r) => r.value);
     const countsOf = (lines: string[]): Map<string, number> => {
       const counts = new Map<string, number>();
       for (const line of lines) {
@@ -121,7 +174,10 @@ describe('scale-out: replicas share partitions exactly', () => {
     expect(snapshots.some((s) => [...s.offsets.values()].reduce((a, b) => a + b, 0n) < BigInt(TOTAL))).toBe(true);
     // Each replica, the added one too, held partitions at some point.
     for (const r of replicas) {
-      const assigned = r.logLines().filter((l) => l.includes('"partitions assigned"')).map((l) => (JSON.parse(l) as { partitions: number[] }).partitions);
+      const assigned = r
+        .logLines()
+        .filter((l) => l.includes('"partitions assigned"'))
+        .map((l) => (JSON.parse(l) as { partitions: number[] }).partitions);
       expect(assigned.some((p) => p.length > 0)).toBe(true);
     }
     const survivors = replicas.filter((r) => r.running);
@@ -129,6 +185,13 @@ describe('scale-out: replicas share partitions exactly', () => {
     for (const r of survivors) expect(await r.stop()).toBe(0);
     const counted = [...final.counts.values()].reduce((a, b) => a + b, 0);
     const expectedCount = [...countsOf(stream.lines).values()].reduce((a, b) => a + b, 0);
-    recordSoak({ kind: 'fault', fault: '3 consumer replicas: one added, one killed -9, one stopped', events_sent: TOTAL, lost: Math.max(0, expectedCount - counted), duplicated: Math.max(0, counted - expectedCount) + mismatched, recovered_s: null });
+    recordSoak({
+      kind: 'fault',
+      fault: '3 consumer replicas: one added, one killed -9, one stopped',
+      events_sent: TOTAL,
+      lost: Math.max(0, expectedCount - counted),
+      duplicated: Math.max(0, counted - expectedCount) + mismatched,
+      recovered_s: null,
+    });
   });
 });

@@ -49,16 +49,33 @@ describe('secrets in logs', () => {
   });
 
   it('writes none of them, whatever went wrong', async () => {
-    const env = { DATABASE_URL: urlWith(password), KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'), AUTH_TOKENS_FILE: join(dir, 'tokens'), LOG_LEVEL: 'debug' };
-    const ingest = await startService('ingest', { ...env, INGEST_TOPICS: `${name}-events`, INGEST_DEFAULT_TOPIC: `${name}-events` }, `${name}-ingest`);
+    const env = {
+      DATABASE_URL: urlWith(password),
+      KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'),
+      AUTH_TOKENS_FILE: join(dir, 'tokens'),
+      LOG_LEVEL: 'debug',
+    };
+    const ingest = await startService(
+      'ingest',
+      { ...env, INGEST_TOPICS: `${name}-events`, INGEST_DEFAULT_TOPIC: `${name}-events` },
+      `${name}-ingest`,
+    );
     const serving = await startService('serving', env, `${name}-serving`);
     const consumer = await startService('consumer', { ...env, FEATURE_GROUP: `default/${name}` }, `${name}-consumer`);
     services.push(ingest, serving, consumer);
     await Promise.all([ingest.waitReady(), serving.waitReady(), consumer.waitReady()]);
     // A consumer of a group that does not exist, and services whose database refuses the password.
     const lost = await startService('consumer', { ...env, FEATURE_GROUP: 'default/no-such-group' }, `${name}-lost`);
-    const refusedServing = await startService('serving', { ...env, DATABASE_URL: urlWith(wrongPassword) }, `${name}-refused-serving`);
-    const refusedConsumer = await startService('consumer', { ...env, DATABASE_URL: urlWith(wrongPassword), FEATURE_GROUP: `default/${name}` }, `${name}-refused-consumer`);
+    const refusedServing = await startService(
+      'serving',
+      { ...env, DATABASE_URL: urlWith(wrongPassword) },
+      `${name}-refused-serving`,
+    );
+    const refusedConsumer = await startService(
+      'consumer',
+      { ...env, DATABASE_URL: urlWith(wrongPassword), FEATURE_GROUP: `default/${name}` },
+      `${name}-refused-consumer`,
+    );
     services.push(lost, refusedServing, refusedConsumer);
 
     const call = (service: RunningService, path: string, authorization: string | undefined, body?: string) =>
@@ -73,10 +90,21 @@ describe('secrets in logs', () => {
       await call(ingest, '/v1/events', auth, event);
       await call(ingest, '/v1/events', auth, '{bad json');
       await call(serving, '/features/secret-user', auth);
-      await call(serving, '/get-online-features', auth, JSON.stringify({ features: ['nope:x'], entities: { user: ['a'] } }));
+      await call(
+        serving,
+        '/get-online-features',
+        auth,
+        JSON.stringify({ features: ['nope:x'], entities: { user: ['a'] } }),
+      );
       await call(refusedServing, '/features/secret-user', auth).catch(() => undefined);
     }
-    await eventually(async () => ((await (await call(serving, '/features/secret-user', `Bearer ${tokens[1]}`)).json()) as { features?: unknown }).features, 'the event to be served', 60_000);
+    await eventually(
+      async () =>
+        ((await (await call(serving, '/features/secret-user', `Bearer ${tokens[1]}`)).json()) as { features?: unknown })
+          .features,
+      'the event to be served',
+      60_000,
+    );
     // Give the failing ones time to log their retries.
     await new Promise((r) => setTimeout(r, 3_000));
 
@@ -84,8 +112,14 @@ describe('secrets in logs', () => {
     const forms = secrets.flatMap((s) => [s, encodeURIComponent(s), Buffer.from(s).toString('base64')]);
     // The whole log of each process (RunningService keeps only the last lines in memory).
     const logOf = (label: string) => readFileSync(join(__dirname, '../../.local/test-logs', `${label}.log`), 'utf8');
-    const labels = ['ingest', 'serving', 'consumer', 'lost', 'refused-serving', 'refused-consumer'].map((l) => `${name}-${l}`);
-    const lines = labels.flatMap((label) => logOf(label).split('\n').map((line) => `${label}: ${line}`));
+    const labels = ['ingest', 'serving', 'consumer', 'lost', 'refused-serving', 'refused-consumer'].map(
+      (l) => `${name}-${l}`,
+    );
+    const lines = labels.flatMap((label) =>
+      logOf(label)
+        .split('\n')
+        .map((line) => `${label}: ${line}`),
+    );
     expect(lines.length).toBeGreaterThan(20);
     // The failing services did log why they failed (so the check read real error lines).
     expect(logOf(`${name}-refused-consumer`)).toMatch(/password authentication failed/);

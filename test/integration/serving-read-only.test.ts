@@ -12,7 +12,9 @@ describe('serving with a read-only role', () => {
   beforeAll(async () => {
     pool = testPool();
     const table = await registerGroup(pool, { namespace: 'default', name }, testGroupSpec(`${name}-events`));
-    await pool.query(`INSERT INTO features."${table}" (entity_id, last_action, last_action__ts, last_action__off) VALUES ('u1', 'view', now(), 0)`);
+    await pool.query(
+      `INSERT INTO features."${table}" (entity_id, last_action, last_action__ts, last_action__off) VALUES ('u1', 'view', now(), 0)`,
+    );
     await pool.query(`DO $$ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fs_test_reader') THEN CREATE ROLE fs_test_reader LOGIN PASSWORD 'reader'; END IF;
       END $$`);

@@ -5,7 +5,13 @@
  * lag shows in status, `kubectl get fg` and the operator's metrics, and serving reports the
  * partition's last error; once the database recovers, all of it clears and the data is exact.
  */
-import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { tableNameFor } from '../../core/storage/identifiers';
@@ -41,13 +47,23 @@ describe('stalled group', () => {
   let serving: RunningService;
 
   const get = async (): Promise<FeatureGroupResource> =>
-    (await custom.getNamespacedCustomObject({ group: GROUP, version: 'v1alpha1', plural: 'featuregroups', namespace, name })) as FeatureGroupResource;
+    (await custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: 'v1alpha1',
+      plural: 'featuregroups',
+      namespace,
+      name,
+    })) as FeatureGroupResource;
   const condition = (fg: FeatureGroupResource, type: string) => fg.status?.conditions?.find((c) => c.type === type);
   const waitFor = (what: string, predicate: (fg: FeatureGroupResource) => boolean, timeoutMs = 60_000) =>
-    eventually(async () => {
-      const fg = await get();
-      return predicate(fg) ? fg : undefined;
-    }, what, timeoutMs);
+    eventually(
+      async () => {
+        const fg = await get();
+        return predicate(fg) ? fg : undefined;
+      },
+      what,
+      timeoutMs,
+    );
 
   beforeAll(async () => {
     pool = testPool();
@@ -71,12 +87,21 @@ describe('stalled group', () => {
       },
       `${namespace}-operator`,
     );
-    runner = await startService('local-runner', { KUBECONFIG: process.env.KUBECONFIG!, RUNNER_BASE_PORT: String(20000 + Math.floor(Math.random() * 20000)) }, `${namespace}-runner`);
+    runner = await startService(
+      'local-runner',
+      { KUBECONFIG: process.env.KUBECONFIG!, RUNNER_BASE_PORT: String(20000 + Math.floor(Math.random() * 20000)) },
+      `${namespace}-runner`,
+    );
     serving = await startService('serving', { ...serverEnv(), REGISTRY_REFRESH_MS: '200' }, `${namespace}-serving`);
     await Promise.all([operator.waitReady(), serving.waitReady()]);
     const spec = { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic }, deletionPolicy: 'Delete' };
     await KubernetesObjectApi.makeApiClient(kube).patch(
-      { apiVersion: `${GROUP}/v1alpha1`, kind: 'FeatureGroup', metadata: { name, namespace }, spec } as KubernetesObject,
+      {
+        apiVersion: `${GROUP}/v1alpha1`,
+        kind: 'FeatureGroup',
+        metadata: { name, namespace },
+        spec,
+      } as KubernetesObject,
       undefined,
       undefined,
       'stall-test',
@@ -88,23 +113,37 @@ describe('stalled group', () => {
 
   afterAll(async () => {
     await pool?.query(`DROP TRIGGER IF EXISTS refuse_all ON features."${table}"`).catch(() => undefined);
-    if (operator?.running) await kubectl(['delete', 'featuregroups', '--all', '-n', namespace, '--wait=true', '--timeout=60s']);
+    if (operator?.running)
+      await kubectl(['delete', 'featuregroups', '--all', '-n', namespace, '--wait=true', '--timeout=60s']);
     await Promise.all([operator?.stop(), runner?.stop(), serving?.stop()]);
     await producer?.disconnect();
     await pool?.end();
   });
 
   it('sets Stalled with the error while a partition cannot advance, and clears it when it can', async () => {
-    await pool.query(`CREATE OR REPLACE FUNCTION features."${table}_refuse"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the disk is full' USING ERRCODE = '53100'; END $$`);
-    await pool.query(`CREATE TRIGGER refuse_all BEFORE INSERT OR UPDATE ON features."${table}" FOR EACH ROW EXECUTE FUNCTION features."${table}_refuse"()`);
+    await pool.query(
+      `CREATE OR REPLACE FUNCTION features."${table}_refuse"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the disk is full' USING ERRCODE = '53100'; END $$`,
+    );
+    await pool.query(
+      `CREATE TRIGGER refuse_all BEFORE INSERT OR UPDATE ON features."${table}" FOR EACH ROW EXECUTE FUNCTION features."${table}_refuse"()`,
+    );
     const stream = generateStream({ count: 2_000, entities: 100, prefix: `${namespace}:` });
-    await producer.send({ topic, acks: -1, messages: stream.lines.map((value) => ({ key: kafkaKeyOf(value), value })) });
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: stream.lines.map((value) => ({ key: kafkaKeyOf(value), value })),
+    });
     const stalledAt = Date.now();
 
     const stalled = await waitFor('Stalled=True', (fg) => condition(fg, 'Stalled')?.status === 'True');
     const seconds = (Date.now() - stalledAt) / 1000;
     expect(seconds).toBeGreaterThanOrEqual(STALL_AFTER_SECONDS);
-    expect(condition(stalled, 'Stalled')).toMatchObject({ reason: 'PartitionStalled', message: expect.stringMatching(/partition \d: \d+ records behind, no progress for \d+s; last error: .*the disk is full/) });
+    expect(condition(stalled, 'Stalled')).toMatchObject({
+      reason: 'PartitionStalled',
+      message: expect.stringMatching(
+        /partition \d: \d+ records behind, no progress for \d+s; last error: .*the disk is full/,
+      ),
+    });
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'PartitionStalled' });
     expect(stalled.status?.lag).toBeGreaterThan(0);
     const listed = await kubectlOk(['get', 'fg', name, '-n', namespace]);
@@ -112,20 +151,36 @@ describe('stalled group', () => {
     expect(lagColumn).toBeGreaterThan(0);
     expect(await operator.metric('featurestore_feature_group_stalled', { namespace, name })).toBe(1);
     expect(await operator.metric('featurestore_feature_group_lag_records', { namespace, name })).toBeGreaterThan(0);
-    const detail = (await (await fetch(`${serving.url}/v1/feature-groups/${namespace}/${name}`)).json()) as { freshness: { partitions: { lastError: string | null }[] } };
+    const detail = (await (await fetch(`${serving.url}/v1/feature-groups/${namespace}/${name}`)).json()) as {
+      freshness: { partitions: { lastError: string | null }[] };
+    };
     expect(detail.freshness.partitions.some((p) => /the disk is full/.test(p.lastError ?? ''))).toBe(true);
     // Warning, not Normal: a person should look.
-    const events = JSON.parse(await kubectlOk(['get', 'events', '-n', namespace, '-o', 'json'])) as { items: { type: string; reason: string }[] };
+    const events = JSON.parse(await kubectlOk(['get', 'events', '-n', namespace, '-o', 'json'])) as {
+      items: { type: string; reason: string }[];
+    };
     expect(events.items.some((e) => e.type === 'Warning' && e.reason === 'PartitionStalled')).toBe(true);
 
     await pool.query(`DROP TRIGGER refuse_all ON features."${table}"`);
-    const recovered = await waitFor('Stalled=False and Ready', (fg) => condition(fg, 'Stalled')?.status === 'False' && condition(fg, 'Ready')?.status === 'True' && fg.status?.lag === 0);
+    const recovered = await waitFor(
+      'Stalled=False and Ready',
+      (fg) =>
+        condition(fg, 'Stalled')?.status === 'False' &&
+        condition(fg, 'Ready')?.status === 'True' &&
+        fg.status?.lag === 0,
+    );
     expect(condition(recovered, 'Stalled')?.reason).toBe('CaughtUp');
     expect(await operator.metric('featurestore_feature_group_stalled', { namespace, name })).toBe(0);
     expect(await storedState((sql) => pool.query(sql), table)).toEqual(expectedState(stream.lines, stream.invalid));
-    const newest = Math.max(...stream.lines.filter((l) => !stream.invalid.has(l)).map((l) => Date.parse((JSON.parse(l) as { timestamp: string }).timestamp)));
+    const newest = Math.max(
+      ...stream.lines
+        .filter((l) => !stream.invalid.has(l))
+        .map((l) => Date.parse((JSON.parse(l) as { timestamp: string }).timestamp)),
+    );
     expect(Date.parse(recovered.status!.newestEventTime!)).toBe(newest);
-    const after = (await (await fetch(`${serving.url}/v1/feature-groups/${namespace}/${name}`)).json()) as { freshness: { newestEventTime: string; partitions: { lastError: string | null }[] } };
+    const after = (await (await fetch(`${serving.url}/v1/feature-groups/${namespace}/${name}`)).json()) as {
+      freshness: { newestEventTime: string; partitions: { lastError: string | null }[] };
+    };
     expect(Date.parse(after.freshness.newestEventTime)).toBe(newest);
     expect(after.freshness.partitions.every((p) => p.lastError === null)).toBe(true);
   });

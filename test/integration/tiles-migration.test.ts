@@ -71,7 +71,9 @@ describe('tiles of the first layout', () => {
     const read = await reader.read(pool, ['u1', 'u2'], now + minute);
     expect(read.get('u1')?.features.map((f) => f?.value)).toEqual([5, 10.25, ['/b', '/a']]);
     expect(read.get('u2')?.features.map((f) => f?.value ?? null)).toEqual([null, 0.1, null]);
-    const leftovers = await pool.query(`SELECT 1 FROM pg_tables WHERE schemaname = 'features' AND tablename LIKE '%tiles_v1'`);
+    const leftovers = await pool.query(
+      `SELECT 1 FROM pg_tables WHERE schemaname = 'features' AND tablename LIKE '%tiles_v1'`,
+    );
     expect(leftovers.rowCount).toBe(0);
 
     // Applying the spec again changes nothing.
@@ -84,15 +86,21 @@ describe('tiles of the first layout', () => {
     const group = compileGroup(keyed, spec);
     const tiles = group.tables.tiles.sql;
     const keyOf = async () =>
-      (await pool.query<{ columns: string[] }>(
-        `SELECT array_agg(a.attname::text ORDER BY k.ord) AS columns FROM pg_constraint c CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+      (
+        await pool.query<{ columns: string[] }>(
+          `SELECT array_agg(a.attname::text ORDER BY k.ord) AS columns FROM pg_constraint c CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
          JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum WHERE c.contype = 'p' AND c.conrelid = $1::regclass`,
-        [tiles],
-      )).rows[0]!.columns;
+          [tiles],
+        )
+      ).rows[0]!.columns;
     expect(await keyOf()).toEqual(['entity_id', 'tile_ms', 'tile_start']);
     // The key as the tiles of the second layout had it.
-    await pool.query(`ALTER TABLE ${tiles} DROP CONSTRAINT "${group.tables.tiles.name}_pkey", ADD PRIMARY KEY (entity_id, tile_start, tile_ms)`);
-    await pool.query(`INSERT INTO ${tiles} (entity_id, tile_start, tile_ms, clicks_1h__n, clicks_1h__ts) VALUES ('u1', 0, 60000, 4, 10), ('u1', 60000, 60000, 1, 60010)`);
+    await pool.query(
+      `ALTER TABLE ${tiles} DROP CONSTRAINT "${group.tables.tiles.name}_pkey", ADD PRIMARY KEY (entity_id, tile_start, tile_ms)`,
+    );
+    await pool.query(
+      `INSERT INTO ${tiles} (entity_id, tile_start, tile_ms, clicks_1h__n, clicks_1h__ts) VALUES ('u1', 0, 60000, 4, 10), ('u1', 60000, 60000, 1, 60010)`,
+    );
     const { statements } = await applyStore(pool, group, 2);
     expect(statements.filter((s) => s.includes('ADD PRIMARY KEY'))).toHaveLength(1);
     expect(await keyOf()).toEqual(['entity_id', 'tile_ms', 'tile_start']);

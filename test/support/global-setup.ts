@@ -10,7 +10,9 @@ const root = join(__dirname, '..', '..');
  */
 export default async function globalSetup(): Promise<void> {
   if (!existsSync(join(root, 'dist/services/consumer/main.js'))) {
-    throw new Error('dist/ is missing: integration tests run the built services. Run `npm run build` (make test does).');
+    throw new Error(
+      'dist/ is missing: integration tests run the built services. Run `npm run build` (make test does).',
+    );
   }
   if (process.env.DATABASE_URL && process.env.KAFKA_BROKERS && process.env.KUBECONFIG) return;
   execFileSync('bash', [join(root, 'test/servers/up.sh')], { stdio: 'inherit', env: process.env });

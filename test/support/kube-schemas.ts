@@ -13,7 +13,8 @@ interface GroupVersionKind {
 }
 
 /** kubeconform's -schema-location template for the files writeKubeconformSchemas writes. */
-export const schemaLocation = (dir: string): string => `${dir}/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json`;
+export const schemaLocation = (dir: string): string =>
+  `${dir}/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json`;
 
 /**
  * Turns one OpenAPI v3 component into a standalone JSON schema: every $ref inlined (a recursive
@@ -33,12 +34,14 @@ function standalone(name: string, components: Record<string, Schema>): Schema {
     }
     const out: Schema = {};
     for (const [key, value] of Object.entries(source)) {
-      out[key] = key === 'properties' && typeof value === 'object' && value !== null
-        ? Object.fromEntries(Object.entries(value).map(([p, v]) => [p, inline(v, path)]))
-        : inline(value, path);
+      out[key] =
+        key === 'properties' && typeof value === 'object' && value !== null
+          ? Object.fromEntries(Object.entries(value).map(([p, v]) => [p, inline(v, path)]))
+          : inline(value, path);
     }
     const preserves = out['x-kubernetes-preserve-unknown-fields'] === true;
-    if (out.properties !== undefined && out.additionalProperties === undefined && !preserves) out.additionalProperties = false;
+    if (out.properties !== undefined && out.additionalProperties === undefined && !preserves)
+      out.additionalProperties = false;
     return out;
   };
   return inline(components[name], [name]) as Schema;
@@ -49,15 +52,21 @@ function standalone(name: string, components: Record<string, Schema>): Schema {
  * from its own OpenAPI v3 documents: no schema download (nothing outside the registries is
  * reachable here), and exactly the API the manifests are validated against.
  */
-export async function writeKubeconformSchemas(dir: string, requiredGroupVersions: readonly string[] = []): Promise<number> {
+export async function writeKubeconformSchemas(
+  dir: string,
+  requiredGroupVersions: readonly string[] = [],
+): Promise<number> {
   // A CRD's schema reaches /openapi/v3 some seconds after the CRD is Established: wait for those asked for.
   const deadline = Date.now() + 60_000;
   let index: { paths: Record<string, { serverRelativeURL: string }> };
   for (;;) {
-    index = JSON.parse(await kubectlOk(['get', '--raw', '/openapi/v3'])) as { paths: Record<string, { serverRelativeURL: string }> };
+    index = JSON.parse(await kubectlOk(['get', '--raw', '/openapi/v3'])) as {
+      paths: Record<string, { serverRelativeURL: string }>;
+    };
     const missing = requiredGroupVersions.filter((gv) => !index.paths[`apis/${gv}`]);
     if (missing.length === 0) break;
-    if (Date.now() > deadline) throw new Error(`the API server did not publish OpenAPI for ${missing.join(', ')} within 60 s`);
+    if (Date.now() > deadline)
+      throw new Error(`the API server did not publish OpenAPI for ${missing.join(', ')} within 60 s`);
     await new Promise((r) => setTimeout(r, 500));
   }
   let written = 0;
@@ -72,7 +81,10 @@ export async function writeKubeconformSchemas(dir: string, requiredGroupVersions
       if (!gvk || gvk.kind.endsWith('List') || !(schema.properties as Schema | undefined)?.metadata) continue;
       const groupDir = join(dir, gvk.group || gvk.version);
       mkdirSync(groupDir, { recursive: true });
-      writeFileSync(join(groupDir, `${gvk.kind.toLowerCase()}_${gvk.version}.json`), JSON.stringify(standalone(name, components)));
+      writeFileSync(
+        join(groupDir, `${gvk.kind.toLowerCase()}_${gvk.version}.json`),
+        JSON.stringify(standalone(name, components)),
+      );
       written += 1;
     }
   }

@@ -17,7 +17,11 @@ export const TEST_GROUP_SPEC = {
 export function testGroupSpec(topic: string, options: { deadLetterTopic?: string; batchSize?: number } = {}) {
   return {
     ...TEST_GROUP_SPEC,
-    source: { ...TEST_GROUP_SPEC.source, topic, ...(options.deadLetterTopic ? { deadLetterTopic: options.deadLetterTopic } : {}) },
+    source: {
+      ...TEST_GROUP_SPEC.source,
+      topic,
+      ...(options.deadLetterTopic ? { deadLetterTopic: options.deadLetterTopic } : {}),
+    },
     ...(options.batchSize ? { consumer: { batchSize: options.batchSize } } : {}),
   };
 }
@@ -40,7 +44,15 @@ export interface GeneratedStream {
 const ACTIONS = ['click', 'view', 'purchase', 'search', 'add_to_cart'];
 const BASE_TIME = Date.parse('2026-01-23T09:00:00Z');
 /** Ids a careless store would mangle or execute. */
-export const HOSTILE_IDS = ["'; DROP TABLE features; --", 'user_123', 'Robert"); DELETE FROM x;--', '用户_七', 'emoji_😀_id', 'space id', '%2F..%2F'];
+export const HOSTILE_IDS = [
+  "'; DROP TABLE features; --",
+  'user_123',
+  'Robert"); DELETE FROM x;--',
+  '用户_七',
+  'emoji_😀_id',
+  'space id',
+  '%2F..%2F',
+];
 
 function shuffle<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
@@ -50,8 +62,17 @@ function shuffle<T>(items: T[]): T[] {
   return items;
 }
 
-export function generateStream(options: { count: number; entities: number; prefix: string; duplicateRate?: number; invalidRate?: number }): GeneratedStream {
-  const entities = [...HOSTILE_IDS.map((id) => `${options.prefix}${id}`), ...Array.from({ length: options.entities }, (_, i) => `${options.prefix}u${i}`)];
+export function generateStream(options: {
+  count: number;
+  entities: number;
+  prefix: string;
+  duplicateRate?: number;
+  invalidRate?: number;
+}): GeneratedStream {
+  const entities = [
+    ...HOSTILE_IDS.map((id) => `${options.prefix}${id}`),
+    ...Array.from({ length: options.entities }, (_, i) => `${options.prefix}u${i}`),
+  ];
   const invalid = new Set<string>();
   const lines: string[] = [];
   let seq = 0;
@@ -107,11 +128,20 @@ export function expectedState(lines: Iterable<string>, invalid: Set<string>): Ma
  * hold other values (lost), and entities stored that the oracle does not have (duplicated: written
  * from records that should not count). The soak table's figures come from here, not from literals.
  */
-export function divergence(stored: Map<string, Expected>, expected: Map<string, Expected>): { lost: number; duplicated: number } {
+export function divergence(
+  stored: Map<string, Expected>,
+  expected: Map<string, Expected>,
+): { lost: number; duplicated: number } {
   let lost = 0;
   for (const [id, want] of expected) {
     const got = stored.get(id);
-    if (!got || got.last_action !== want.last_action || got.last_amount !== want.last_amount || got.last_updated !== want.last_updated) lost++;
+    if (
+      !got ||
+      got.last_action !== want.last_action ||
+      got.last_amount !== want.last_amount ||
+      got.last_updated !== want.last_updated
+    )
+      lost++;
   }
   let duplicated = 0;
   for (const id of stored.keys()) if (!expected.has(id)) duplicated++;
@@ -119,11 +149,18 @@ export function divergence(stored: Map<string, Expected>, expected: Map<string, 
 }
 
 /** Reads a group table the way the test group's columns are laid out. */
-export async function storedState(query: (sql: string) => Promise<{ rows: Record<string, unknown>[] }>, table: string): Promise<Map<string, Expected>> {
-  const { rows } = await query(`SELECT entity_id, last_action, last_amount, last_action__ts, last_amount__ts FROM features."${table}"`);
+export async function storedState(
+  query: (sql: string) => Promise<{ rows: Record<string, unknown>[] }>,
+  table: string,
+): Promise<Map<string, Expected>> {
+  const { rows } = await query(
+    `SELECT entity_id, last_action, last_amount, last_action__ts, last_amount__ts FROM features."${table}"`,
+  );
   const state = new Map<string, Expected>();
   for (const row of rows) {
-    const times = [row.last_action__ts, row.last_amount__ts].filter((t): t is Date => t instanceof Date).map((t) => t.getTime());
+    const times = [row.last_action__ts, row.last_amount__ts]
+      .filter((t): t is Date => t instanceof Date)
+      .map((t) => t.getTime());
     state.set(row.entity_id as string, {
       last_action: (row.last_action as string | null) ?? null,
       last_amount: (row.last_amount as number | null) ?? null,

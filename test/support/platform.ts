@@ -19,12 +19,20 @@ export function testPool(): Pool {
 }
 
 export function testKafka(): Kafka {
-  return new Kafka({ clientId: 'featurestore-tests', brokers: requireEnv('KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING });
+  return new Kafka({
+    clientId: 'featurestore-tests',
+    brokers: requireEnv('KAFKA_BROKERS').split(','),
+    logLevel: logLevel.NOTHING,
+  });
 }
 
 /** A connected producer as ingest configures its own: idempotent, one request in flight, keyed partitioning. */
 export async function idempotentProducer(kafka: Kafka): Promise<Producer> {
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   await producer.connect();
   return producer;
 }
@@ -74,7 +82,13 @@ function headersOf(headers: IHeaders | undefined): Record<string, string> {
 }
 
 function recordOf(partition: number, m: KafkaMessage): ReadRecord {
-  return { partition, offset: BigInt(m.offset), key: m.key?.toString() ?? null, value: m.value?.toString() ?? '', headers: headersOf(m.headers) };
+  return {
+    partition,
+    offset: BigInt(m.offset),
+    key: m.key?.toString() ?? null,
+    value: m.value?.toString() ?? '',
+    headers: headersOf(m.headers),
+  };
 }
 
 /** Reads a topic from the beginning until `count` records arrived (or the timeout says how many did). */
@@ -85,7 +99,10 @@ export async function readTopic(kafka: Kafka, topic: string, count: number, time
   await consumer.subscribe({ topic, fromBeginning: true });
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`read ${records.length}/${count} records of ${topic} in ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`read ${records.length}/${count} records of ${topic} in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       if (count === 0) {
         clearTimeout(timer);
         resolve();
@@ -113,14 +130,24 @@ export async function readTopic(kafka: Kafka, topic: string, count: number, time
 export async function readToEnd(kafka: Kafka, topic: string, timeoutMs = 60_000): Promise<ReadRecord[]> {
   const admin = kafka.admin();
   await admin.connect();
-  const ends = new Map((await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect())).filter((o) => Number(o.high) > Number(o.low)).map((o) => [o.partition, BigInt(o.high)]));
+  const ends = new Map(
+    (await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect()))
+      .filter((o) => Number(o.high) > Number(o.low))
+      .map((o) => [o.partition, BigInt(o.high)]),
+  );
   const consumer = kafka.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 100 });
   const records: ReadRecord[] = [];
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`read ${topic} to partitions ${[...ends.keys()].join(', ')} in ${timeoutMs} ms: not all ended`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`read ${topic} to partitions ${[...ends.keys()].join(', ')} in ${timeoutMs} ms: not all ended`),
+          ),
+        timeoutMs,
+      );
       const finishIfDone = (): boolean => {
         if (ends.size > 0) return false;
         clearTimeout(timer);
@@ -144,6 +171,9 @@ export async function readToEnd(kafka: Kafka, topic: string, timeoutMs = 60_000)
 }
 
 export async function storedOffsetTotal(pool: Pool, consumerGroup: string): Promise<number> {
-  const result = await pool.query<{ total: string | null }>('SELECT sum(next_offset) AS total FROM featurestore.consumer_offsets WHERE consumer_group = $1', [consumerGroup]);
+  const result = await pool.query<{ total: string | null }>(
+    'SELECT sum(next_offset) AS total FROM featurestore.consumer_offsets WHERE consumer_group = $1',
+    [consumerGroup],
+  );
   return Number(result.rows[0]?.total ?? 0);
 }

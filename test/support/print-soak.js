@@ -2,7 +2,12 @@
 // exits non-zero when a promised zero is not zero or an expected fault has no row (it failed).
 const { readFileSync, existsSync } = require('node:fs');
 const [file, ...expected] = process.argv.slice(2);
-const rows = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+const rows = existsSync(file)
+  ? readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+  : [];
 const faults = rows.filter((r) => r.kind === 'fault');
 const inputs = rows.filter((r) => r.kind === 'input');
 const pad = (cells, widths) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ');
@@ -11,7 +16,9 @@ console.log(`\n${pad(['fault', 'events sent', 'lost', 'duplicated', 'recovered (
 for (const r of faults) {
   // null: a fault of the control plane, with no events to lose (nothing to count).
   if ((r.lost !== null && r.lost !== 0) || (r.duplicated !== null && r.duplicated !== 0)) bad = true;
-  console.log(pad([r.fault, r.events_sent, r.lost ?? '—', r.duplicated ?? '—', r.recovered_s ?? '—'], [58, 12, 6, 11, 12]));
+  console.log(
+    pad([r.fault, r.events_sent, r.lost ?? '—', r.duplicated ?? '—', r.recovered_s ?? '—'], [58, 12, 6, 11, 12]),
+  );
 }
 for (const name of expected) {
   if (!faults.some((r) => r.fault.startsWith(name)) && !inputs.some((r) => r.target.startsWith(name))) {

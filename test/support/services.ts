@@ -20,7 +20,9 @@ export async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -30,7 +32,12 @@ export class RunningService {
   private exited: Promise<number | null>;
   readonly output: string[] = [];
 
-  constructor(readonly kind: ServiceKind, readonly proc: ChildProcess, readonly port: number, readonly logFile: string) {
+  constructor(
+    readonly kind: ServiceKind,
+    readonly proc: ChildProcess,
+    readonly port: number,
+    readonly logFile: string,
+  ) {
     const log = createWriteStream(logFile, { flags: 'a' });
     const keep = (chunk: Buffer): void => {
       log.write(chunk);
@@ -63,7 +70,10 @@ export class RunningService {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (!this.running) throw new Error(`${this.kind} exited before it was ready:\n${this.tail()}`);
-      const ok = await fetch(`${this.url}/readyz`).then((r) => r.ok, () => false);
+      const ok = await fetch(`${this.url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) return;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -95,7 +105,11 @@ export class RunningService {
   }
 }
 
-export async function startService(kind: ServiceKind, env: Record<string, string>, label: string = kind): Promise<RunningService> {
+export async function startService(
+  kind: ServiceKind,
+  env: Record<string, string>,
+  label: string = kind,
+): Promise<RunningService> {
   const port = await freePort();
   const logDir = join(root, '.local', 'test-logs');
   mkdirSync(logDir, { recursive: true });
@@ -122,13 +136,24 @@ export function serverEnv(): { DATABASE_URL: string; KAFKA_BROKERS: string } {
  * Ingest and serving on the test servers, started together and ready: `<label>-ingest` and
  * `<label>-serving`, each with the servers' environment plus its own.
  */
-export async function startIngestAndServing(label: string, ingestEnv: Record<string, string> = {}, servingEnv: Record<string, string> = {}): Promise<[RunningService, RunningService]> {
-  const services = await Promise.all([startService('ingest', { ...serverEnv(), ...ingestEnv }, `${label}-ingest`), startService('serving', { ...serverEnv(), ...servingEnv }, `${label}-serving`)]);
+export async function startIngestAndServing(
+  label: string,
+  ingestEnv: Record<string, string> = {},
+  servingEnv: Record<string, string> = {},
+): Promise<[RunningService, RunningService]> {
+  const services = await Promise.all([
+    startService('ingest', { ...serverEnv(), ...ingestEnv }, `${label}-ingest`),
+    startService('serving', { ...serverEnv(), ...servingEnv }, `${label}-serving`),
+  ]);
   await Promise.all(services.map((s) => s.waitReady()));
   return services;
 }
 
-export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 120_000): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T | undefined>,
+  what: string,
+  timeoutMs = 120_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -6,7 +6,14 @@
 import { appendFileSync } from 'node:fs';
 
 export type SoakRow =
-  | { kind: 'fault'; fault: string; events_sent: number; lost: number | null; duplicated: number | null; recovered_s: number | null }
+  | {
+      kind: 'fault';
+      fault: string;
+      events_sent: number;
+      lost: number | null;
+      duplicated: number | null;
+      recovered_s: number | null;
+    }
   | { kind: 'input'; target: string; inputs: number; server_errors: number; crashes: number };
 
 export function recordSoak(row: SoakRow): void {

@@ -22,7 +22,9 @@ function importsOf(file: string): string[] {
   const found: string[] = [];
   for (const match of text.matchAll(/(?:from|import)\s+'(\.[^']+)'/g)) {
     const target = normalize(join(dirname(file), match[1]!));
-    const resolved = [`${target}.ts`, `${target}.d.ts`, join(target, 'index.ts')].find((candidate) => existsSync(join(ROOT, candidate)));
+    const resolved = [`${target}.ts`, `${target}.d.ts`, join(target, 'index.ts')].find((candidate) =>
+      existsSync(join(ROOT, candidate)),
+    );
     if (!resolved) throw new Error(`${file}: cannot resolve ${match[1]}`);
     found.push(resolved);
   }
@@ -30,7 +32,8 @@ function importsOf(file: string): string[] {
 }
 
 const graph = new Map(SOURCE_ROOTS.flatMap(sources).map((file) => [file, importsOf(file)]));
-const component = (file: string): string => (file.startsWith('services/') ? file.split('/').slice(0, 2).join('/') : file.split('/')[0]!);
+const component = (file: string): string =>
+  file.startsWith('services/') ? file.split('/').slice(0, 2).join('/') : file.split('/')[0]!;
 
 test('the import graph has no cycles', () => {
   const cycles: string[] = [];
@@ -51,7 +54,8 @@ test('core/ imports only core/; a component imports only core/ and itself', () =
   const violations: string[] = [];
   for (const [file, imports] of graph) {
     for (const target of imports) {
-      const allowed = target.startsWith('core/') || (!file.startsWith('core/') && component(target) === component(file));
+      const allowed =
+        target.startsWith('core/') || (!file.startsWith('core/') && component(target) === component(file));
       if (!allowed) violations.push(`${relative('.', file)} imports ${target}`);
     }
   }

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the generated CRD is walked as untyped JSON; each path is checked by the assertion that reads it. */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,9 +25,11 @@ const specSchema: JsonObject = (openAPIV3Schema.properties as any).spec;
 /** Calls visit on every schema node below (and including) node, with a readable path. */
 function walk(node: JsonObject, path: string, visit: (node: JsonObject, path: string) => void): void {
   visit(node, path);
-  for (const [name, child] of Object.entries((node.properties ?? {}) as Record<string, JsonObject>)) walk(child, `${path}.${name}`, visit);
+  for (const [name, child] of Object.entries((node.properties ?? {}) as Record<string, JsonObject>))
+    walk(child, `${path}.${name}`, visit);
   if (node.items) walk(node.items as JsonObject, `${path}[]`, visit);
-  if (node.additionalProperties && typeof node.additionalProperties === 'object') walk(node.additionalProperties as JsonObject, `${path}{}`, visit);
+  if (node.additionalProperties && typeof node.additionalProperties === 'object')
+    walk(node.additionalProperties as JsonObject, `${path}{}`, visit);
   for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
     ((node[key] ?? []) as JsonObject[]).forEach((branch, i) => walk(branch, `${path}.${key}[${i}]`, () => undefined));
   }
@@ -58,17 +61,22 @@ function validate(schema: JsonObject, value: unknown, path: string, errors: stri
   const err = (message: string): void => {
     errors.push(`${path}: ${message}`);
   };
-  if (schema.enum && !(schema.enum as unknown[]).includes(value as never)) err(`not one of ${JSON.stringify(schema.enum)}`);
+  if (schema.enum && !(schema.enum as unknown[]).includes(value)) err(`not one of ${JSON.stringify(schema.enum)}`);
   switch (schema.type) {
     case undefined:
       if (schema['x-kubernetes-preserve-unknown-fields'] !== true) err('schema node without type');
       return;
     case 'object': {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) return err('must be an object');
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        err('must be an object');
+        return;
+      }
       const object = value as Record<string, unknown>;
       for (const key of (schema.required ?? []) as string[]) if (!(key in object)) err(`${key} is required`);
       if (schema.oneOf) {
-        const matches = (schema.oneOf as JsonObject[]).filter((b) => (b.required as string[]).every((k) => k in object));
+        const matches = (schema.oneOf as JsonObject[]).filter((b) =>
+          (b.required as string[]).every((k) => k in object),
+        );
         if (matches.length !== 1) err(`must validate one and only one schema (oneOf), found ${matches.length}`);
       }
       const properties = schema.properties as Record<string, JsonObject> | undefined;
@@ -80,20 +88,32 @@ function validate(schema: JsonObject, value: unknown, path: string, errors: stri
       return;
     }
     case 'array':
-      if (!Array.isArray(value)) return err('must be an array');
-      if (typeof schema.minItems === 'number' && value.length < schema.minItems) err(`needs at least ${schema.minItems} items`);
-      if (typeof schema.maxItems === 'number' && value.length > schema.maxItems) err(`allows at most ${schema.maxItems} items`);
+      if (!Array.isArray(value)) {
+        err('must be an array');
+        return;
+      }
+      if (typeof schema.minItems === 'number' && value.length < schema.minItems)
+        err(`needs at least ${schema.minItems} items`);
+      if (typeof schema.maxItems === 'number' && value.length > schema.maxItems)
+        err(`allows at most ${schema.maxItems} items`);
       value.forEach((item, i) => validate(schema.items as JsonObject, item, `${path}[${i}]`, errors));
       return;
     case 'string':
-      if (typeof value !== 'string') return err('must be a string');
+      if (typeof value !== 'string') {
+        err('must be a string');
+        return;
+      }
       if (typeof schema.minLength === 'number' && value.length < schema.minLength) err('too short');
       if (typeof schema.maxLength === 'number' && value.length > schema.maxLength) err('too long');
-      if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern).test(value)) err(`must match ${schema.pattern}`);
+      if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern).test(value))
+        err(`must match ${schema.pattern}`);
       return;
     case 'integer':
     case 'number':
-      if (typeof value !== 'number' || (schema.type === 'integer' && !Number.isInteger(value))) return err(`must be ${schema.type}`);
+      if (typeof value !== 'number' || (schema.type === 'integer' && !Number.isInteger(value))) {
+        err(`must be ${schema.type}`);
+        return;
+      }
       if (typeof schema.minimum === 'number' && value < schema.minimum) err(`must be >= ${schema.minimum}`);
       if (typeof schema.maximum === 'number' && value > schema.maximum) err(`must be <= ${schema.maximum}`);
       return;
@@ -101,7 +121,7 @@ function validate(schema: JsonObject, value: unknown, path: string, errors: stri
       if (typeof value !== 'boolean') err('must be a boolean');
       return;
     default:
-      err(`unknown type ${String(schema.type)}`);
+      err(`unknown type ${JSON.stringify(schema.type)}`);
   }
 }
 
@@ -129,7 +149,9 @@ describe('crds/featuregroup.yaml', () => {
           `first difference at line ${line + 1}:\n  committed: ${a[line] ?? '(end of file)'}\n  generated: ${b[line] ?? '(end of file)'}`,
       );
     }
-    expect(committed.startsWith('# Generated by make crds from core/featuregroup/schema.ts — do not edit.\n')).toBe(true);
+    expect(committed.startsWith('# Generated by make crds from core/featuregroup/schema.ts — do not edit.\n')).toBe(
+      true,
+    );
     expect(parse(committed)).toEqual(crd);
   });
 
@@ -198,7 +220,13 @@ describe('the FeatureGroup CRD', () => {
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ]);
     expect(openAPIV3Schema.required).toEqual(['spec']);
-    expect(Object.keys(openAPIV3Schema.properties as object)).toEqual(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
+    expect(Object.keys(openAPIV3Schema.properties as object)).toEqual([
+      'apiVersion',
+      'kind',
+      'metadata',
+      'spec',
+      'status',
+    ]);
     expect((openAPIV3Schema.properties as any).metadata).toEqual({ type: 'object' });
     const conditions = (openAPIV3Schema.properties as any).status.properties.conditions;
     expect(conditions).toMatchObject({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] });
@@ -208,23 +236,41 @@ describe('the FeatureGroup CRD', () => {
   it('has a structural schema', () => {
     const problems: string[] = [];
     const allowedAtRoot = new Set(['description', 'type', 'required', 'properties']);
-    for (const key of Object.keys(openAPIV3Schema)) if (!allowedAtRoot.has(key)) problems.push(`root: ${key} not allowed with a status subresource`);
+    for (const key of Object.keys(openAPIV3Schema))
+      if (!allowedAtRoot.has(key)) problems.push(`root: ${key} not allowed with a status subresource`);
     for (const [path, node] of allNodes(openAPIV3Schema, 'root')) {
       const untyped = node.type === undefined;
       if (untyped && node['x-kubernetes-preserve-unknown-fields'] !== true) problems.push(`${path}: no type`);
-      for (const key of ['$ref', '$schema', 'definitions', '$defs', 'anyOf', 'allOf', 'not', 'const', 'uniqueItems', 'additionalItems', 'patternProperties', 'id'])
+      for (const key of [
+        '$ref',
+        '$schema',
+        'definitions',
+        '$defs',
+        'anyOf',
+        'allOf',
+        'not',
+        'const',
+        'uniqueItems',
+        'additionalItems',
+        'patternProperties',
+        'id',
+      ])
         if (node[key] !== undefined) problems.push(`${path}: ${key}`);
       if (node.additionalProperties === false) problems.push(`${path}: additionalProperties: false`);
-      if (node.additionalProperties !== undefined && node.properties !== undefined) problems.push(`${path}: properties and additionalProperties`);
-      if (node['x-kubernetes-preserve-unknown-fields'] === false) problems.push(`${path}: preserve-unknown-fields false`);
+      if (node.additionalProperties !== undefined && node.properties !== undefined)
+        problems.push(`${path}: properties and additionalProperties`);
+      if (node['x-kubernetes-preserve-unknown-fields'] === false)
+        problems.push(`${path}: preserve-unknown-fields false`);
       for (const branch of (node.oneOf ?? []) as JsonObject[]) {
         if (Object.keys(branch).join() !== 'required') problems.push(`${path}: oneOf branch with more than required`);
       }
       const isRootMeta = /^root\.(apiVersion|kind)$/.test(path);
-      if (node.type === 'string' && typeof node.maxLength !== 'number' && !isRootMeta) problems.push(`${path}: string without maxLength`);
+      if (node.type === 'string' && typeof node.maxLength !== 'number' && !isRootMeta)
+        problems.push(`${path}: string without maxLength`);
       if (node.type === 'array' && typeof node.maxItems !== 'number') problems.push(`${path}: array without maxItems`);
       if (node.type === 'array' && node.items === undefined) problems.push(`${path}: array without items`);
-      if (node.default !== undefined && /^root\.(apiVersion|kind|metadata)/.test(path)) problems.push(`${path}: default in metadata`);
+      if (node.default !== undefined && /^root\.(apiVersion|kind|metadata)/.test(path))
+        problems.push(`${path}: default in metadata`);
     }
     expect(problems).toEqual([]);
   });
@@ -232,26 +278,44 @@ describe('the FeatureGroup CRD', () => {
   it('keeps zod constraints and defaults', () => {
     const features = (specSchema.properties as any).features;
     expect(features).toMatchObject({ type: 'array', minItems: 1, maxItems: 200 });
-    expect(features.items.properties.name).toMatchObject({ type: 'string', maxLength: 48, pattern: IDENTIFIER_PATTERN.source });
-    expect(features.items.properties.aggregate.properties.limit).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 });
+    expect(features.items.properties.name).toMatchObject({
+      type: 'string',
+      maxLength: 48,
+      pattern: IDENTIFIER_PATTERN.source,
+    });
+    expect(features.items.properties.aggregate.properties.limit).toMatchObject({
+      type: 'integer',
+      minimum: 1,
+      maximum: 1000,
+    });
     expect(features.items.required).toEqual(['name', 'type']);
     const props = specSchema.properties as any;
     expect(specSchema.required).toEqual(['entity', 'source', 'features']);
     expect(props.deletionPolicy).toMatchObject({ enum: ['Retain', 'Delete'], default: 'Retain' });
     expect(props.consumer.default).toEqual({ replicas: 1, batchSize: 5000, resources: {} });
-    expect(props.consumer.properties.resources).toEqual(expect.objectContaining({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true }));
+    expect(props.consumer.properties.resources).toEqual(
+      expect.objectContaining({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true }),
+    );
     expect(props.history.properties.enabled.default).toBe(false);
     for (const predicate of [props.source.properties.filter, features.items.properties.aggregate.properties.where]) {
       expect(predicate.oneOf).toEqual([{ required: ['equals'] }, { required: ['in'] }]);
-      expect(predicate.properties.equals).toEqual(expect.objectContaining({ 'x-kubernetes-preserve-unknown-fields': true }));
+      expect(predicate.properties.equals).toEqual(
+        expect.objectContaining({ 'x-kubernetes-preserve-unknown-fields': true }),
+      );
       expect(predicate.properties.equals.type).toBeUndefined();
-      expect(predicate.properties.in).toMatchObject({ type: 'array', minItems: 1, maxItems: 256, items: { 'x-kubernetes-preserve-unknown-fields': true } });
+      expect(predicate.properties.in).toMatchObject({
+        type: 'array',
+        minItems: 1,
+        maxItems: 256,
+        items: { 'x-kubernetes-preserve-unknown-fields': true },
+      });
     }
   });
 
   it('uses only RE2-compatible patterns, in the CRD and everywhere in schema.ts', () => {
     const patterns = new Map<string, string>();
-    for (const [path, node] of allNodes(openAPIV3Schema, 'root')) if (typeof node.pattern === 'string') patterns.set(node.pattern, path);
+    for (const [path, node] of allNodes(openAPIV3Schema, 'root'))
+      if (typeof node.pattern === 'string') patterns.set(node.pattern, path);
     // Everything schema.ts validates with, metadata's DNS names included.
     const whole = z.toJSONSchema(featureGroupSchema, { target: 'openapi-3.0', io: 'input', reused: 'inline' });
     JSON.stringify(whole, (key, value: unknown) => {
@@ -259,7 +323,9 @@ describe('the FeatureGroup CRD', () => {
       return value;
     });
     expect(patterns.size).toBeGreaterThanOrEqual(6);
-    const problems = [...patterns].flatMap(([pattern, where]) => re2Problems(pattern).map((p) => `${where}: ${p} in ${pattern}`));
+    const problems = [...patterns].flatMap(([pattern, where]) =>
+      re2Problems(pattern).map((p) => `${where}: ${p} in ${pattern}`),
+    );
     expect(problems).toEqual([]);
     expect(re2Problems('^[a-z](?:[a-z0-9]|_(?!_))*$')).toEqual(['lookahead']);
     expect(re2Problems('(?<=a)b')).toEqual(['lookbehind']);
@@ -268,7 +334,8 @@ describe('the FeatureGroup CRD', () => {
 
   it('keeps the meaning of the identifier pattern without a lookahead', () => {
     for (const ok of ['a', 'user', 'clicks_1h', 'a_b_c', 'x9']) expect(IDENTIFIER_PATTERN.test(ok)).toBe(true);
-    for (const bad of ['', '_a', '1a', 'A', 'a__b', 'x__ts', 'a_', 'a-b', 'a b']) expect(IDENTIFIER_PATTERN.test(bad)).toBe(false);
+    for (const bad of ['', '_a', '1a', 'A', 'a__b', 'x__ts', 'a_', 'a-b', 'a b'])
+      expect(IDENTIFIER_PATTERN.test(bad)).toBe(false);
   });
 
   it('bounds pattern-only strings by what the pattern allows', () => {
@@ -284,7 +351,12 @@ describe('the FeatureGroup CRD', () => {
 describe('the CRD CEL rules', () => {
   const rulesAt = (path: string) => {
     const node = allNodes(openAPIV3Schema, 'root').find(([p]) => p === path)?.[1];
-    return ((node?.['x-kubernetes-validations'] ?? []) as Array<{ rule: string; message: string; fieldPath?: string; reason?: string }>);
+    return (node?.['x-kubernetes-validations'] ?? []) as Array<{
+      rule: string;
+      message: string;
+      fieldPath?: string;
+      reason?: string;
+    }>;
   };
 
   it('reads what the zod refinements decide', () => {
@@ -304,7 +376,9 @@ describe('the CRD CEL rules', () => {
   });
 
   it('puts one rule where each zod refinement is', () => {
-    expect(rulesAt('root.spec.features').map((r) => r.rule)).toEqual(['self.all(f, self.exists_one(g, g.name == f.name))']);
+    expect(rulesAt('root.spec.features').map((r) => r.rule)).toEqual([
+      'self.all(f, self.exists_one(g, g.name == f.name))',
+    ]);
     expect(rulesAt('root.spec.features[]').map((r) => r.rule)).toEqual([
       'has(self.from) != has(self.aggregate)',
       "!has(self.aggregate) || (self.aggregate.fn == 'count' && self.type == 'int64') || (self.aggregate.fn == 'sum' && self.type in ['int64', 'float64']) || (self.aggregate.fn == 'avg' && self.type == 'float64') || (self.aggregate.fn in ['min', 'max'] && self.type in ['int64', 'float64', 'timestamp']) || (self.aggregate.fn == 'last_n' && self.type == 'json')",
@@ -312,19 +386,56 @@ describe('the CRD CEL rules', () => {
     expect(rulesAt('root.spec.features[].name').map((r) => r.rule)).toEqual(["!(self in ['entity_id'])"]);
     expect(rulesAt('root.spec.features[].aggregate')).toEqual([
       expect.objectContaining({ fieldPath: '.window', reason: 'FieldValueInvalid' }),
-      expect.objectContaining({ rule: "self.fn == 'count' || has(self.field)", fieldPath: '.field', reason: 'FieldValueRequired' }),
-      expect.objectContaining({ rule: "self.fn != 'last_n' || has(self.limit)", fieldPath: '.limit', reason: 'FieldValueRequired' }),
-      expect.objectContaining({ rule: "self.fn == 'last_n' || !has(self.limit)", fieldPath: '.limit', reason: 'FieldValueForbidden' }),
+      expect.objectContaining({
+        rule: "self.fn == 'count' || has(self.field)",
+        fieldPath: '.field',
+        reason: 'FieldValueRequired',
+      }),
+      expect.objectContaining({
+        rule: "self.fn != 'last_n' || has(self.limit)",
+        fieldPath: '.limit',
+        reason: 'FieldValueRequired',
+      }),
+      expect.objectContaining({
+        rule: "self.fn == 'last_n' || !has(self.limit)",
+        fieldPath: '.limit',
+        reason: 'FieldValueForbidden',
+      }),
     ]);
     expect(rulesAt('root.spec.entity.name')).toEqual([]);
   });
 
   it('refers only to typed fields CEL can see, with one-line messages', () => {
-    const celReserved = new Set(['true', 'false', 'null', 'in', 'as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if', 'import', 'let', 'loop', 'package', 'namespace', 'return', 'var', 'void', 'while']);
+    const celReserved = new Set([
+      'true',
+      'false',
+      'null',
+      'in',
+      'as',
+      'break',
+      'const',
+      'continue',
+      'else',
+      'for',
+      'function',
+      'if',
+      'import',
+      'let',
+      'loop',
+      'package',
+      'namespace',
+      'return',
+      'var',
+      'void',
+      'while',
+    ]);
     const problems: string[] = [];
     for (const [path, node] of allNodes(openAPIV3Schema, 'root')) {
-      for (const { rule, message, fieldPath } of (node['x-kubernetes-validations'] ?? []) as Array<Record<string, string>>) {
-        if (!message || /[\r\n]/.test(message) || /[\r\n]/.test(rule!)) problems.push(`${path}: message must be one line`);
+      for (const { rule, message, fieldPath } of (node['x-kubernetes-validations'] ?? []) as Array<
+        Record<string, string>
+      >) {
+        if (!message || /[\r\n]/.test(message) || /[\r\n]/.test(rule!))
+          problems.push(`${path}: message must be one line`);
         if (node.type === undefined) problems.push(`${path}: rule on an untyped node`);
         // self.a.b → the properties a and a.b must exist and be typed (untyped ones are invisible to
         // CEL); self.all(...) and other macro calls are not fields.
@@ -332,7 +443,8 @@ describe('the CRD CEL rules', () => {
           let target: JsonObject | undefined = node;
           for (const name of match[1]!.slice(1).split('.')) {
             target = (target?.properties as Record<string, JsonObject> | undefined)?.[name];
-            if (!target || target.type === undefined) problems.push(`${path}: ${rule} reads ${name}, which CEL cannot see`);
+            if (!target || target.type === undefined)
+              problems.push(`${path}: ${rule} reads ${name}, which CEL cannot see`);
             if (celReserved.has(name)) problems.push(`${path}: ${name} is a CEL reserved word`);
           }
         }
@@ -346,7 +458,11 @@ describe('the CRD CEL rules', () => {
 
 describe('the generated OpenAPI schema', () => {
   const example = parse(readFileSync(join(root, 'examples/user-activity.yaml'), 'utf8'));
-  const base = { entity: { name: 'user', keyField: 'entity_id' }, source: { topic: 'raw-events' }, features: [{ name: 'x', type: 'string', from: 'a' }] };
+  const base = {
+    entity: { name: 'user', keyField: 'entity_id' },
+    source: { topic: 'raw-events' },
+    features: [{ name: 'x', type: 'string', from: 'a' }],
+  };
 
   it('accepts the shipped example', () => {
     const errors: string[] = [];
@@ -357,10 +473,22 @@ describe('the generated OpenAPI schema', () => {
   it('accepts the design example, scalars of every kind included', () => {
     const spec = {
       ...base,
-      source: { topic: 'raw-events', eventTimeField: 'timestamp', filter: { field: 'event_type', in: ['click', 2, true] } },
+      source: {
+        topic: 'raw-events',
+        eventTimeField: 'timestamp',
+        filter: { field: 'event_type', in: ['click', 2, true] },
+      },
       features: [
-        { name: 'clicks_1h', type: 'int64', aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } } },
-        { name: 'spend_7d', type: 'float64', aggregate: { fn: 'sum', field: 'amount', window: '7d', where: { field: 'vip', equals: true } } },
+        {
+          name: 'clicks_1h',
+          type: 'int64',
+          aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } },
+        },
+        {
+          name: 'spend_7d',
+          type: 'float64',
+          aggregate: { fn: 'sum', field: 'amount', window: '7d', where: { field: 'vip', equals: true } },
+        },
       ],
       ttl: '24h',
       history: { enabled: true, retention: '30d' },
@@ -372,12 +500,32 @@ describe('the generated OpenAPI schema', () => {
 
   it.each([
     ['an unknown field', { ...base, extra: true }, 'unknown field "extra"'],
-    ['a bad feature name', { ...base, features: [{ name: 'x__ts', type: 'string', from: 'a' }] }, 'spec.features[0].name: must match'],
-    ['a bad window', { ...base, features: [{ name: 'x', type: 'int64', aggregate: { fn: 'count', window: '1 hour' } }] }, 'window: must match'],
-    ['an unknown type', { ...base, features: [{ name: 'x', type: 'uuid', from: 'a' }] }, 'spec.features[0].type: not one of'],
+    [
+      'a bad feature name',
+      { ...base, features: [{ name: 'x__ts', type: 'string', from: 'a' }] },
+      'spec.features[0].name: must match',
+    ],
+    [
+      'a bad window',
+      { ...base, features: [{ name: 'x', type: 'int64', aggregate: { fn: 'count', window: '1 hour' } }] },
+      'window: must match',
+    ],
+    [
+      'an unknown type',
+      { ...base, features: [{ name: 'x', type: 'uuid', from: 'a' }] },
+      'spec.features[0].type: not one of',
+    ],
     ['no features', { ...base, features: [] }, 'needs at least 1 items'],
-    ['both equals and in', { ...base, source: { topic: 't', filter: { field: 'a', equals: 1, in: [1] } } }, 'one and only one schema (oneOf), found 2'],
-    ['neither equals nor in', { ...base, source: { topic: 't', filter: { field: 'a' } } }, 'one and only one schema (oneOf), found 0'],
+    [
+      'both equals and in',
+      { ...base, source: { topic: 't', filter: { field: 'a', equals: 1, in: [1] } } },
+      'one and only one schema (oneOf), found 2',
+    ],
+    [
+      'neither equals nor in',
+      { ...base, source: { topic: 't', filter: { field: 'a' } } },
+      'one and only one schema (oneOf), found 0',
+    ],
     ['too many replicas', { ...base, consumer: { replicas: 65 } }, 'must be <= 64'],
   ])('refuses %s, as zod does', (_label, spec, expected) => {
     expect(validateSpec(spec).join('\n')).toContain(expected);
@@ -387,10 +535,13 @@ describe('the generated OpenAPI schema', () => {
 
 describe('the structural rewrite', () => {
   it('refuses what a CRD cannot express', () => {
-    const convert = (schema: z.ZodType) => () => toStructural(z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input' }) as JsonObject, 'x');
+    const convert = (schema: z.ZodType) => () =>
+      toStructural(z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input' }) as JsonObject, 'x');
     expect(convert(z.object({ s: z.string() }))).toThrow('spec.x.s: a string needs maxLength');
     expect(convert(z.object({ a: z.array(z.number()) }))).toThrow('spec.x.a: an array needs maxItems');
-    expect(convert(z.object({ u: z.union([z.object({ a: z.number() }), z.number()]) }))).toThrow('only unions of scalars');
+    expect(convert(z.object({ u: z.union([z.object({ a: z.number() }), z.number()]) }))).toThrow(
+      'only unions of scalars',
+    );
     expect(convert(z.object({ s: z.string().max(3) }))).not.toThrow();
   });
 });

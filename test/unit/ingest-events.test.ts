@@ -16,12 +16,18 @@ function httpError(fn: () => unknown): HttpError {
 
 describe('ingest body parsing', () => {
   it('accepts one event, keeping its bytes, keyed by the entity field', () => {
-    expect(parse('{"entity_id":"u1","a":1}')).toEqual({ events: [{ key: 'u1', value: '{"entity_id":"u1","a":1}' }], rejected: [] });
+    expect(parse('{"entity_id":"u1","a":1}')).toEqual({
+      events: [{ key: 'u1', value: '{"entity_id":"u1","a":1}' }],
+      rejected: [],
+    });
   });
 
   it('accepts an array and rejects its non-objects by index', () => {
     const result = parse('[{"entity_id":5},1,{"x":"y"}]');
-    expect(result.events).toEqual([{ key: '5', value: '{"entity_id":5}' }, { key: null, value: '{"x":"y"}' }]);
+    expect(result.events).toEqual([
+      { key: '5', value: '{"entity_id":5}' },
+      { key: null, value: '{"x":"y"}' },
+    ]);
     expect(result.rejected).toEqual([{ index: 1, reason: 'event must be a JSON object' }]);
   });
 

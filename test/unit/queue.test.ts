@@ -23,7 +23,10 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 const activeTimeouts = (): number => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
 
 const queues: WorkQueue[] = [];
-function makeQueue(worker: (key: string) => Promise<ReconcileResult>, options: Partial<ConstructorParameters<typeof WorkQueue>[1]> = {}): WorkQueue {
+function makeQueue(
+  worker: (key: string) => Promise<ReconcileResult>,
+  options: Partial<ConstructorParameters<typeof WorkQueue>[1]> = {},
+): WorkQueue {
   const queue = new WorkQueue(worker, { log, ...options });
   queues.push(queue);
   return queue;

@@ -19,10 +19,18 @@ describe('FeatureGroup spec', () => {
   it('accepts the design example and fills defaults', () => {
     const spec = featureGroupSpecSchema.parse({
       ...base,
-      source: { topic: 'raw-events', eventTimeField: 'timestamp', filter: { field: 'event_type', in: ['click', 'view'] } },
+      source: {
+        topic: 'raw-events',
+        eventTimeField: 'timestamp',
+        filter: { field: 'event_type', in: ['click', 'view'] },
+      },
       features: [
         { name: 'last_action', type: 'string', from: 'action' },
-        { name: 'clicks_1h', type: 'int64', aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } } },
+        {
+          name: 'clicks_1h',
+          type: 'int64',
+          aggregate: { fn: 'count', window: '1h', where: { field: 'action', equals: 'click' } },
+        },
         { name: 'spend_7d', type: 'float64', aggregate: { fn: 'sum', field: 'amount', window: '7d' } },
       ],
       ttl: '24h',
@@ -33,12 +41,36 @@ describe('FeatureGroup spec', () => {
   });
 
   it.each([
-    ['duplicate feature names', { ...base, features: [base.features[0], base.features[0]] }, 'features.1.name: duplicate feature last_action'],
-    ['both from and aggregate', { ...base, features: [{ name: 'x', type: 'int64', from: 'a', aggregate: { fn: 'count', window: '1h' } }] }, 'features.0: set exactly one of from or aggregate'],
-    ['a bad window', { ...base, features: [{ name: 'x', type: 'int64', aggregate: { fn: 'count', window: '1 hour' } }] }, 'features.0.aggregate.window'],
-    ['sum without a field', { ...base, features: [{ name: 'x', type: 'float64', aggregate: { fn: 'sum', window: '1h' } }] }, 'aggregate sum needs a field'],
-    ['avg typed int64', { ...base, features: [{ name: 'x', type: 'int64', aggregate: { fn: 'avg', field: 'a', window: '1h' } }] }, 'aggregate avg yields float64'],
-    ['an SQL-looking feature name', { ...base, features: [{ name: 'x"; drop table', type: 'string', from: 'a' }] }, 'features.0.name'],
+    [
+      'duplicate feature names',
+      { ...base, features: [base.features[0], base.features[0]] },
+      'features.1.name: duplicate feature last_action',
+    ],
+    [
+      'both from and aggregate',
+      { ...base, features: [{ name: 'x', type: 'int64', from: 'a', aggregate: { fn: 'count', window: '1h' } }] },
+      'features.0: set exactly one of from or aggregate',
+    ],
+    [
+      'a bad window',
+      { ...base, features: [{ name: 'x', type: 'int64', aggregate: { fn: 'count', window: '1 hour' } }] },
+      'features.0.aggregate.window',
+    ],
+    [
+      'sum without a field',
+      { ...base, features: [{ name: 'x', type: 'float64', aggregate: { fn: 'sum', window: '1h' } }] },
+      'aggregate sum needs a field',
+    ],
+    [
+      'avg typed int64',
+      { ...base, features: [{ name: 'x', type: 'int64', aggregate: { fn: 'avg', field: 'a', window: '1h' } }] },
+      'aggregate avg yields float64',
+    ],
+    [
+      'an SQL-looking feature name',
+      { ...base, features: [{ name: 'x"; drop table', type: 'string', from: 'a' }] },
+      'features.0.name',
+    ],
     ['a reserved suffix', { ...base, features: [{ name: 'x__ts', type: 'string', from: 'a' }] }, 'features.0.name'],
     ['the entity column', { ...base, features: [{ name: 'entity_id', type: 'string', from: 'a' }] }, 'is reserved'],
     ['an unknown field', { ...base, extra: true }, 'Unrecognized key'],

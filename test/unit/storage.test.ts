@@ -53,12 +53,23 @@ describe('planStore', () => {
     expect(planStore(layout, existing).statements).toEqual([
       'ALTER TABLE "features"."fs_ml_user_activity" ADD COLUMN IF NOT EXISTS "amount" double precision, ADD COLUMN IF NOT EXISTS "amount__ts" timestamptz, ADD COLUMN IF NOT EXISTS "amount__off" bigint',
     ]);
-    const complete = new Map([...existing, ['amount', 'double precision'], ['amount__ts', 'timestamp with time zone'], ['amount__off', 'bigint']]);
+    const complete = new Map([
+      ...existing,
+      ['amount', 'double precision'],
+      ['amount__ts', 'timestamp with time zone'],
+      ['amount__off', 'bigint'],
+    ]);
     expect(planStore(layout, complete)).toEqual({ statements: [], conflicts: [] });
   });
 
   it('refuses a type change and plans nothing', () => {
-    const plan = planStore(layout, new Map([['entity_id', 'text'], ['amount', 'text']]));
+    const plan = planStore(
+      layout,
+      new Map([
+        ['entity_id', 'text'],
+        ['amount', 'text'],
+      ]),
+    );
     expect(plan.statements).toEqual([]);
     expect(plan.conflicts[0]).toMatch(/feature amount is stored as text and cannot change to float64/);
   });
@@ -72,7 +83,12 @@ describe('reduceByEntity', () => {
 
   it('keeps per feature the newest event time, later offset on ties, whatever the order', () => {
     const rows = reduceByEntity(
-      [ev(1, 'u', 200, ['new', undefined]), ev(2, 'u', 100, ['old', 5]), ev(3, 'u', 200, ['tie-later', undefined]), ev(4, 'v', 1, ['x', 1])],
+      [
+        ev(1, 'u', 200, ['new', undefined]),
+        ev(2, 'u', 100, ['old', 5]),
+        ev(3, 'u', 200, ['tie-later', undefined]),
+        ev(4, 'v', 1, ['x', 1]),
+      ],
       2,
     );
     expect(rows.get('u')).toEqual({ times: [200, 100], offsets: [3, 2], values: ['tie-later', 5] });
@@ -86,7 +102,9 @@ describe('reduceByEntity', () => {
   it('binds every value: the SQL holds no data', () => {
     const sql = buildUpsertSql(layout);
     expect(sql).toContain('unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]::double precision[]');
-    expect(sql).toContain("'epoch'::timestamptz + (u.c2 / 1000) * interval '1 second' + (u.c2 % 1000) * interval '1 millisecond'");
+    expect(sql).toContain(
+      "'epoch'::timestamptz + (u.c2 / 1000) * interval '1 second' + (u.c2 % 1000) * interval '1 millisecond'",
+    );
     expect(sql).toContain('(excluded."amount__ts", excluded."amount__off") > (t."amount__ts", t."amount__off")');
   });
 });
