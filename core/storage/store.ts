@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { tilesDdl, tilesKeyMigration } from '../aggregates/store';
 import { aggregateLogDdl } from '../aggregates/log';
 import { narrowTilesMigration } from '../aggregates/migrate';
@@ -10,10 +10,41 @@ import { planStore, type ObservedColumns } from './layout';
 import { deleteGroup, upsertGroup } from './registry';
 import { withTransaction } from './transaction';
 
+/** A spec the store refuses, altering nothing: `reason` is what the group's condition says. */
 export class StoreConflictError extends Error {
   readonly code = 'E_STORE_CONFLICT';
-  constructor(readonly conflicts: string[]) {
+  constructor(
+    readonly conflicts: string[],
+    readonly reason: 'TypeChangeRefused' | 'TopicKeyConflict' = 'TypeChangeRefused',
+  ) {
     super(conflicts.join('; '));
+  }
+}
+
+/**
+ * Groups that read one topic must agree on its entity key: ingest keys each record by it, so one
+ * entity's events stay on one partition. Checked under a lock per topic in the transaction that
+ * registers the group, so two groups applied at once cannot both pass.
+ */
+async function refuseTopicKeyConflict(client: PoolClient, group: CompiledGroup): Promise<void> {
+  const { topic } = group.spec.source;
+  const keyField = group.spec.entity.keyField;
+  await client.query('SELECT pg_advisory_xact_lock(727210003, hashtext($1))', [topic]);
+  const other = await client.query<{ namespace: string; name: string; key_field: string }>(
+    `SELECT namespace, name, spec->'entity'->>'keyField' AS key_field FROM ${qualified(PLATFORM_SCHEMA, 'feature_groups')}
+     WHERE spec->'source'->>'topic' = $1 AND NOT (namespace = $2 AND name = $3) AND spec->'entity'->>'keyField' IS DISTINCT FROM $4
+     ORDER BY namespace, name LIMIT 1`,
+    [topic, group.ref.namespace, group.ref.name, keyField],
+  );
+  const row = other.rows[0];
+  if (row) {
+    throw new StoreConflictError(
+      [
+        `topic ${topic} is already read by ${row.namespace}/${row.name} with entity.keyField ${row.key_field}, and ingest keys each topic's records by one field; ` +
+          `use entity.keyField ${row.key_field} or another topic (this group asks for ${keyField})`,
+      ],
+      'TopicKeyConflict',
+    );
   }
 }
 
@@ -64,6 +95,7 @@ export async function applyStore(
     plan.statements.push(...aggregateLogDdl(group, log && new Set(log.keys())));
   }
   await withTransaction(pool, async (client) => {
+    await refuseTopicKeyConflict(client, group);
     for (const statement of plan.statements) await client.query(statement);
     await upsertGroup(client, group.ref, group.spec, tables.values.name, generation);
   });

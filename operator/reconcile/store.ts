@@ -43,7 +43,7 @@ export async function reconcileStore(
       condition: {
         type,
         status: 'False',
-        reason: 'TypeChangeRefused',
+        reason: error.reason,
         message: `${error.message}; nothing was altered`,
       },
     };

@@ -4,21 +4,41 @@ import { bearerAuth } from '../../core/http/auth';
 import { shedLoad } from '../../core/http/overload';
 import { errorHandler, HttpError } from '../../core/http/errors';
 import { mountOps, requestMetrics } from '../../core/http/ops';
+import type { TopicRouting } from '../../core/events/routes';
 import type { Logger } from '../../core/logger';
 import type { IngestConfig } from './config';
 import { formatOf, parseEvents } from './events';
 import type { Publisher } from './publisher';
 
+/** The topics ingest accepts and how each is keyed, kept current from the registry. */
+export interface Routes {
+  current(): TopicRouting;
+  /** Whether routes are known yet (readiness). */
+  readonly loaded: boolean;
+  /** Reads the registry again now; called before a topic is refused (see ROUTES_FRESH_MS). */
+  refresh(): Promise<void>;
+  readonly ageMs: number;
+}
+
+/**
+ * How long a refusal trusts the routes it has: a group registered just now is found by the next
+ * request, and a flood of unknown topics costs at most ten registry fingerprints a second.
+ */
+const ROUTES_FRESH_MS = 100;
+/** Known topics named in a refusal. */
+const LISTED_TOPICS = 50;
+
 export interface IngestDeps {
   config: IngestConfig;
   publisher: Publisher;
+  routes: Routes;
   registry: Registry;
   /** Accepted bearer-token digests; absent means the API is open (auth off). */
   authTokens?: () => readonly Buffer[];
   log: Logger;
 }
 
-export function createIngestApp({ config, publisher, registry, log, authTokens }: IngestDeps): Express {
+export function createIngestApp({ config, publisher, routes, registry, log, authTokens }: IngestDeps): Express {
   const accepted = new Counter({
     name: 'featurestore_ingest_events_accepted_total',
     help: 'Events handed to Kafka',
@@ -30,11 +50,12 @@ export function createIngestApp({ config, publisher, registry, log, authTokens }
     help: 'Events refused at the API',
     registers: [registry],
   });
-  const allowedTopics = new Set(config.INGEST_TOPICS);
-  const limits = {
-    maxEventBytes: config.INGEST_MAX_EVENT_BYTES,
-    maxEvents: config.INGEST_MAX_EVENTS,
-    keyField: config.INGEST_KEY_FIELD,
+  const limits = { maxEventBytes: config.INGEST_MAX_EVENT_BYTES, maxEvents: config.INGEST_MAX_EVENTS };
+  const routeOf = async (topic: string) => {
+    const known = routes.current().routes.get(topic);
+    if (known || routes.ageMs < ROUTES_FRESH_MS) return known;
+    await routes.refresh().catch((error: unknown) => log.warn({ err: error }, 'registry refresh failed'));
+    return routes.current().routes.get(topic);
   };
 
   const app = express();
@@ -45,24 +66,29 @@ export function createIngestApp({ config, publisher, registry, log, authTokens }
     shedLoad({ maxInFlight: config.HTTP_MAX_IN_FLIGHT, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS }, registry),
   );
   if (authTokens) app.use(bearerAuth(authTokens));
-  mountOps(app, registry, () => Promise.resolve(publisher.ready()));
+  mountOps(app, registry, () => Promise.resolve(publisher.ready() && routes.loaded));
 
   app.post('/v1/events', express.raw({ type: () => true, limit: config.INGEST_MAX_BODY_BYTES }), async (req, res) => {
     const topicParam = req.query.topic;
     if (topicParam !== undefined && typeof topicParam !== 'string')
       throw new HttpError(400, 'E_BAD_TOPIC', 'topic must be given once', 'topic');
     const topic = topicParam ?? config.INGEST_DEFAULT_TOPIC;
-    if (!allowedTopics.has(topic)) {
+    const route = await routeOf(topic);
+    if (!route) {
+      const known = [...routes.current().routes.keys()].sort();
+      const listed =
+        known.slice(0, LISTED_TOPICS).join(', ') +
+        (known.length > LISTED_TOPICS ? `, and ${known.length - LISTED_TOPICS} more` : '');
       throw new HttpError(
         400,
         'E_TOPIC_NOT_ALLOWED',
-        `topic ${JSON.stringify(topic.slice(0, 256))} is not accepted here; allowed: ${config.INGEST_TOPICS.join(', ')}`,
+        `topic ${JSON.stringify(topic.slice(0, 256))} is read by no FeatureGroup and not in INGEST_TOPICS; known topics: ${listed || '(none)'}`,
         'topic',
       );
     }
     const format = formatOf(req.get('content-type'));
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const { events, rejected: refusals } = parseEvents(body, format, limits);
+    const { events, rejected: refusals } = parseEvents(body, format, limits, route.key);
     rejected.inc(refusals.length);
     if (events.length === 0) {
       throw new HttpError(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { authTokensFile, baseEnv, kafkaBrokers, loadConfig, port } from '../../core/config';
+import { authTokensFile, baseEnv, databaseUrl, kafkaBrokers, loadConfig, port } from '../../core/config';
 import { FIELD_PATH_PATTERN, TOPIC_PATTERN } from '../../core/featuregroup/schema';
 
 const topicList = z
@@ -18,6 +18,13 @@ const topicList = z
 export const ingestEnv = baseEnv.extend({
   PORT: port(8081),
   KAFKA_BROKERS: kafkaBrokers,
+  /**
+   * The registry (read-only: serving's role will do): every topic a registered FeatureGroup reads is
+   * accepted, keyed by its groups' entity key, learned without a restart. Unset: INGEST_TOPICS only.
+   */
+  DATABASE_URL: databaseUrl.optional(),
+  REGISTRY_REFRESH_MS: z.coerce.number().int().min(100).default(2_000),
+  /** Topics accepted besides the registered groups' (for groups not applied yet), keyed by INGEST_KEY_FIELD. */
   INGEST_TOPICS: topicList.default(['raw-events']),
   INGEST_DEFAULT_TOPIC: z.string().regex(TOPIC_PATTERN).default('raw-events'),
   INGEST_KEY_FIELD: z.string().regex(FIELD_PATH_PATTERN).default('entity_id'),

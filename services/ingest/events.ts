@@ -1,6 +1,6 @@
 import { jsonDepth, MAX_JSON_DEPTH } from '../../core/events/depth';
 import { HttpError } from '../../core/http/errors';
-import { compilePath, isJsonObject, type JsonValue } from '../../core/events/path';
+import { isJsonObject, type JsonObject, type JsonValue } from '../../core/events/path';
 
 export interface OutgoingEvent {
   key: string | null;
@@ -20,7 +20,6 @@ export interface ParsedEvents {
 export interface EventLimits {
   maxEventBytes: number;
   maxEvents: number;
-  keyField: string;
 }
 
 type BodyFormat = 'json' | 'ndjson';
@@ -42,9 +41,14 @@ export function formatOf(contentType: string | undefined): BodyFormat {
  * Splits a request body into Kafka-ready events. A body that cannot be read at all is a 400; an
  * individual bad event is rejected with its index and reason while the others go through.
  */
-export function parseEvents(body: Buffer, format: BodyFormat, limits: EventLimits): ParsedEvents {
+/** `getKey`: the entity key of the topic's groups (see topicRouting): the record's Kafka key. */
+export function parseEvents(
+  body: Buffer,
+  format: BodyFormat,
+  limits: EventLimits,
+  getKey: (event: JsonObject) => JsonValue | undefined,
+): ParsedEvents {
   if (body.length === 0) throw new HttpError(400, 'E_EMPTY_BODY', 'request body is empty', 'body');
-  const getKey = compilePath(limits.keyField);
   const result: ParsedEvents = { events: [], rejected: [] };
   const accept = (index: number, value: JsonValue, text: string): void => {
     if (!isJsonObject(value)) return void result.rejected.push({ index, reason: 'event must be a JSON object' });

@@ -1,4 +1,5 @@
 import { Partitioners } from 'kafkajs';
+import { Pool } from 'pg';
 import { createKafka } from '../../core/kafka';
 import { TokenFile } from '../../core/http/auth';
 import { createLogger } from '../../core/logger';
@@ -7,6 +8,7 @@ import { onShutdown } from '../../core/shutdown';
 import { createIngestApp } from './app';
 import { loadIngestConfig } from './config';
 import { kafkaPublisher } from './publisher';
+import { registryRoutes, staticRoutes } from './routes';
 
 async function main(): Promise<void> {
   const config = loadIngestConfig();
@@ -20,25 +22,48 @@ async function main(): Promise<void> {
   });
   const publisher = kafkaPublisher(producer);
   await producer.connect();
+  const registry = createRegistry('ingest');
+  const pool = config.DATABASE_URL
+    ? new Pool({
+        connectionString: config.DATABASE_URL,
+        max: 2,
+        application_name: 'featurestore-ingest',
+        statement_timeout: 5_000,
+        connectionTimeoutMillis: 5_000,
+      })
+    : undefined;
+  pool?.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
+  const watched = pool && registryRoutes(pool, config, log, registry);
+  if (watched) {
+    await watched
+      .refresh()
+      .catch((error: unknown) => log.warn({ err: error }, 'registry not readable yet; will retry'));
+    watched.start();
+  } else {
+    log.warn('DATABASE_URL is not set: only INGEST_TOPICS are accepted, keyed by INGEST_KEY_FIELD');
+  }
   const tokens = config.AUTH_TOKENS_FILE ? new TokenFile(config.AUTH_TOKENS_FILE, log) : undefined;
   if (!tokens) log.warn('AUTH_TOKENS_FILE is not set: the API accepts requests without a token');
   const app = createIngestApp({
     config,
     publisher,
-    registry: createRegistry('ingest'),
+    routes: watched ?? staticRoutes(config),
+    registry,
     log,
     ...(tokens ? { authTokens: () => tokens.current() } : {}),
   });
   const server = app.listen(config.PORT, () =>
-    log.info({ port: config.PORT, topics: config.INGEST_TOPICS }, 'ingest listening'),
+    log.info({ port: config.PORT, allowlist: config.INGEST_TOPICS }, 'ingest listening'),
   );
   server.keepAliveTimeout = 65_000;
   // Slow clients cannot hold sockets open: headers within 10 s, the whole request within 2 min.
   server.headersTimeout = 10_000;
   server.requestTimeout = 120_000;
   onShutdown(log, async () => {
+    watched?.stop();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await producer.disconnect();
+    await pool?.end();
   });
 }
 

@@ -1,11 +1,12 @@
 import type { Pool } from 'pg';
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { CompiledGroup } from '../../core/featuregroup/compiled';
 import { groupId, type FeatureType } from '../../core/featuregroup/schema';
 import type { Logger } from '../../core/logger';
 import { FeatureReader } from '../../core/storage/feature-reader';
 import { HistoricalReader } from '../../core/history/reader';
-import { listGroups, registryVersion, type RegisteredGroup } from '../../core/storage/registry';
+import type { RegisteredGroup } from '../../core/storage/registry';
+import { RegistryView } from '../../core/storage/registry-view';
 
 export interface ServedGroup {
   id: string;
@@ -51,64 +52,47 @@ function serve(registered: RegisteredGroup): ServedGroup {
 
 /** What can be served, reloaded from the registry when it changes. */
 export class Catalog {
-  private groups = new Map<string, ServedGroup>();
-  private version = '';
-  private timer: NodeJS.Timeout | undefined;
-  loaded = false;
+  private readonly view: RegistryView<Map<string, ServedGroup>>;
 
-  private readonly invalidRows: Gauge | undefined;
+  constructor(pool: Pool, log: Logger, registry?: Registry) {
+    this.view = new RegistryView(pool, log, servedGroups, new Map<string, ServedGroup>(), registry);
+  }
 
-  constructor(
-    private readonly pool: Pool,
-    private readonly log: Logger,
-    registry?: Registry,
-  ) {
-    this.invalidRows =
-      registry &&
-      new Gauge({
-        name: 'featurestore_registry_invalid_rows',
-        help: 'Registry rows this version cannot read (skipped)',
-        registers: [registry],
-      });
+  get loaded(): boolean {
+    return this.view.loaded;
   }
 
   get(id: string): ServedGroup | undefined {
-    return this.groups.get(id);
+    return this.view.value.get(id);
   }
 
   all(): ServedGroup[] {
-    return [...this.groups.values()];
+    return [...this.view.value.values()];
   }
 
-  async refresh(): Promise<void> {
-    const version = await registryVersion(this.pool);
-    if (version === this.version && this.loaded) return;
-    const next = new Map<string, ServedGroup>();
-    const { groups, invalid } = await listGroups(this.pool);
-    for (const registered of groups) {
-      const previous = this.groups.get(groupId(registered.ref));
-      const unchanged = previous && previous.registered.version === registered.version;
-      next.set(groupId(registered.ref), unchanged ? previous : serve(registered));
-    }
-    // A row that cannot be read is skipped, never allowed to stop the others being served.
-    for (const row of invalid) this.log.error({ group: groupId(row.ref), reason: row.error }, 'registry row skipped');
-    this.invalidRows?.set(invalid.length);
-    this.groups = next;
-    this.version = version;
-    this.loaded = true;
-    this.log.info({ groups: next.size }, 'catalog loaded');
+  refresh(): Promise<void> {
+    return this.view.refresh();
   }
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => {
-      this.refresh().catch((error: unknown) =>
-        this.log.warn({ err: error }, 'registry refresh failed; serving the last catalog'),
-      );
-    }, intervalMs);
-    this.timer.unref();
+    this.view.start(intervalMs);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.view.stop();
   }
+}
+
+/** A group whose registry row is unchanged keeps its readers (and their prepared statements). */
+function servedGroups(
+  groups: readonly RegisteredGroup[],
+  previous: Map<string, ServedGroup>,
+): Map<string, ServedGroup> {
+  const next = new Map<string, ServedGroup>();
+  for (const registered of groups) {
+    const id = groupId(registered.ref);
+    const kept = previous.get(id);
+    next.set(id, kept && kept.registered.version === registered.version ? kept : serve(registered));
+  }
+  return next;
 }

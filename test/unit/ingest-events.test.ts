@@ -1,9 +1,11 @@
+import { compilePath } from '../../core/events/path';
 import { formatOf, parseEvents } from '../../services/ingest/events';
 import { HttpError } from '../../core/http/errors';
 import { backoffDelay } from '../../core/retry';
 
-const limits = { maxEventBytes: 100, maxEvents: 3, keyField: 'entity_id' };
-const parse = (text: string, format: 'json' | 'ndjson' = 'json') => parseEvents(Buffer.from(text), format, limits);
+const limits = { maxEventBytes: 100, maxEvents: 3 };
+const parse = (text: string, format: 'json' | 'ndjson' = 'json') =>
+  parseEvents(Buffer.from(text), format, limits, compilePath('entity_id'));
 
 function httpError(fn: () => unknown): HttpError {
   try {
