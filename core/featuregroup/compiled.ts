@@ -2,6 +2,7 @@ import { tileSizeFor } from '../aggregates/tiles';
 import { companionTableName, FEATURES_SCHEMA, qualified, tableNameFor } from '../storage/identifiers';
 import { parseDuration } from './duration';
 import {
+  DEFAULT_NAMESPACE,
   groupId,
   type Aggregate,
   type Feature,
@@ -60,6 +61,12 @@ export interface CompiledGroup {
   ref: GroupRef;
   /** `namespace/name`. */
   id: string;
+  /**
+   * The group as feature references name it: `name` in the default namespace, `namespace/name`
+   * elsewhere (`ml/user-activity:last_action`; full feature names `ml/user-activity__last_action`),
+   * so same-named groups of two namespaces never share a name.
+   */
+  refName: string;
   /** The validated spec, for what is not storage (source, consumer settings). */
   spec: FeatureGroupSpec;
   tables: {
@@ -134,6 +141,7 @@ export function compileGroup(ref: GroupRef, spec: FeatureGroupSpec): CompiledGro
   return {
     ref,
     id: groupId(ref),
+    refName: ref.namespace === DEFAULT_NAMESPACE ? ref.name : groupId(ref),
     spec,
     tables,
     values,

@@ -9,6 +9,8 @@ import { DURATION_PATTERN, parseDuration } from './duration';
 export const API_GROUP = 'featurestore.dev';
 export const API_VERSION = 'v1alpha1';
 export const KIND = 'FeatureGroup';
+/** The namespace feature references may leave out (`group:feature`). */
+export const DEFAULT_NAMESPACE = 'default';
 
 /**
  * Lower-case SQL-safe name; `__` is reserved for the storage layout's own column suffixes. Each `_`
@@ -162,7 +164,7 @@ const dnsSubdomain = z
 export const featureGroupSchema = z.object({
   apiVersion: z.literal(`${API_GROUP}/${API_VERSION}`),
   kind: z.literal(KIND),
-  metadata: z.object({ name: dnsSubdomain, namespace: dnsLabel.default('default') }).loose(),
+  metadata: z.object({ name: dnsSubdomain, namespace: dnsLabel.default(DEFAULT_NAMESPACE) }).loose(),
   spec: featureGroupSpecSchema,
 });
 
@@ -184,7 +186,7 @@ export function groupId(ref: GroupRef): string {
 
 export function parseGroupId(text: string): GroupRef {
   const parts = text.split('/');
-  const [namespace, name] = parts.length === 2 ? parts : ['default', parts[0]];
+  const [namespace, name] = parts.length === 2 ? parts : [DEFAULT_NAMESPACE, parts[0]];
   const parsed = featureGroupSchema.shape.metadata.safeParse({ namespace, name });
   if (!parsed.success || parts.length > 2)
     throw new Error(`invalid feature group id "${text}": expected <namespace>/<name>`);

@@ -40,7 +40,7 @@ function describeGroup(group: ServedGroup) {
       type: f.type,
       kind: f.aggregate ? 'aggregate' : 'value',
       served: group.types.has(f.name),
-      ref: `${ref.namespace === 'default' ? '' : `${ref.namespace}/`}${ref.name}:${f.name}`,
+      ref: `${group.group.refName}:${f.name}`,
     })),
   };
 }

@@ -12,9 +12,11 @@ export interface EntityFeatures {
 }
 
 /**
- * Every value feature of every group that holds the entity, under its plain name as in the
- * original. Where several groups share a feature name, the plain name carries the value with the
- * newest event time and each group's own value is also given as `group:feature`.
+ * Every feature that has a value, of every group that holds the entity, under its plain name as in
+ * the original (a feature never set is absent, as the original's table had no row for it). Where
+ * several groups have a value under one name, the plain name carries the one with the newest event
+ * time and each group's own value is also given under its reference (`group:feature` in the default
+ * namespace, `namespace/group:feature` elsewhere), so same-named groups of two namespaces both show.
  */
 export async function readEntity(pool: Pool, catalog: Catalog, entityId: string): Promise<EntityFeatures | undefined> {
   const groups = catalog.all();
@@ -28,10 +30,11 @@ export async function readEntity(pool: Pool, catalog: Catalog, entityId: string)
     const group = groups[gi]!;
     group.readAll.featureNames.forEach((name, i) => {
       const stored = entity.features[i] ?? null;
-      const time = stored ? stored.eventTime.getTime() : -Infinity;
+      if (stored === null) return;
+      const time = stored.eventTime.getTime();
       newest = Math.max(newest, time);
       const list = candidates.get(name) ?? [];
-      list.push({ group, value: stored ? stored.value : null, time });
+      list.push({ group, value: stored.value, time });
       candidates.set(name, list);
     });
   });
@@ -39,7 +42,7 @@ export async function readEntity(pool: Pool, catalog: Catalog, entityId: string)
   const features: Record<string, JsonValue> = {};
   for (const [name, list] of candidates) {
     features[name] = list.reduce((a, b) => (b.time > a.time ? b : a)).value;
-    if (list.length > 1) for (const c of list) features[`${c.group.registered.ref.name}:${name}`] = c.value;
+    if (list.length > 1) for (const c of list) features[`${c.group.group.refName}:${name}`] = c.value;
   }
   return { entity_id: entityId, features, last_updated: formatTime(Number.isFinite(newest) ? newest : 0) };
 }

@@ -21,13 +21,19 @@ const entityValue = z.union([
   z.string().refine((s) => entityIdOf(s) !== undefined, `must be ${ENTITY_ID_RULE}`),
   z.number().int(),
 ]);
+/**
+ * Feast's GetOnlineFeaturesRequest: every field it has, typed strictly; other top-level fields are
+ * ignored, as Feast's server (pydantic) ignores them, so a newer SDK's additions do not break reads.
+ */
 export const onlineRequestSchema = z
   .object({
-    features: z.array(z.string().min(3).max(600)).min(1),
+    features: z.array(z.string().min(3).max(600)).optional(),
+    feature_service: z.string().max(600).optional(),
     entities: z.record(z.string(), z.array(entityValue)),
     full_feature_names: z.boolean().optional(),
+    include_feature_view_version_metadata: z.boolean().optional(),
   })
-  .strict();
+  .loose();
 
 export interface OnlineResult {
   values: JsonValue[];
@@ -35,8 +41,14 @@ export interface OnlineResult {
   event_timestamps: string[];
 }
 
+/** Per group read: its reference name and its generation (what `kubectl get fg` shows as GENERATION). */
+export interface FeatureViewMetadata {
+  name: string;
+  version: number;
+}
+
 export interface OnlineResponse {
-  metadata: { feature_names: string[] };
+  metadata: { feature_names: string[]; feature_view_metadata?: FeatureViewMetadata[] };
   results: OnlineResult[];
 }
 
@@ -88,7 +100,17 @@ export function parseOnlineRequest(body: unknown, catalog: Catalog, limits: Onli
     const issue = parsed.error.issues[0]!;
     throw new HttpError(400, 'E_BAD_REQUEST', describeIssues(parsed.error), issue.path.join('.') || 'body');
   }
-  const { features, entities, full_feature_names } = parsed.data;
+  const { features = [], feature_service, entities, full_feature_names } = parsed.data;
+  if (feature_service !== undefined) {
+    throw new HttpError(
+      400,
+      'E_FEATURE_SERVICE_UNSUPPORTED',
+      `feature services are not declared in this store yet: list the features ("group:feature") instead of feature_service ${JSON.stringify(feature_service.slice(0, 100))}`,
+      'feature_service',
+    );
+  }
+  if (features.length === 0)
+    throw new HttpError(400, 'E_BAD_REQUEST', 'features: give at least one feature', 'features');
   if (features.length > limits.maxFeatures)
     throw new HttpError(400, 'E_TOO_MANY_FEATURES', `at most ${limits.maxFeatures} features per request`, 'features');
   const keys = Object.keys(entities);
@@ -119,7 +141,27 @@ export function parseOnlineRequest(body: unknown, catalog: Catalog, limits: Onli
       );
     }
   }
-  return { entityKey, ids, requested, fullNames: full_feature_names === true };
+  return {
+    entityKey,
+    ids,
+    requested,
+    fullNames: full_feature_names === true,
+    versionMetadata: parsed.data.include_feature_view_version_metadata === true,
+  };
+}
+
+/**
+ * Response names: the feature's own name, or with `full_feature_names` Feast's `group__feature`
+ * (`namespace/group__feature` outside the default namespace). Where two requested features share a
+ * name (same-named groups, or groups with a same-named feature), those two take the full name even
+ * without the flag, so no column is ever ambiguous (Feast's SDK refuses such a request itself).
+ */
+function featureNames(requested: readonly RequestedFeature[], fullNames: boolean): string[] {
+  const full = (r: RequestedFeature) => `${r.group.group.refName}__${r.feature}`;
+  if (fullNames) return requested.map(full);
+  const uses = new Map<string, Set<string>>();
+  for (const r of requested) uses.set(r.feature, (uses.get(r.feature) ?? new Set()).add(r.group.group.id));
+  return requested.map((r) => ((uses.get(r.feature)?.size ?? 0) > 1 ? full(r) : r.feature));
 }
 
 /**
@@ -131,7 +173,7 @@ export async function getOnlineFeatures(
   request: ReturnType<typeof parseOnlineRequest>,
   now = Date.now(),
 ): Promise<OnlineResponse> {
-  const { entityKey, ids, requested, fullNames } = request;
+  const { entityKey, ids, requested, fullNames, versionMetadata } = request;
   const keys = ids.map(String);
   const byGroup = new Map<ServedGroup, RequestedFeature[]>();
   for (const r of requested) byGroup.set(r.group, [...(byGroup.get(r.group) ?? []), r]);
@@ -170,10 +212,15 @@ export async function getOnlineFeatures(
   };
   return {
     metadata: {
-      feature_names: [
-        entityKey,
-        ...requested.map((r) => (fullNames ? `${r.group.registered.ref.name}__${r.feature}` : r.feature)),
-      ],
+      feature_names: [entityKey, ...featureNames(requested, fullNames)],
+      ...(versionMetadata
+        ? {
+            feature_view_metadata: [...byGroup.keys()].map((g) => ({
+              name: g.group.refName,
+              version: g.registered.generation,
+            })),
+          }
+        : {}),
     },
     results: [entityColumn, ...requested.map((r) => columns.get(r)!)],
   };

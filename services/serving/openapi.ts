@@ -116,6 +116,8 @@ export const openApiDocument = {
       },
       OnlineRequest: {
         type: 'object',
+        description:
+          "Feast's GetOnlineFeaturesRequest; other top-level fields are ignored, as Feast's server ignores them",
         required: ['features', 'entities'],
         properties: {
           features: {
@@ -124,12 +126,26 @@ export const openApiDocument = {
           },
           entities: { type: 'object', additionalProperties: { type: 'array', items: { type: ['string', 'integer'] } } },
           full_feature_names: { type: 'boolean' },
+          include_feature_view_version_metadata: {
+            type: 'boolean',
+            description: 'adds metadata.feature_view_metadata: each group read, with its generation as version',
+          },
+          feature_service: { type: 'string', description: 'not supported yet: answered 400 E_FEATURE_SERVICE_UNSUPPORTED' },
         },
       },
       OnlineResponse: {
         type: 'object',
         properties: {
-          metadata: { type: 'object', properties: { feature_names: { type: 'array', items: { type: 'string' } } } },
+          metadata: {
+            type: 'object',
+            properties: {
+              feature_names: { type: 'array', items: { type: 'string' } },
+              feature_view_metadata: {
+                type: 'array',
+                items: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'integer' } } },
+              },
+            },
+          },
           results: {
             type: 'array',
             items: {
