@@ -8,7 +8,7 @@ import type { TopicRouting } from '../../core/events/routes';
 import type { Logger } from '../../core/logger';
 import type { IngestConfig } from './config';
 import { formatOf, parseEvents } from './events';
-import type { Publisher } from './publisher';
+import type { Publisher } from '../../core/kafka-publisher';
 
 /** The topics ingest accepts and how each is keyed, kept current from the registry. */
 export interface Routes {

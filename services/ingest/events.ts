@@ -1,11 +1,7 @@
 import { jsonDepth, MAX_JSON_DEPTH } from '../../core/events/depth';
+import type { OutgoingEvent } from '../../core/kafka-publisher';
 import { HttpError } from '../../core/http/errors';
 import { isJsonObject, type JsonObject, type JsonValue } from '../../core/events/path';
-
-export interface OutgoingEvent {
-  key: string | null;
-  value: string;
-}
 
 export interface Rejection {
   index: number;

@@ -7,7 +7,7 @@ import { createRegistry } from '../../core/metrics';
 import { onShutdown } from '../../core/shutdown';
 import { createIngestApp } from './app';
 import { loadIngestConfig } from './config';
-import { kafkaPublisher } from './publisher';
+import { kafkaPublisher } from '../../core/kafka-publisher';
 import { registryRoutes, staticRoutes } from './routes';
 
 async function main(): Promise<void> {

@@ -13,6 +13,8 @@ import type { Catalog, ServedGroup } from './catalog';
 import type { ServingConfig } from './config';
 import { readEntity } from './entity';
 import { freshnessOf } from './freshness';
+import { writeFrame } from './writes';
+import type { Publisher } from '../../core/kafka-publisher';
 import { getOnlineFeatures, parseOnlineRequest } from './online';
 import { openApiDocument } from './openapi';
 
@@ -20,6 +22,8 @@ export interface ServingDeps {
   config: ServingConfig;
   pool: Pool;
   catalog: Catalog;
+  /** Kafka, for Feast's writes; absent when serving runs without KAFKA_BROKERS. */
+  publisher?: Publisher;
   registry: Registry;
   /** Accepted bearer-token digests; absent means the API is open (auth off). */
   authTokens?: () => readonly Buffer[];
@@ -45,7 +49,15 @@ function describeGroup(group: ServedGroup) {
   };
 }
 
-export function createServingApp({ config, pool, catalog, registry, log, authTokens }: ServingDeps): Express {
+export function createServingApp({
+  config,
+  pool,
+  catalog,
+  publisher,
+  registry,
+  log,
+  authTokens,
+}: ServingDeps): Express {
   const limits = { maxEntities: config.SERVING_MAX_ENTITIES, maxFeatures: config.SERVING_MAX_FEATURES };
   const databaseAnswers = async (): Promise<boolean> => (await pool.query('SELECT 1')).rowCount === 1;
   const app = express();
@@ -107,6 +119,15 @@ export function createServingApp({ config, pool, catalog, registry, log, authTok
       res.json(await getOnlineFeatures(pool, request));
     },
   );
+
+  for (const [path, kind] of [
+    ['/write-to-online-store', 'write'],
+    ['/push', 'push'],
+  ] as const) {
+    app.post(path, express.json({ limit: config.SERVING_MAX_BODY_BYTES, type: () => true }), async (req, res) => {
+      res.json(await writeFrame(publisher, catalog, req.body, kind));
+    });
+  }
 
   app.post(
     '/v1/historical-features',

@@ -1,11 +1,13 @@
 import { z } from 'zod';
-import { authTokensFile, baseEnv, databaseUrl, loadConfig, port } from '../../core/config';
+import { authTokensFile, baseEnv, databaseUrl, kafkaBrokers, loadConfig, port } from '../../core/config';
 
 export const servingEnv = baseEnv.extend({
   PORT: port(8080),
   DATABASE_URL: databaseUrl,
   /** Optional read replica: serving reads go there when set. */
   DATABASE_READ_URL: databaseUrl.optional(),
+  /** Feast's writes (`/push`, `/write-to-online-store`) go to Kafka; unset, they are answered 503. */
+  KAFKA_BROKERS: kafkaBrokers.optional(),
   /** Requests handled at once; more are answered 503 + Retry-After (load shedding). */
   HTTP_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(512),
   /** A request unanswered after this is answered 503 + Retry-After. */

@@ -1,4 +1,7 @@
+import { Partitioners } from 'kafkajs';
 import { Pool } from 'pg';
+import { createKafka } from '../../core/kafka';
+import { kafkaPublisher } from '../../core/kafka-publisher';
 import { TokenFile } from '../../core/http/auth';
 import { createLogger } from '../../core/logger';
 import { createRegistry } from '../../core/metrics';
@@ -24,12 +27,23 @@ async function main(): Promise<void> {
   await catalog.refresh().catch((error: unknown) => log.warn({ err: error }, 'registry not readable yet; will retry'));
   catalog.start(config.REGISTRY_REFRESH_MS);
 
+  // Feast's writes take the path of every event: Kafka, the group's topic, its consumer.
+  const producer = config.KAFKA_BROKERS
+    ? createKafka(config.KAFKA_BROKERS, 'featurestore-serving', log).producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      })
+    : undefined;
+  const publisher = producer && kafkaPublisher(producer);
+  if (!producer) log.warn('KAFKA_BROKERS is not set: /push and /write-to-online-store answer 503');
   const tokens = config.AUTH_TOKENS_FILE ? new TokenFile(config.AUTH_TOKENS_FILE, log) : undefined;
   if (!tokens) log.warn('AUTH_TOKENS_FILE is not set: the API accepts requests without a token');
   const app = createServingApp({
     config,
     pool,
     catalog,
+    ...(publisher ? { publisher } : {}),
     registry,
     log,
     ...(tokens ? { authTokens: () => tokens.current() } : {}),
@@ -42,6 +56,7 @@ async function main(): Promise<void> {
   onShutdown(log, async () => {
     catalog.stop();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    await producer?.disconnect();
     await pool.end();
   });
 }

@@ -30,6 +30,69 @@ export const openApiDocument = {
         },
       },
     },
+    '/write-to-online-store': {
+      post: {
+        summary:
+          "Feast's write (its SDK's push and write_to_online_store): rows of a group's value features, through Kafka",
+        requestBody: {
+          required: true,
+          ...json({
+            type: 'object',
+            required: ['feature_view_name', 'df'],
+            properties: {
+              feature_view_name: { type: 'string', description: 'the group: "group" or "namespace/group"' },
+              df: {
+                type: 'object',
+                additionalProperties: { type: 'array', items: {} },
+                description: 'column-major rows',
+              },
+              allow_registry_cache: { type: 'boolean' },
+              transform_on_write: { type: 'boolean' },
+            },
+          }),
+        },
+        responses: {
+          '200': {
+            description: 'Every row acknowledged by Kafka',
+            ...json({ $ref: '#/components/schemas/WriteOutcome' }),
+          },
+          '400': { description: 'Invalid request or row (nothing written)', ...json(error) },
+          '404': { description: 'Unknown group', ...json(error) },
+          '503': { description: 'Kafka unavailable or not configured', ...json(error) },
+        },
+      },
+    },
+    '/push': {
+      post: {
+        summary: "Feast's feature-server push: as /write-to-online-store, by push source",
+        requestBody: {
+          required: true,
+          ...json({
+            type: 'object',
+            required: ['push_source_name', 'df'],
+            properties: {
+              push_source_name: { type: 'string', description: 'the group: "group" or "namespace/group"' },
+              df: { type: 'object', additionalProperties: { type: 'array', items: {} } },
+              to: {
+                enum: ['online', 'online_and_offline', 'offline'],
+                description: 'offline: 400, there is no separate offline store',
+              },
+              allow_registry_cache: { type: 'boolean' },
+              transform_on_write: { type: 'boolean' },
+            },
+          }),
+        },
+        responses: {
+          '200': {
+            description: 'Every row acknowledged by Kafka',
+            ...json({ $ref: '#/components/schemas/WriteOutcome' }),
+          },
+          '400': { description: 'Invalid request or row (nothing written)', ...json(error) },
+          '404': { description: 'Unknown group', ...json(error) },
+          '503': { description: 'Kafka unavailable or not configured', ...json(error) },
+        },
+      },
+    },
     '/v1/historical-features': {
       post: {
         summary: 'Point-in-time correct feature values for (entity, timestamp) rows (training sets); streamed',
@@ -114,6 +177,10 @@ export const openApiDocument = {
           last_updated: { type: 'string', format: 'date-time' },
         },
       },
+      WriteOutcome: {
+        type: 'object',
+        properties: { status: { const: 'success' }, written: { type: 'integer' } },
+      },
       OnlineRequest: {
         type: 'object',
         description:
@@ -130,7 +197,10 @@ export const openApiDocument = {
             type: 'boolean',
             description: 'adds metadata.feature_view_metadata: each group read, with its generation as version',
           },
-          feature_service: { type: 'string', description: 'not supported yet: answered 400 E_FEATURE_SERVICE_UNSUPPORTED' },
+          feature_service: {
+            type: 'string',
+            description: 'not supported yet: answered 400 E_FEATURE_SERVICE_UNSUPPORTED',
+          },
         },
       },
       OnlineResponse: {
