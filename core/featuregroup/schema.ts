@@ -152,14 +152,22 @@ export const featureGroupSpecSchema = z
   .strict();
 
 /** Kubernetes object names: DNS-1123 labels (namespace) and subdomains (name). */
-const dnsLabel = z
+const DNS_LABEL = '[a-z0-9](?:[-a-z0-9]*[a-z0-9])?';
+const DNS_SUBDOMAIN = `${DNS_LABEL}(?:\\.${DNS_LABEL})*`;
+export const DNS_LABEL_PATTERN = new RegExp(`^${DNS_LABEL}$`);
+export const DNS_SUBDOMAIN_PATTERN = new RegExp(`^${DNS_SUBDOMAIN}$`);
+const dnsLabel = z.string().max(63).regex(DNS_LABEL_PATTERN, 'must be a DNS-1123 label');
+const dnsSubdomain = z.string().max(253).regex(DNS_SUBDOMAIN_PATTERN, 'must be a DNS-1123 subdomain');
+
+/** A feature reference: `group:feature`, or `namespace/group:feature` outside the default namespace. */
+export const FEATURE_REF_PATTERN = new RegExp(
+  `^(?:${DNS_LABEL}/)?${DNS_SUBDOMAIN}:${IDENTIFIER_PATTERN.source.slice(1, -1)}$`,
+);
+export const featureRefSchema = z
   .string()
-  .max(63)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label');
-const dnsSubdomain = z
-  .string()
-  .max(253)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS-1123 subdomain');
+  .max(600)
+  .regex(FEATURE_REF_PATTERN, 'must be "group:feature" or "namespace/group:feature"')
+  .meta({ examples: ['user-activity:last_action', 'ml/user-activity:last_action'] });
 
 export const featureGroupSchema = z.object({
   apiVersion: z.literal(`${API_GROUP}/${API_VERSION}`),

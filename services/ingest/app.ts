@@ -6,6 +6,8 @@ import { errorHandler, HttpError } from '../../core/http/errors';
 import { mountOps, requestMetrics } from '../../core/http/ops';
 import type { TopicRouting } from '../../core/events/routes';
 import type { Logger } from '../../core/logger';
+import { rejectOtherMethods } from '../../core/http/openapi';
+import { INGEST_ROUTES, ingestOpenApi } from './openapi';
 import type { IngestConfig } from './config';
 import { formatOf, parseEvents } from './events';
 import type { Publisher } from '../../core/kafka-publisher';
@@ -68,6 +70,17 @@ export function createIngestApp({ config, publisher, routes, registry, log, auth
   if (authTokens) app.use(bearerAuth(authTokens));
   mountOps(app, registry, () => Promise.resolve(publisher.ready() && routes.loaded));
 
+  app.get('/openapi.json', (_req, res) => {
+    res.json(
+      ingestOpenApi({
+        topics: [...routes.current().routes.keys()].sort(),
+        defaultTopic: config.INGEST_DEFAULT_TOPIC,
+        maxEvents: config.INGEST_MAX_EVENTS,
+        maxEventBytes: config.INGEST_MAX_EVENT_BYTES,
+      }),
+    );
+  });
+
   app.post('/v1/events', express.raw({ type: () => true, limit: config.INGEST_MAX_BODY_BYTES }), async (req, res) => {
     const topicParam = req.query.topic;
     if (topicParam !== undefined && typeof topicParam !== 'string')
@@ -114,6 +127,7 @@ export function createIngestApp({ config, publisher, routes, registry, log, auth
     res.status(202).json({ accepted: events.length, rejected: refusals.length, errors: refusals.slice(0, 100) });
   });
 
+  rejectOtherMethods(app, INGEST_ROUTES);
   app.use((req, _res, next) => next(new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(log));
   return app;

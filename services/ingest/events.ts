@@ -94,7 +94,7 @@ export function parseEvents(
 }
 
 function checkCount(count: number, max: number): void {
-  if (count > max) throw new HttpError(413, 'E_TOO_MANY_EVENTS', `at most ${max} events per request`, 'body');
+  if (count > max) throw new HttpError(400, 'E_TOO_MANY_EVENTS', `at most ${max} events per request`, 'body');
 }
 
 function keyOf(value: JsonValue | undefined): string | null {

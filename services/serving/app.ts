@@ -16,7 +16,8 @@ import { freshnessOf } from './freshness';
 import { writeFrame } from './writes';
 import type { Publisher } from '../../core/kafka-publisher';
 import { getOnlineFeatures, parseOnlineRequest } from './online';
-import { openApiDocument } from './openapi';
+import { openApiDocument, SERVING_ROUTES } from './openapi';
+import { rejectOtherMethods } from '../../core/http/openapi';
 
 export interface ServingDeps {
   config: ServingConfig;
@@ -140,6 +141,7 @@ export function createServingApp({
     },
   );
 
+  rejectOtherMethods(app, SERVING_ROUTES);
   app.use((req, _res, next) => next(new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(log));
   return app;

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import type { Request, Response } from 'express';
 import type { Pool } from 'pg';
 import { z } from 'zod';
+import { featureRefSchema } from '../../core/featuregroup/schema';
 import { parseEventTime } from '../../core/events/values';
 import type { JsonValue } from '../../core/events/path';
 import { describeIssues } from '../../core/featuregroup/schema';
@@ -17,9 +18,19 @@ import { FeatureStatus, resolveFeature } from './online';
 const CHUNK_ROWS = 2_000;
 const NO_TIMESTAMP = '1970-01-01T00:00:00Z';
 
-const headerSchema = z.object({ features: z.array(z.string().min(3).max(600)).min(1).max(500) }).strict();
-const jsonRequestSchema = z
-  .object({ features: headerSchema.shape.features, entities: z.array(z.record(z.string(), z.unknown())) })
+const headerSchema = z.object({ features: z.array(featureRefSchema).min(1).max(500) }).strict();
+export const historicalRequestSchema = z
+  .object({
+    features: headerSchema.shape.features,
+    entities: z.array(
+      z.record(z.string(), z.unknown()).meta({
+        description: '{<entity key>: id, timestamp: ISO-8601 or epoch ms}',
+        required: ['timestamp'],
+        minProperties: 2,
+        maxProperties: 2,
+      }),
+    ),
+  })
   .strict();
 
 interface Plan {
@@ -36,7 +47,7 @@ function plan(catalog: Catalog, features: string[]): Plan {
   requested.forEach((r, i) => {
     if (r.group.registered.spec.entity.name !== entityKey) {
       throw new HttpError(
-        400,
+        404,
         'E_ENTITY_MISMATCH',
         `feature ${r.ref} is keyed by entity "${r.group.registered.spec.entity.name}", not "${entityKey}"`,
         `features.${i}`,
@@ -45,7 +56,7 @@ function plan(catalog: Catalog, features: string[]): Plan {
     // Aggregates too: the head of a past window comes from the aggregate log, which history keeps.
     if (!r.group.group.history.enabled) {
       throw new HttpError(
-        400,
+        409,
         'E_NO_HISTORY',
         `feature ${r.ref} has no history: set spec.history.enabled on its FeatureGroup`,
         `features.${i}`,
@@ -158,7 +169,7 @@ export async function historicalFeatures(
   };
 
   if (!ndjson) {
-    const parsed = jsonRequestSchema.safeParse(req.body);
+    const parsed = historicalRequestSchema.safeParse(req.body);
     if (!parsed.success)
       throw new HttpError(
         400,

@@ -2,7 +2,8 @@ import { ENTITY_ID_RULE, entityIdOf } from '../../core/events/extract';
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import type { JsonValue } from '../../core/events/path';
-import { describeIssues, parseGroupId } from '../../core/featuregroup/schema';
+import { describeIssues, featureRefSchema, IDENTIFIER_PATTERN, parseGroupId } from '../../core/featuregroup/schema';
+import { isJsonObject } from '../../core/events/path';
 import { HttpError } from '../../core/http/errors';
 import { formatTime } from '../../core/time';
 import type { Catalog, ServedGroup } from './catalog';
@@ -18,8 +19,15 @@ export type FeatureStatus = (typeof FeatureStatus)[keyof typeof FeatureStatus];
 const NO_TIMESTAMP = '1970-01-01T00:00:00Z';
 
 const entityValue = z.union([
-  z.string().refine((s) => entityIdOf(s) !== undefined, `must be ${ENTITY_ID_RULE}`),
-  z.number().int(),
+  z
+    .string()
+    .min(1)
+    .max(1024)
+    // eslint-disable-next-line no-control-regex -- U+0000 is exactly what an id may not hold
+    .regex(/^[^\u0000]*$/)
+    .refine((s) => entityIdOf(s) !== undefined, `must be ${ENTITY_ID_RULE}`)
+    .meta({ description: ENTITY_ID_RULE }),
+  z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
 ]);
 /**
  * Feast's GetOnlineFeaturesRequest: every field it has, typed strictly; other top-level fields are
@@ -27,9 +35,14 @@ const entityValue = z.union([
  */
 export const onlineRequestSchema = z
   .object({
-    features: z.array(z.string().min(3).max(600)).optional(),
-    feature_service: z.string().max(600).optional(),
-    entities: z.record(z.string(), z.array(entityValue)),
+    features: z.array(featureRefSchema).min(1),
+    /** Not supported yet: a request that has it gets a 400 that says so (before this schema runs). */
+    feature_service: z.never().optional(),
+    entities: z.record(z.string().regex(IDENTIFIER_PATTERN).max(48), z.array(entityValue)).meta({
+      minProperties: 1,
+      maxProperties: 1,
+      description: "one entity key (the groups' entity.name) and its ids",
+    }),
     full_feature_names: z.boolean().optional(),
     include_feature_view_version_metadata: z.boolean().optional(),
   })
@@ -95,22 +108,21 @@ export function resolveFeature(catalog: Catalog, ref: string, index: number): Re
 }
 
 export function parseOnlineRequest(body: unknown, catalog: Catalog, limits: OnlineLimits) {
-  const parsed = onlineRequestSchema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new HttpError(400, 'E_BAD_REQUEST', describeIssues(parsed.error), issue.path.join('.') || 'body');
-  }
-  const { features = [], feature_service, entities, full_feature_names } = parsed.data;
-  if (feature_service !== undefined) {
+  if (isJsonObject(body) && typeof body.feature_service === 'string') {
     throw new HttpError(
       400,
       'E_FEATURE_SERVICE_UNSUPPORTED',
-      `feature services are not declared in this store yet: list the features ("group:feature") instead of feature_service ${JSON.stringify(feature_service.slice(0, 100))}`,
+      `feature services are not declared in this store yet: list the features ("group:feature") instead of feature_service ${JSON.stringify(body.feature_service.slice(0, 100))}`,
       'feature_service',
     );
   }
-  if (features.length === 0)
-    throw new HttpError(400, 'E_BAD_REQUEST', 'features: give at least one feature', 'features');
+  const parsed = onlineRequestSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const code = issue.path[0] === 'features' && issue.path.length === 2 ? 'E_BAD_FEATURE_REF' : 'E_BAD_REQUEST';
+    throw new HttpError(400, code, describeIssues(parsed.error), issue.path.join('.') || 'body');
+  }
+  const { features, entities, full_feature_names } = parsed.data;
   if (features.length > limits.maxFeatures)
     throw new HttpError(400, 'E_TOO_MANY_FEATURES', `at most ${limits.maxFeatures} features per request`, 'features');
   const keys = Object.keys(entities);
@@ -134,7 +146,7 @@ export function parseOnlineRequest(body: unknown, catalog: Catalog, limits: Onli
   for (const r of requested) {
     if (r.group.registered.spec.entity.name !== entityKey) {
       throw new HttpError(
-        400,
+        404,
         'E_ENTITY_MISMATCH',
         `feature ${r.ref} is keyed by entity "${r.group.registered.spec.entity.name}", not "${entityKey}"`,
         'entities',

@@ -1,6 +1,46 @@
-/** The serving API's OpenAPI 3.1 document, served at `/openapi.json`. */
-const error = { $ref: '#/components/schemas/Error' };
+/**
+ * The serving API's OpenAPI 3.1 document, served at `/openapi.json`. Request bodies are generated
+ * from the zod schemas that validate them (openApiSchemaOf), so the two cannot drift; every status
+ * an operation can answer is listed, with the one error schema.
+ */
+import { DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN } from '../../core/featuregroup/schema';
+import {
+  BODY_RESPONSES,
+  COMMON_RESPONSES,
+  ERROR_SCHEMA,
+  errorResponse,
+  openApiSchemaOf,
+} from '../../core/http/openapi';
+import { historicalRequestSchema } from './historical';
+import { onlineRequestSchema } from './online';
+import { pushSchema, writeToOnlineStoreSchema } from './writes';
+
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const unknownGroup = errorResponse('Unknown group or feature');
+
+/** Paths and the methods each answers: any other method on them is a 405 with Allow. */
+export const SERVING_ROUTES: Record<string, string[]> = {
+  '/features/{entity_id}': ['get'],
+  '/get-online-features': ['post'],
+  '/write-to-online-store': ['post'],
+  '/push': ['post'],
+  '/v1/historical-features': ['post'],
+  '/v1/feature-groups': ['get'],
+  '/v1/feature-groups/{namespace}/{name}': ['get'],
+  '/health': ['get'],
+  '/healthz': ['get'],
+  '/readyz': ['get'],
+  '/metrics': ['get'],
+  '/openapi.json': ['get'],
+};
+
+const writeResponses = {
+  '200': { description: 'Every row acknowledged by Kafka', ...json(ref('WriteOutcome')) },
+  '404': errorResponse('Unknown group'),
+  ...BODY_RESPONSES,
+  '503': errorResponse('Kafka unavailable or not configured, or overloaded: retry after Retry-After'),
+};
 
 export const openApiDocument = {
   openapi: '3.1.0',
@@ -8,25 +48,35 @@ export const openApiDocument = {
   paths: {
     '/features/{entity_id}': {
       get: {
-        summary: 'Every stored feature of one entity (the original contract)',
-        parameters: [{ name: 'entity_id', in: 'path', required: true, schema: { type: 'string' } }],
+        summary: 'Every feature with a value of one entity (the original contract)',
+        parameters: [
+          {
+            name: 'entity_id',
+            in: 'path',
+            required: true,
+            schema: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^[^\\u0000]*$' },
+            description: 'at most 1,024 UTF-8 bytes',
+          },
+        ],
         responses: {
-          '200': { description: 'Features', ...json({ $ref: '#/components/schemas/EntityFeatures' }) },
+          '200': { description: 'Features', ...json(ref('EntityFeatures')) },
+          '400': errorResponse('Invalid entity id'),
           '404': {
             description: 'Unknown entity',
             ...json({ type: 'object', properties: { detail: { type: 'string' } } }),
           },
+          ...COMMON_RESPONSES,
         },
       },
     },
     '/get-online-features': {
       post: {
-        summary: 'Many entities × many features, in the shape of Feast’s feature server',
-        requestBody: { required: true, ...json({ $ref: '#/components/schemas/OnlineRequest' }) },
+        summary: "Many entities × many features, in the shape of Feast's feature server",
+        requestBody: { required: true, ...json(openApiSchemaOf(onlineRequestSchema)) },
         responses: {
-          '200': { description: 'Column-major results', ...json({ $ref: '#/components/schemas/OnlineResponse' }) },
-          '400': { description: 'Invalid request', ...json(error) },
-          '404': { description: 'Unknown group or feature', ...json(error) },
+          '200': { description: 'Column-major results', ...json(ref('OnlineResponse')) },
+          '404': unknownGroup,
+          ...BODY_RESPONSES,
         },
       },
     },
@@ -34,63 +84,15 @@ export const openApiDocument = {
       post: {
         summary:
           "Feast's write (its SDK's push and write_to_online_store): rows of a group's value features, through Kafka",
-        requestBody: {
-          required: true,
-          ...json({
-            type: 'object',
-            required: ['feature_view_name', 'df'],
-            properties: {
-              feature_view_name: { type: 'string', description: 'the group: "group" or "namespace/group"' },
-              df: {
-                type: 'object',
-                additionalProperties: { type: 'array', items: {} },
-                description: 'column-major rows',
-              },
-              allow_registry_cache: { type: 'boolean' },
-              transform_on_write: { type: 'boolean' },
-            },
-          }),
-        },
-        responses: {
-          '200': {
-            description: 'Every row acknowledged by Kafka',
-            ...json({ $ref: '#/components/schemas/WriteOutcome' }),
-          },
-          '400': { description: 'Invalid request or row (nothing written)', ...json(error) },
-          '404': { description: 'Unknown group', ...json(error) },
-          '503': { description: 'Kafka unavailable or not configured', ...json(error) },
-        },
+        requestBody: { required: true, ...json(openApiSchemaOf(writeToOnlineStoreSchema)) },
+        responses: writeResponses,
       },
     },
     '/push': {
       post: {
         summary: "Feast's feature-server push: as /write-to-online-store, by push source",
-        requestBody: {
-          required: true,
-          ...json({
-            type: 'object',
-            required: ['push_source_name', 'df'],
-            properties: {
-              push_source_name: { type: 'string', description: 'the group: "group" or "namespace/group"' },
-              df: { type: 'object', additionalProperties: { type: 'array', items: {} } },
-              to: {
-                enum: ['online', 'online_and_offline', 'offline'],
-                description: 'offline: 400, there is no separate offline store',
-              },
-              allow_registry_cache: { type: 'boolean' },
-              transform_on_write: { type: 'boolean' },
-            },
-          }),
-        },
-        responses: {
-          '200': {
-            description: 'Every row acknowledged by Kafka',
-            ...json({ $ref: '#/components/schemas/WriteOutcome' }),
-          },
-          '400': { description: 'Invalid request or row (nothing written)', ...json(error) },
-          '404': { description: 'Unknown group', ...json(error) },
-          '503': { description: 'Kafka unavailable or not configured', ...json(error) },
-        },
+        requestBody: { required: true, ...json(openApiSchemaOf(pushSchema)) },
+        responses: writeResponses,
       },
     },
     '/v1/historical-features': {
@@ -99,23 +101,7 @@ export const openApiDocument = {
         requestBody: {
           required: true,
           content: {
-            'application/json': {
-              schema: {
-                type: 'object',
-                required: ['features', 'entities'],
-                properties: {
-                  features: {
-                    type: 'array',
-                    items: { type: 'string' },
-                    description: 'group:feature or namespace/group:feature',
-                  },
-                  entities: {
-                    type: 'array',
-                    items: { type: 'object', description: '{<entity key>: id, timestamp: ISO-8601 or epoch ms}' },
-                  },
-                },
-              },
-            },
+            'application/json': { schema: openApiSchemaOf(historicalRequestSchema) },
             'application/x-ndjson': {
               schema: { type: 'string', description: 'a {"features": [...]} line, then one entity row per line' },
             },
@@ -126,48 +112,64 @@ export const openApiDocument = {
             description:
               'JSON {features, rows} or NDJSON (a {features} line, then one row per line); each row: the entity key, timestamp, values, statuses, event_timestamps aligned with features',
           },
-          '400': { description: 'Invalid request, or a value feature of a group without history', ...json(error) },
-          '404': { description: 'Unknown group or feature', ...json(error) },
+          '404': unknownGroup,
+          ...BODY_RESPONSES,
+          '409': errorResponse('A feature of a group without history (spec.history.enabled)'),
         },
       },
     },
     '/v1/feature-groups': {
-      get: { summary: 'Feature groups that can be served', responses: { '200': { description: 'Groups' } } },
+      get: {
+        summary: 'Feature groups that can be served',
+        responses: { '200': { description: 'Groups' }, ...COMMON_RESPONSES },
+      },
     },
     '/v1/feature-groups/{namespace}/{name}': {
       get: {
-        summary: 'One feature group',
+        summary: 'One feature group, with its freshness',
         parameters: [
-          { name: 'namespace', in: 'path', required: true, schema: { type: 'string' } },
-          { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+          {
+            name: 'namespace',
+            in: 'path',
+            required: true,
+            schema: { type: 'string', maxLength: 63, pattern: DNS_LABEL_PATTERN.source },
+          },
+          {
+            name: 'name',
+            in: 'path',
+            required: true,
+            schema: { type: 'string', maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN.source },
+          },
         ],
-        responses: { '200': { description: 'The group' }, '404': { description: 'Unknown group', ...json(error) } },
+        responses: {
+          '200': { description: 'The group' },
+          '400': errorResponse('Not a valid namespace or name'),
+          '404': errorResponse('Unknown group'),
+          ...COMMON_RESPONSES,
+        },
       },
     },
     '/health': {
       get: {
-        summary: 'ok when the database answers',
+        summary: 'The original health check: ok only when the database answers',
         responses: { '200': { description: 'ok' }, '503': { description: 'database unavailable' } },
       },
     },
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
     '/readyz': {
       get: {
-        summary: 'Readiness: catalog loaded and database answers',
+        summary: 'Readiness: registry loaded and database answering',
         responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } },
       },
     },
     '/metrics': {
       get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
     },
+    '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
   },
   components: {
     schemas: {
-      Error: {
-        type: 'object',
-        required: ['detail', 'code'],
-        properties: { detail: { type: 'string' }, code: { type: 'string' }, field: { type: 'string' } },
-      },
+      Error: ERROR_SCHEMA,
       EntityFeatures: {
         type: 'object',
         required: ['entity_id', 'features', 'last_updated'],
@@ -180,28 +182,6 @@ export const openApiDocument = {
       WriteOutcome: {
         type: 'object',
         properties: { status: { const: 'success' }, written: { type: 'integer' } },
-      },
-      OnlineRequest: {
-        type: 'object',
-        description:
-          "Feast's GetOnlineFeaturesRequest; other top-level fields are ignored, as Feast's server ignores them",
-        required: ['features', 'entities'],
-        properties: {
-          features: {
-            type: 'array',
-            items: { type: 'string', examples: ['user-activity:last_action', 'ml/user-activity:last_action'] },
-          },
-          entities: { type: 'object', additionalProperties: { type: 'array', items: { type: ['string', 'integer'] } } },
-          full_feature_names: { type: 'boolean' },
-          include_feature_view_version_metadata: {
-            type: 'boolean',
-            description: 'adds metadata.feature_view_metadata: each group read, with its generation as version',
-          },
-          feature_service: {
-            type: 'string',
-            description: 'not supported yet: answered 400 E_FEATURE_SERVICE_UNSUPPORTED',
-          },
-        },
       },
       OnlineResponse: {
         type: 'object',
@@ -231,4 +211,4 @@ export const openApiDocument = {
       },
     },
   },
-} as const;
+};

@@ -6,7 +6,7 @@ import {
   type Extraction,
   type RawRecord,
 } from '../../core/events/extract';
-import type { JsonObject, JsonValue } from '../../core/events/path';
+import { isJsonObject, type JsonObject, type JsonValue } from '../../core/events/path';
 import { describeIssues, parseGroupId } from '../../core/featuregroup/schema';
 import { HttpError } from '../../core/http/errors';
 import type { OutgoingEvent, Publisher } from '../../core/kafka-publisher';
@@ -27,7 +27,9 @@ import type { Catalog, ServedGroup } from './catalog';
  * written. The answer comes only once Kafka has acknowledged every event.
  */
 
-const frame = z.record(z.string().max(256), z.array(z.json()).max(100_000));
+const frame = z
+  .record(z.string().max(256), z.array(z.json()).max(100_000))
+  .meta({ description: 'column-major rows: {column: [values]}' });
 
 export const writeToOnlineStoreSchema = z
   .object({
@@ -42,7 +44,8 @@ export const pushSchema = z
   .object({
     push_source_name: z.string().min(1).max(600),
     df: frame,
-    to: z.enum(['online', 'offline', 'online_and_offline']).optional(),
+    /** `offline` is answered apart, with why (there is no separate offline store). */
+    to: z.enum(['online', 'online_and_offline']).optional(),
     allow_registry_cache: z.boolean().optional(),
     transform_on_write: z.boolean().optional(),
   })
@@ -225,8 +228,7 @@ export async function writeFrame(
     group = groupNamed(catalog, request.feature_view_name, 'feature_view_name');
     df = request.df;
   } else {
-    const request = parse(pushSchema, body);
-    if (request.to === 'offline') {
+    if (isJsonObject(body) && body.to === 'offline') {
       throw new HttpError(
         400,
         'E_OFFLINE_UNSUPPORTED',
@@ -234,6 +236,7 @@ export async function writeFrame(
         'to',
       );
     }
+    const request = parse(pushSchema, body);
     group = groupNamed(catalog, request.push_source_name, 'push_source_name');
     df = request.df;
   }

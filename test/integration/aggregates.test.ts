@@ -534,7 +534,7 @@ describe('window aggregates, exact across kill -9', () => {
         });
         expect([response.status, await response.json()]).toEqual([status, expect.objectContaining({ code, field })]);
       };
-      await refused({ features: [`${name}-nohist:last_action`], entities: [] }, 400, 'E_NO_HISTORY', 'features.0');
+      await refused({ features: [`${name}-nohist:last_action`], entities: [] }, 409, 'E_NO_HISTORY', 'features.0');
       await refused({ features: refs, entities: [{ timestamp: 1 }] }, 400, 'E_BAD_ROW', 'entities.0.user');
       await refused(
         { features: refs, entities: [{ user: 'u', timestamp: 'yesterday' }] },

@@ -109,7 +109,8 @@ describe('bad HTTP input', () => {
       method: 'PUT',
       contentType: 'application/json',
       body: '{}',
-      status: 404,
+      status: 405,
+      code: 'E_METHOD_NOT_ALLOWED',
     },
   ];
 
@@ -151,7 +152,8 @@ describe('bad HTTP input', () => {
       path: '/get-online-features',
       contentType: 'application/json',
       body: JSON.stringify({ features: [`${name}:last_action`], entities: { item: ['a'] } }),
-      status: 400,
+      // The request is well formed; no entity "item" has these features (as an unknown group is a 404).
+      status: 404,
       code: 'E_ENTITY_MISMATCH',
     },
     {

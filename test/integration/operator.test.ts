@@ -24,7 +24,7 @@ import { consumerGroupFor } from '../../core/kafka';
 import { dropWriterRole, writerRoleFor, SERVING_ROLE } from '../../core/storage/roles';
 import { secretName } from '../../operator/reconcile/consumer';
 import { dropStore } from '../../core/storage/store';
-import { testPool, uniqueName } from '../support/platform';
+import { createTopic, readTopic, testKafka, testPool, uniqueName } from '../support/platform';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
 import { eventually, requireEnv, type RunningService, serverEnv, startService } from '../support/services';
 import { recordSoak } from '../support/soak';
@@ -284,6 +284,62 @@ describe('operator', () => {
       expect(feast.results.at(-1)).toMatchObject({ values: ['click', null], statuses: ['PRESENT', 'NOT_FOUND'] });
     } finally {
       await Promise.all([ingest.stop(), serving.stop()]);
+    }
+  });
+
+  it('a group with its own topic and a nested key: ingest, started before it, accepts and keys its events; a second group on the topic with another key is refused by a condition', async () => {
+    const topic = `${namespace}-telemetry`;
+    await createTopic(testKafka(), topic, 8);
+    const ingest = await startService('ingest', serverEnv(), `${namespace}-ingest-routes`);
+    try {
+      await ingest.waitReady();
+      await apply('devices', {
+        entity: { name: 'device', keyField: 'device.id' },
+        source: { topic, eventTimeField: 'at' },
+        features: [{ name: 'temperature', type: 'float64', from: 'reading.celsius' }],
+      });
+      await waitFor('devices', 'Ready', (fg) => condition(fg, 'Ready')?.status === 'True');
+      const post = (events: unknown[]) =>
+        fetch(`${ingest.url}/v1/events?topic=${topic}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(events),
+        });
+      const events = Array.from({ length: 80 }, (_, i) => ({
+        device: { id: `dev-${i % 16}` },
+        reading: { celsius: i },
+        at: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString(),
+      }));
+      // Accepted without a restart; a refusal publishes nothing, so asking again is safe.
+      const sent = await eventually(async () => {
+        const answer = await post(events);
+        return answer.status === 400 ? undefined : answer;
+      }, 'ingest to accept the new topic');
+      expect(sent.status).toBe(202);
+      const records = await readTopic(testKafka(), topic, events.length);
+      const partitions = new Map<string, Set<number>>();
+      for (const r of records)
+        partitions.set(r.key ?? '(none)', (partitions.get(r.key ?? '(none)') ?? new Set()).add(r.partition));
+      expect([...partitions.keys()].sort()).toEqual([...new Set(events.map((e) => e.device.id))].sort());
+      expect([...partitions.values()].filter((p) => p.size !== 1)).toEqual([]);
+
+      await apply('devices-b', {
+        entity: { name: 'device', keyField: 'entity_id' },
+        source: { topic },
+        features: [{ name: 'temperature', type: 'float64', from: 'reading.celsius' }],
+      });
+      const refused = await waitFor(
+        'devices-b',
+        'StoreReady False',
+        (fg) => condition(fg, 'StoreReady')?.status === 'False',
+      );
+      expect(condition(refused, 'StoreReady')).toMatchObject({ reason: 'TopicKeyConflict' });
+      expect(condition(refused, 'StoreReady')?.message).toContain(`${namespace}/devices`);
+      expect((await columns(tableNameFor({ namespace, name: 'devices-b' }))).size).toBe(0);
+      expect((await post([{ device: { id: 'dev-0' }, reading: { celsius: 1 } }])).status).toBe(202);
+      expect(condition(await get('devices'), 'Ready')?.status).toBe('True');
+    } finally {
+      await ingest.stop();
     }
   });
 
