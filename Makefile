@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps build typecheck lint unit test tools clients crds servers servers-down up down soak bench clean
+.PHONY: help deps build typecheck lint unit test tools clients image crds servers servers-down up down soak bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ unit: deps ## Unit tests only (no servers)
 
 tools: ## Build helm, kubeconform, skaffold and promtool from the Go module proxy (cached; first time ~9 min)
 	bash test/servers/tools.sh build
+
+image: ## Build the product image from the Dockerfile with buildah (needs root; first time ~70 s with its base)
+	bash test/servers/image.sh build
 
 clients: ## Build the real clients' Python environment (Feast SDK, schemathesis) from PyPI (cached; first time ~30 s)
 	bash test/clients/python-env.sh build
