@@ -323,9 +323,16 @@ start_apiserver() {
   printf '%s\n' 'apiVersion: audit.k8s.io/v1' 'kind: Policy' 'omitStages: [RequestReceived]' \
     'rules:' '  - level: None' '    nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/openapi*", "/version", "/api", "/apis"]' \
     '  - level: Metadata' >"$AUDIT_POLICY"
+  # Without a node no pod runs: no service-account tokens, no endpoints. FS_KUBE_NODE=1 (a real
+  # node joins, test/servers/node.sh) turns both on.
+  local admission=(--disable-admission-plugins=ServiceAccount --enable-admission-plugins=OwnerReferencesPermissionEnforcement) reconciler=none
+  if [[ "${FS_KUBE_NODE:-0}" == 1 ]]; then
+    admission=(--enable-admission-plugins=ServiceAccount,OwnerReferencesPermissionEnforcement)
+    reconciler=lease
+  fi
   # shellcheck disable=SC2086 # FS_KUBE_APISERVER_ARGS is a word list
   launch "$API_PID" "$API_LOG" "$APISERVER_BIN" \
-    --advertise-address=127.0.0.1 --bind-address=127.0.0.1 --secure-port="$KUBE_PORT" \
+    --advertise-address="${FS_KUBE_ADVERTISE_ADDRESS:-127.0.0.1}" --bind-address="${FS_KUBE_BIND_ADDRESS:-127.0.0.1}" --secure-port="$KUBE_PORT" \
     --etcd-servers="$ETCD_URL" \
     "$API_MARKER" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --client-ca-file="$PKI/ca.crt" --token-auth-file="$TOKEN_FILE" \
@@ -333,8 +340,7 @@ start_apiserver() {
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount --enable-admission-plugins=OwnerReferencesPermissionEnforcement \
-    --endpoint-reconciler-type=none \
+    "${admission[@]}" --endpoint-reconciler-type="$reconciler" \
     --audit-policy-file="$AUDIT_POLICY" --audit-log-path="$AUDIT_LOG" --audit-log-format=json \
     --audit-log-maxsize=200 --audit-log-maxbackup=1 \
     ${FS_KUBE_APISERVER_ARGS:-}
