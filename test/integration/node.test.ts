@@ -2,7 +2,7 @@
  * A real node (test/servers/node.sh): etcd, kube-apiserver, containerd + runc, kubelet, scheduler
  * and controller-manager inside a network namespace of their own. A pod of the product image
  * (built with buildah, loaded into the node's containerd) is scheduled, runs as the image's user
- * and answers HTTP on its pod IP from inside the namespace. After stop nothing of it is left on
+ * and answers HTTP on its pod IP and through a Service (kube-proxy) from inside the namespace. After stop nothing of it is left on
  * the machine: no process, mount, network namespace or iptables rule.
  * The first run builds kubelet and friends from the Go module proxy (a few minutes).
  */
@@ -55,14 +55,14 @@ describe('a real node', () => {
     spawnSync('bash', [nodeScript, 'stop'], { encoding: 'utf8', timeout: 300_000 });
   });
 
-  it('runs a pod of the product image, as its user, answering on its pod IP inside the namespace', async () => {
+  it('runs a pod of the product image, as its user, answering on its pod IP and through a Service, inside the namespace', async () => {
     run(imageScript, 'build');
     run(nodeScript, 'load-image', run(imageScript, 'oci-archive').trim());
     const image = run(imageScript, 'tag').trim();
     const manifest = JSON.stringify({
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: 'image-probe', namespace: 'default' },
+      metadata: { name: 'image-probe', namespace: 'default', labels: { probe: 'image' } },
       spec: {
         containers: [
           {
@@ -98,6 +98,24 @@ describe('a real node', () => {
     expect(kubectl('get', 'pod', 'image-probe', '-o', 'jsonpath={.spec.nodeName}')).toBe('fs-node');
     const answer = run(nodeScript, 'exec', 'curl', '-s', '--max-time', '10', `http://${ip!}:8080/`);
     expect(answer).toBe('ok 10001');
+    // Through a Service: kube-proxy's rules, inside the namespace.
+    const service = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'image-probe', namespace: 'default' },
+      spec: { selector: { probe: 'image' }, ports: [{ port: 80, targetPort: 8080 }] },
+    });
+    expect(
+      spawnSync('bash', [nodeScript, 'kubectl', 'apply', '-f', '-'], { input: service, encoding: 'utf8' }).status,
+    ).toBe(0);
+    const clusterIp = kubectl('get', 'service', 'image-probe', '-o', 'jsonpath={.spec.clusterIP}').trim();
+    const viaService = await until(() => {
+      const r = spawnSync('bash', [nodeScript, 'exec', 'curl', '-s', '--max-time', '5', `http://${clusterIp}/`], {
+        encoding: 'utf8',
+      });
+      return r.status === 0 && r.stdout ? r.stdout : undefined;
+    }, 'the Service to answer');
+    expect(viaService).toBe('ok 10001');
     // The pod network exists inside the namespace only: the machine itself has no route into it.
     expect(spawnSync('ip', ['-br', 'addr'], { encoding: 'utf8' }).stdout).not.toContain('10.214.');
   });

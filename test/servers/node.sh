@@ -2,7 +2,7 @@
 # A real single-node Kubernetes for tests, inside a network namespace this script creates: etcd and
 # kube-apiserver (kube.sh, with service-account tokens and endpoints on), containerd + runc from
 # Debian's packages with a configuration of our own (own root, state and socket, cgroupfs), and
-# kubelet, kube-scheduler and kube-controller-manager, compiled from the Go module proxy at the kube-apiserver's version (kube/go.mod) into
+# kubelet, kube-proxy, kube-scheduler and kube-controller-manager, compiled from the Go module proxy at the kube-apiserver's version (kube/go.mod) into
 # $CACHE_DIR/kube-node-<version>/bin. Everything listens inside the namespace only; iptables rules
 # and ip_forward stay in it. `stop` removes the processes, the namespace and the state.
 # Needs root.
@@ -190,6 +190,9 @@ cmd_start() {
     in_ns ip link add fs-node0 type bridge
     in_ns ip addr add "$NODE_IP/24" dev fs-node0
     in_ns ip link set fs-node0 up
+    # A default route that goes nowhere but the namespace's own bridge: Service IPs need a route
+    # before kube-proxy's rules can rewrite them, and nothing can leave the namespace this way.
+    in_ns ip route add default dev fs-node0
     in_ns sysctl -qw net.ipv4.ip_forward=1
   fi
   ensure_state_dir
@@ -212,6 +215,11 @@ cmd_start() {
     --leader-elect=false --bind-address=127.0.0.1 --secure-port=10257 --controllers='*,-nodeipam,-cloud-node-lifecycle'
   start_bg kube-scheduler "$NODE_DIST/bin/kube-scheduler" --kubeconfig="$kubeconfig" --leader-elect=false \
     --bind-address=127.0.0.1 --secure-port=10259
+  # Services: iptables rules, in the namespace only. No conntrack sysctls: the machine owns those.
+  start_bg kube-proxy "$NODE_DIST/bin/kube-proxy" --kubeconfig="$kubeconfig" --proxy-mode=iptables \
+    --cluster-cidr="$POD_CIDR" --hostname-override=fs-node --conntrack-max-per-core=0 \
+    --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
+    --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256
   log "waiting for node fs-node to be Ready"
   deadline=$((SECONDS + 120))
   until kubectl_node get node fs-node -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True; do
@@ -254,6 +262,7 @@ cmd_stop() {
   fi
   local leftovers
   leftovers="$(sandbox_netns)"
+  stop_pid kube-proxy
   stop_pid kube-scheduler
   stop_pid kube-controller-manager
   stop_pid kubelet
