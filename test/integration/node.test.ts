@@ -2,7 +2,8 @@
  * A real node (test/servers/node.sh): etcd, kube-apiserver, containerd + runc, kubelet, scheduler
  * and controller-manager inside a network namespace of their own. A pod of the product image
  * (built with buildah, loaded into the node's containerd) is scheduled, runs as the image's user
- * and answers HTTP on its pod IP and through a Service (kube-proxy) from inside the namespace. After stop nothing of it is left on
+ * and answers HTTP on its pod IP and through a Service (kube-proxy) from inside the namespace; a
+ * pod reaches the node's own Postgres and Kafka. After stop nothing of it is left on
  * the machine: no process, mount, network namespace or iptables rule.
  * The first run builds kubelet and friends from the Go module proxy (a few minutes).
  */
@@ -118,6 +119,47 @@ describe('a real node', () => {
     expect(viaService).toBe('ok 10001');
     // The pod network exists inside the namespace only: the machine itself has no route into it.
     expect(spawnSync('ip', ['-br', 'addr'], { encoding: 'utf8' }).stdout).not.toContain('10.214.');
+  });
+
+  it("a pod of the image reaches the node's own Postgres and Kafka, on the node's address", async () => {
+    const env = Object.fromEntries(
+      run(nodeScript, 'env')
+        .trim()
+        .split('\n')
+        .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    ) as Record<'DATABASE_URL' | 'KAFKA_BROKERS', string>;
+    const script =
+      "const { Pool } = require('pg'); const { Kafka, logLevel } = require('kafkajs');" +
+      '(async () => { const pool = new Pool({ connectionString: process.env.DATABASE_URL });' +
+      " const one = (await pool.query('SELECT 1 AS one')).rows[0].one; await pool.end();" +
+      ' const admin = new Kafka({ brokers: [process.env.KAFKA_BROKERS], logLevel: logLevel.NOTHING }).admin();' +
+      " await admin.connect(); await admin.listTopics(); await admin.disconnect(); console.log('db ' + one + ' kafka ok'); })()" +
+      '.catch((e) => { console.error(e.message); process.exit(1); });';
+    const pod = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'reach', namespace: 'default' },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [
+          {
+            name: 'reach',
+            image: run(imageScript, 'tag').trim(),
+            imagePullPolicy: 'Never',
+            env: Object.entries(env).map(([name, value]) => ({ name, value })),
+            command: ['node', '-e', script],
+          },
+        ],
+      },
+    });
+    expect(
+      spawnSync('bash', [nodeScript, 'kubectl', 'apply', '-f', '-'], { input: pod, encoding: 'utf8' }).status,
+    ).toBe(0);
+    const phase = await until(() => {
+      const p = kubectl('get', 'pod', 'reach', '-o', 'jsonpath={.status.phase}').trim();
+      return p === 'Succeeded' || p === 'Failed' ? p : undefined;
+    }, 'the pod to finish');
+    expect([phase, kubectl('logs', 'reach').trim()]).toEqual(['Succeeded', 'db 1 kafka ok']);
   });
 
   it('stop leaves nothing behind: processes, mounts, network namespaces, iptables rules', () => {

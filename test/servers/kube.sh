@@ -327,7 +327,8 @@ start_apiserver() {
   # node joins, test/servers/node.sh) turns both on.
   local admission=(--disable-admission-plugins=ServiceAccount --enable-admission-plugins=OwnerReferencesPermissionEnforcement) reconciler=none
   if [[ "${FS_KUBE_NODE:-0}" == 1 ]]; then
-    admission=(--enable-admission-plugins=ServiceAccount,OwnerReferencesPermissionEnforcement)
+    # The node by its address, never its name: no DNS lookup leaves the namespace.
+    admission=(--enable-admission-plugins=ServiceAccount,OwnerReferencesPermissionEnforcement --kubelet-preferred-address-types=InternalIP)
     reconciler=lease
   fi
   # shellcheck disable=SC2086 # FS_KUBE_APISERVER_ARGS is a word list

@@ -3,11 +3,12 @@
 # kube-apiserver (kube.sh, with service-account tokens and endpoints on), containerd + runc from
 # Debian's packages with a configuration of our own (own root, state and socket, cgroupfs), and
 # kubelet, kube-proxy, kube-scheduler and kube-controller-manager, compiled from the Go module proxy at the kube-apiserver's version (kube/go.mod) into
-# $CACHE_DIR/kube-node-<version>/bin. Everything listens inside the namespace only; iptables rules
+# $CACHE_DIR/kube-node-<version>/bin, and a Postgres and Kafka of its own (postgres.sh, kafka.sh) on
+# the node's address for its pods. Everything listens inside the namespace only; iptables rules
 # and ip_forward stay in it. `stop` removes the processes, the namespace and the state.
 # Needs root.
 #
-# Usage: node.sh {build|start|stop|status|exec CMD...|kubectl ARGS...|load-image ARCHIVE}
+# Usage: node.sh {build|start|stop|status|exec CMD...|kubectl ARGS...|load-image ARCHIVE|env}
 #   build    compile kubelet, kube-proxy, kube-scheduler, kube-controller-manager once; make the
 #            pause image (a static binary built with gcc) once
 #   start    create the namespace, start the cluster and the node, wait until the node is Ready
@@ -15,6 +16,7 @@
 #   status   exit 0 if the node is Ready
 #   exec     run CMD inside the node's network namespace
 #   kubectl  kubectl against the node's cluster
+#   env      DATABASE_URL and KAFKA_BROKERS of the node's own Postgres and Kafka, as pods reach them
 #   load-image  import an OCI archive (test/servers/image.sh oci-archive) into the node's containerd
 # Env: FS_NODE_NETNS (fs-node), FS_NODE_IP (10.213.0.10), FS_NODE_POD_CIDR (10.214.0.0/24)
 set -euo pipefail
@@ -47,6 +49,12 @@ kube_in_ns() {
     bash "$SERVERS_DIR/kube.sh" "$@"
 }
 kubectl_node() { kube_in_ns kubectl "$@"; }
+# Postgres and Kafka for the node's pods, inside the namespace, on the node's address.
+SERVERS_STATE="$N_DIR/servers"
+servers_in_ns() {
+  in_ns env FS_STATE_DIR="$SERVERS_STATE" FS_PG_LISTEN="$NODE_IP" FS_PG_ALLOW_CIDR="$POD_CIDR" FS_KAFKA_LISTEN="$NODE_IP" \
+    bash "$SERVERS_DIR/$1.sh" "${@:2}"
+}
 
 need_root() { [[ $EUID -eq 0 ]] || die "the node needs root (network namespace, containerd, kubelet)" "run the tests as root"; }
 
@@ -152,7 +160,8 @@ port: 10250
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
-authentication: { anonymous: { enabled: false }, webhook: { enabled: false } }
+# The kubelet port is reachable inside the namespace only; the API server reads logs through it.
+authentication: { anonymous: { enabled: true }, webhook: { enabled: false } }
 authorization: { mode: AlwaysAllow }
 clusterDomain: cluster.local
 resolvConf: ""
@@ -198,6 +207,8 @@ cmd_start() {
   ensure_state_dir
   write_configs
   kube_in_ns start >&2
+  servers_in_ns postgres start >&2
+  servers_in_ns kafka start >&2
   start_bg containerd containerd --config "$CTRD_DIR/config.toml"
   local deadline=$((SECONDS + 30))
   until [[ -S "$CTRD_SOCK" ]]; do
@@ -279,6 +290,8 @@ cmd_stop() {
   local ns
   for ns in $leftovers; do ip netns del "$ns" 2>/dev/null || true; done
   if ip netns list | grep -q "^$NETNS\b"; then
+    servers_in_ns kafka stop >&2 || true
+    servers_in_ns postgres stop >&2 || true
     kube_in_ns stop >&2 || true
     ip netns del "$NETNS"
   fi
@@ -300,6 +313,11 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   exec) shift; in_ns "$@" ;;
+  # What a pod needs to reach the node's Postgres and Kafka.
+  env)
+    echo "DATABASE_URL=postgres://featurestore:featurestore@$NODE_IP:${FS_PG_PORT:-55432}/featurestore"
+    echo "KAFKA_BROKERS=$NODE_IP:${FS_KAFKA_PORT:-59092}"
+    ;;
   load-image)
     [[ -f "${2:-}" ]] || die "usage: node.sh load-image OCI_ARCHIVE" "make one with test/servers/image.sh oci-archive"
     in_ns ctr --address "$CTRD_SOCK" -n k8s.io images import --all-platforms "$2" >/dev/null
