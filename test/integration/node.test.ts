@@ -2,8 +2,8 @@
  * A real node (test/servers/node.sh): etcd, kube-apiserver, containerd + runc, kubelet, scheduler
  * and controller-manager inside a network namespace of their own. A pod of the product image
  * (built with buildah, loaded into the node's containerd) is scheduled, runs as the image's user
- * and answers HTTP on its pod IP and through a Service (kube-proxy) from inside the namespace; a
- * pod reaches the node's own Postgres and Kafka. After stop nothing of it is left on
+ * and answers HTTP on its pod IP, through a Service (kube-proxy) and by the Service's DNS name from
+ * another pod (CoreDNS); a pod reaches the node's own Postgres and Kafka. After stop nothing of it is left on
  * the machine: no process, mount, network namespace or iptables rule.
  * The first run builds kubelet and friends from the Go module proxy (a few minutes).
  */
@@ -56,7 +56,7 @@ describe('a real node', () => {
     spawnSync('bash', [nodeScript, 'stop'], { encoding: 'utf8', timeout: 300_000 });
   });
 
-  it('runs a pod of the product image, as its user, answering on its pod IP and through a Service, inside the namespace', async () => {
+  it('runs a pod of the product image, as its user, answering on its pod IP, through a Service and by its DNS name from another pod, inside the namespace', async () => {
     run(imageScript, 'build');
     run(nodeScript, 'load-image', run(imageScript, 'oci-archive').trim());
     const image = run(imageScript, 'tag').trim();
@@ -117,6 +117,35 @@ describe('a real node', () => {
       return r.status === 0 && r.stdout ? r.stdout : undefined;
     }, 'the Service to answer');
     expect(viaService).toBe('ok 10001');
+    // By DNS name from a pod: CoreDNS on the node, the in-cluster REST of the design.
+    const byName = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'by-name', namespace: 'default' },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [
+          {
+            name: 'get',
+            image,
+            imagePullPolicy: 'Never',
+            command: [
+              'node',
+              '-e',
+              "require('http').get('http://image-probe.default.svc.cluster.local/', (r) => { let b = ''; r.on('data', (c) => (b += c)); r.on('end', () => console.log(b)); }).on('error', (e) => { console.error(e.message); process.exit(1); });",
+            ],
+          },
+        ],
+      },
+    });
+    expect(
+      spawnSync('bash', [nodeScript, 'kubectl', 'apply', '-f', '-'], { input: byName, encoding: 'utf8' }).status,
+    ).toBe(0);
+    const finished = await until(() => {
+      const p = kubectl('get', 'pod', 'by-name', '-o', 'jsonpath={.status.phase}').trim();
+      return p === 'Succeeded' || p === 'Failed' ? p : undefined;
+    }, 'the pod that asks by name to finish');
+    expect([finished, kubectl('logs', 'by-name').trim()]).toEqual(['Succeeded', 'ok 10001']);
     // The pod network exists inside the namespace only: the machine itself has no route into it.
     expect(spawnSync('ip', ['-br', 'addr'], { encoding: 'utf8' }).stdout).not.toContain('10.214.');
   });

@@ -2,7 +2,7 @@
 # A real single-node Kubernetes for tests, inside a network namespace this script creates: etcd and
 # kube-apiserver (kube.sh, with service-account tokens and endpoints on), containerd + runc from
 # Debian's packages with a configuration of our own (own root, state and socket, cgroupfs), and
-# kubelet, kube-proxy, kube-scheduler and kube-controller-manager, compiled from the Go module proxy at the kube-apiserver's version (kube/go.mod) into
+# kubelet, kube-proxy, kube-scheduler, kube-controller-manager and CoreDNS, compiled from the Go module proxy at the kube-apiserver's version (kube/go.mod) into
 # $CACHE_DIR/kube-node-<version>/bin, and a Postgres and Kafka of its own (postgres.sh, kafka.sh) on
 # the node's address for its pods. Everything listens inside the namespace only; iptables rules
 # and ip_forward stay in it. `stop` removes the processes, the namespace and the state.
@@ -29,6 +29,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
 MOD_DIR="$SERVERS_DIR/kube"
 KUBE_VERSION="$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v[0-9]/ { print $2; exit }' "$MOD_DIR/go.mod")"
 NODE_DIST="$CACHE_DIR/kube-node-$KUBE_VERSION"
+COREDNS_MOD_DIR="$SERVERS_DIR/coredns"
+COREDNS_VERSION="$(awk '$1 == "github.com/coredns/coredns" && $2 ~ /^v[0-9]/ { print $2; exit }' "$COREDNS_MOD_DIR/go.mod")"
+COREDNS_DIST="$CACHE_DIR/coredns-$COREDNS_VERSION"
 NETNS="${FS_NODE_NETNS:-fs-node}"
 NODE_IP="${FS_NODE_IP:-10.213.0.10}"
 POD_CIDR="${FS_NODE_POD_CIDR:-10.214.0.0/24}"
@@ -79,6 +82,22 @@ build_node_locked() {
   trap - EXIT
 }
 
+build_coredns_locked() {
+  [[ -f "$COREDNS_DIST/.complete" ]] && return 0
+  need_go
+  local tmp t0=$SECONDS
+  tmp="$(mktemp -d "$CACHE_DIR/.coredns-$COREDNS_VERSION.XXXXXX")"
+  # shellcheck disable=SC2064 # expand $tmp now
+  trap "rm -rf '$tmp'" EXIT
+  log "building CoreDNS $COREDNS_VERSION from the Go module proxy into $COREDNS_DIST/bin (first time ~2 min)"
+  export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
+  mkdir -p "$tmp/bin"
+  go_build coredns "$COREDNS_MOD_DIR" "$CACHE_DIR/build-coredns-$COREDNS_VERSION.log" github.com/coredns/coredns "$tmp/bin/coredns" "-s -w"
+  rm -f "$CACHE_DIR/build-coredns-$COREDNS_VERSION.log"
+  finish_dist "$tmp" "$COREDNS_DIST" $((SECONDS - t0))
+  trap - EXIT
+}
+
 build_pause() {
   [[ -s "$PAUSE_ARCHIVE" ]] && return 0
   ensure_cmd gcc gcc
@@ -111,6 +130,7 @@ cmd_build() {
   [[ -x /usr/lib/cni/bridge ]] || ensure_cmd /usr/lib/cni/bridge containernetworking-plugins
   bash "$SERVERS_DIR/kube.sh" build quiet
   with_build_lock "kube-node-$KUBE_VERSION" build_node_locked
+  with_build_lock "coredns-$COREDNS_VERSION" build_coredns_locked
   build_pause
 }
 
@@ -164,6 +184,7 @@ healthzPort: 10248
 authentication: { anonymous: { enabled: true }, webhook: { enabled: false } }
 authorization: { mode: AlwaysAllow }
 clusterDomain: cluster.local
+clusterDNS: [$NODE_IP]
 resolvConf: ""
 podCIDR: $POD_CIDR
 failSwapOn: false
@@ -231,6 +252,25 @@ cmd_start() {
     --cluster-cidr="$POD_CIDR" --hostname-override=fs-node --conntrack-max-per-core=0 \
     --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
     --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256
+  # Cluster DNS on the node's address: Service and pod names in cluster.local; any other name is
+  # answered NXDOMAIN here, so no query leaves the namespace.
+  cat >"$N_DIR/Corefile" <<EOF
+cluster.local:53 in-addr.arpa:53 {
+  bind $NODE_IP
+  errors
+  kubernetes cluster.local in-addr.arpa {
+    kubeconfig $kubeconfig
+    pods insecure
+  }
+}
+.:53 {
+  bind $NODE_IP
+  template ANY ANY {
+    rcode NXDOMAIN
+  }
+}
+EOF
+  start_bg coredns "$COREDNS_DIST/bin/coredns" -conf "$N_DIR/Corefile"
   log "waiting for node fs-node to be Ready"
   deadline=$((SECONDS + 120))
   until kubectl_node get node fs-node -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True; do
@@ -273,6 +313,7 @@ cmd_stop() {
   fi
   local leftovers
   leftovers="$(sandbox_netns)"
+  stop_pid coredns
   stop_pid kube-proxy
   stop_pid kube-scheduler
   stop_pid kube-controller-manager
