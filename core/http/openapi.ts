@@ -79,3 +79,19 @@ export function rejectOtherMethods(app: Express, routes: Record<string, string[]
     });
   }
 }
+
+/** The paths mountOps serves (healthz, readyz, metrics), documented; `readiness` says what ready means. */
+export function opsPaths(readiness: string): Record<string, object> {
+  return {
+    '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
+    '/readyz': {
+      get: {
+        summary: `Readiness: ${readiness}`,
+        responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } },
+      },
+    },
+    '/metrics': {
+      get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
+    },
+  };
+}

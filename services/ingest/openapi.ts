@@ -3,7 +3,7 @@
  * accepted at the moment it is asked (the registered groups' and INGEST_TOPICS), so the document
  * is the API as it stands, not as it was at start-up.
  */
-import { BODY_RESPONSES, COMMON_RESPONSES, ERROR_SCHEMA, errorResponse } from '../../core/http/openapi';
+import { BODY_RESPONSES, COMMON_RESPONSES, ERROR_SCHEMA, errorResponse, opsPaths } from '../../core/http/openapi';
 
 export const INGEST_ROUTES: Record<string, string[]> = {
   '/v1/events': ['post'],
@@ -78,16 +78,7 @@ export function ingestOpenApi({ topics, defaultTopic, maxEvents, maxEventBytes }
           },
         },
       },
-      '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
-      '/readyz': {
-        get: {
-          summary: 'Readiness: Kafka connected and topics known',
-          responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } },
-        },
-      },
-      '/metrics': {
-        get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
-      },
+      ...opsPaths('Kafka connected and topics known'),
       '/openapi.json': {
         get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' }, ...COMMON_RESPONSES } },
       },

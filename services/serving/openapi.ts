@@ -10,6 +10,7 @@ import {
   ERROR_SCHEMA,
   errorResponse,
   openApiSchemaOf,
+  opsPaths,
 } from '../../core/http/openapi';
 import { historicalRequestSchema } from './historical';
 import { onlineRequestSchema } from './online';
@@ -155,16 +156,7 @@ export const openApiDocument = {
         responses: { '200': { description: 'ok' }, '503': { description: 'database unavailable' } },
       },
     },
-    '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
-    '/readyz': {
-      get: {
-        summary: 'Readiness: registry loaded and database answering',
-        responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } },
-      },
-    },
-    '/metrics': {
-      get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
-    },
+    ...opsPaths('registry loaded and database answering'),
     '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
   },
   components: {

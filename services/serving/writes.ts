@@ -104,11 +104,13 @@ function setPath(event: JsonObject, path: string, value: JsonValue): void {
   node[keys[keys.length - 1]!] = value;
 }
 
+/** ISO text as Feast means it: without an offset, UTC. */
+const utcText = (text: string): string => (NAIVE_ISO.test(text) ? `${text.replace(' ', 'T')}Z` : text);
+
 /** Event time in epoch ms from a frame cell: ISO text (UTC when it has no offset) or epoch ms. */
 function timeOf(cell: JsonValue | undefined): number {
-  if (typeof cell === 'number' && Number.isFinite(cell)) return Math.floor(cell);
-  if (typeof cell === 'string') return Date.parse(NAIVE_ISO.test(cell) ? `${cell.replace(' ', 'T')}Z` : cell);
-  return NaN;
+  if (typeof cell === 'string') return Date.parse(utcText(cell));
+  return typeof cell === 'number' && Number.isFinite(cell) ? Math.floor(cell) : NaN;
 }
 
 /**
@@ -117,8 +119,7 @@ function timeOf(cell: JsonValue | undefined): number {
  */
 function feastTime(cell: JsonValue): JsonValue {
   if (typeof cell === 'number' && Number.isFinite(cell)) return new Date(cell * 1000).toISOString();
-  if (typeof cell === 'string' && NAIVE_ISO.test(cell)) return `${cell.replace(' ', 'T')}Z`;
-  return cell;
+  return typeof cell === 'string' ? utcText(cell) : cell;
 }
 
 const extractors = new WeakMap<ServedGroup, (record: RawRecord) => Extraction>();

@@ -21,19 +21,10 @@ import {
   testPool,
   uniqueName,
 } from '../support/platform';
+import { pythonEnv } from '../support/clients';
 import { eventually, serverEnv, startService, type RunningService } from '../support/services';
 
 const root = join(__dirname, '..', '..');
-
-/** The Python environment `make test` builds (test/clients/python-env.sh); missing, the test fails. */
-function pythonEnv(): string {
-  const built = spawnSync('bash', [join(root, 'test/clients/python-env.sh'), 'path'], {
-    encoding: 'utf8',
-    timeout: 900_000,
-  });
-  if (built.status !== 0) throw new Error(`the Python clients' environment could not be built:\n${built.stderr}`);
-  return built.stdout.trim();
-}
 
 describe("Feast's SDK against the platform", () => {
   const name = uniqueName('feast');

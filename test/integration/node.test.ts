@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { eventually } from '../support/services';
 
 const root = join(__dirname, '..', '..');
 const nodeScript = join(root, 'test/servers/node.sh');
@@ -30,14 +31,18 @@ const netnsList = () =>
     .map((l) => l.split(' ')[0])
     .filter(Boolean);
 
-async function until<T>(probe: () => T | undefined, what: string, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+/** kubectl apply of a manifest given as an object. */
+const apply = (manifest: object) =>
+  spawnSync('bash', [nodeScript, 'kubectl', 'apply', '-f', '-'], { input: JSON.stringify(manifest), encoding: 'utf8' })
+    .status;
+
+/** A run-to-completion pod's phase once it ended, and what it printed. */
+async function outcome(pod: string): Promise<[string, string]> {
+  const phase = await eventually(async () => {
+    const p = kubectl('get', 'pod', pod, '-o', 'jsonpath={.status.phase}').trim();
+    return p === 'Succeeded' || p === 'Failed' ? p : undefined;
+  }, `pod ${pod} to finish`);
+  return [phase, kubectl('logs', pod).trim()];
 }
 
 describe('a real node', () => {
@@ -60,7 +65,7 @@ describe('a real node', () => {
     run(imageScript, 'build');
     run(nodeScript, 'load-image', run(imageScript, 'oci-archive').trim());
     const image = run(imageScript, 'tag').trim();
-    const manifest = JSON.stringify({
+    const manifest = {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'image-probe', namespace: 'default', labels: { probe: 'image' } },
@@ -79,13 +84,9 @@ describe('a real node', () => {
           },
         ],
       },
-    });
-    const applied = spawnSync('bash', [nodeScript, 'kubectl', 'apply', '-f', '-'], {
-      input: manifest,
-      encoding: 'utf8',
-    });
-    expect(applied.status).toBe(0);
-    const ip = await until(() => {
+    };
+    expect(apply(manifest)).toBe(0);
+    const ip = await eventually(async () => {
       const out = kubectl(
         'get',
         'pod',
@@ -100,17 +101,15 @@ describe('a real node', () => {
     const answer = run(nodeScript, 'exec', 'curl', '-s', '--max-time', '10', `http://${ip!}:8080/`);
     expect(answer).toBe('ok 10001');
     // Through a Service: kube-proxy's rules, inside the namespace.
-    const service = JSON.stringify({
+    const service = {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'image-probe', namespace: 'default' },
       spec: { selector: { probe: 'image' }, ports: [{ port: 80, targetPort: 8080 }] },
-    });
-    expect(
-      spawnSync('bash', [nodeScript, 'kubectl', 'apply', '-f', '-'], { input: service, encoding: 'utf8' }).status,
-    ).toBe(0);
+    };
+    expect(apply(service)).toBe(0);
     const clusterIp = kubectl('get', 'service', 'image-probe', '-o', 'jsonpath={.spec.clusterIP}').trim();
-    const viaService = await until(() => {
+    const viaService = await eventually(async () => {
       const r = spawnSync('bash', [nodeScript, 'exec', 'curl', '-s', '--max-time', '5', `http://${clusterIp}/`], {
         encoding: 'utf8',
       });
@@ -118,7 +117,7 @@ describe('a real node', () => {
     }, 'the Service to answer');
     expect(viaService).toBe('ok 10001');
     // By DNS name from a pod: CoreDNS on the node, the in-cluster REST of the design.
-    const byName = JSON.stringify({
+    const byName = {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'by-name', namespace: 'default' },
@@ -137,15 +136,9 @@ describe('a real node', () => {
           },
         ],
       },
-    });
-    expect(
-      spawnSync('bash', [nodeScript, 'kubectl', 'apply', '-f', '-'], { input: byName, encoding: 'utf8' }).status,
-    ).toBe(0);
-    const finished = await until(() => {
-      const p = kubectl('get', 'pod', 'by-name', '-o', 'jsonpath={.status.phase}').trim();
-      return p === 'Succeeded' || p === 'Failed' ? p : undefined;
-    }, 'the pod that asks by name to finish');
-    expect([finished, kubectl('logs', 'by-name').trim()]).toEqual(['Succeeded', 'ok 10001']);
+    };
+    expect(apply(byName)).toBe(0);
+    expect(await outcome('by-name')).toEqual(['Succeeded', 'ok 10001']);
     // The pod network exists inside the namespace only: the machine itself has no route into it.
     expect(spawnSync('ip', ['-br', 'addr'], { encoding: 'utf8' }).stdout).not.toContain('10.214.');
   });
@@ -164,7 +157,7 @@ describe('a real node', () => {
       ' const admin = new Kafka({ brokers: [process.env.KAFKA_BROKERS], logLevel: logLevel.NOTHING }).admin();' +
       " await admin.connect(); await admin.listTopics(); await admin.disconnect(); console.log('db ' + one + ' kafka ok'); })()" +
       '.catch((e) => { console.error(e.message); process.exit(1); });';
-    const pod = JSON.stringify({
+    const pod = {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'reach', namespace: 'default' },
@@ -180,15 +173,9 @@ describe('a real node', () => {
           },
         ],
       },
-    });
-    expect(
-      spawnSync('bash', [nodeScript, 'kubectl', 'apply', '-f', '-'], { input: pod, encoding: 'utf8' }).status,
-    ).toBe(0);
-    const phase = await until(() => {
-      const p = kubectl('get', 'pod', 'reach', '-o', 'jsonpath={.status.phase}').trim();
-      return p === 'Succeeded' || p === 'Failed' ? p : undefined;
-    }, 'the pod to finish');
-    expect([phase, kubectl('logs', 'reach').trim()]).toEqual(['Succeeded', 'db 1 kafka ok']);
+    };
+    expect(apply(pod)).toBe(0);
+    expect(await outcome('reach')).toEqual(['Succeeded', 'db 1 kafka ok']);
   });
 
   it('stop leaves nothing behind: processes, mounts, network namespaces, iptables rules', () => {

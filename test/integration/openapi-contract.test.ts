@@ -12,20 +12,12 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
 import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../support/platform';
+import { pythonEnv } from '../support/clients';
 import { serverEnv, startService, type RunningService } from '../support/services';
 
 const root = join(__dirname, '..', '..');
 const EXAMPLES = process.env.SCHEMATHESIS_EXAMPLES ?? '50';
 const SEED = process.env.SCHEMATHESIS_SEED ?? '1';
-
-function pythonEnv(): string {
-  const built = spawnSync('bash', [join(root, 'test/clients/python-env.sh'), 'path'], {
-    encoding: 'utf8',
-    timeout: 900_000,
-  });
-  if (built.status !== 0) throw new Error(`the Python clients' environment could not be built:\n${built.stderr}`);
-  return built.stdout.trim();
-}
 
 /** schemathesis' report without its reproduction commands (a failing body can be megabytes). */
 const readable = (output: string): string =>
@@ -92,6 +84,8 @@ describe('the OpenAPI documents, checked by schemathesis', () => {
         '--no-color',
       ],
       {
+        // Its example database goes under .local/, not into the tree.
+        cwd: join(root, '.local'),
         encoding: 'utf8',
         timeout: 600_000,
         maxBuffer: 256 * 1024 * 1024,
