@@ -41,6 +41,8 @@ export const operatorEnv = baseEnv.extend({
     .transform((v) => v === 'true'),
   LEASE_NAMESPACE: z.string().default(process.env.POD_NAMESPACE ?? 'default'),
   LEASE_NAME: z.string().default('featurestore-operator'),
+  /** The ServiceAccount (in LEASE_NAMESPACE) the Lease is owned by, so it is deleted with it. */
+  LEASE_OWNER_SERVICE_ACCOUNT: z.string().optional(),
   POD_NAME: z.string().default(process.env.HOSTNAME ?? `operator-${process.pid}`),
   RESYNC_SECONDS: z.coerce.number().int().min(5).default(60),
   RECONCILE_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(4),

@@ -1,4 +1,11 @@
-import type { CoordinationV1Api, V1Lease, V1LeaseSpec, V1MicroTime } from '@kubernetes/client-node';
+import type {
+  CoordinationV1Api,
+  V1Lease,
+  V1LeaseSpec,
+  V1MicroTime,
+  V1ObjectMeta,
+  V1OwnerReference,
+} from '@kubernetes/client-node';
 import type { Logger } from '../core/logger';
 
 /** The three Lease calls the elector makes; a CoordinationV1Api satisfies it. */
@@ -19,6 +26,12 @@ export interface LeaderElectorOptions {
   renewDeadlineSeconds?: number;
   /** Time between acquire attempts and between renewals. Default 2; must be < renewDeadline / 1.2. */
   retryPeriodSeconds?: number;
+  /**
+   * An object the Lease belongs to (the chart: the operator's ServiceAccount). The garbage
+   * collector then deletes the Lease with it, so `helm uninstall` leaves no Lease behind even when
+   * the release could not be handed over (uninstall removes the operator's RBAC at the same time).
+   */
+  owner?: V1OwnerReference;
   log: Logger;
 }
 
@@ -118,6 +131,7 @@ export class LeaderElector {
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
   private readonly log: Logger;
+  private readonly owner: V1OwnerReference | undefined;
 
   private leading = false;
   private running = false;
@@ -140,6 +154,7 @@ export class LeaderElector {
     this.namespace = options.namespace;
     this.name = options.name;
     this.identity = options.identity;
+    this.owner = options.owner;
     this.leaseDurationSeconds = options.leaseDurationSeconds ?? 15;
     const renewDeadlineSeconds = options.renewDeadlineSeconds ?? 10;
     const retryPeriodSeconds = options.retryPeriodSeconds ?? 2;
@@ -295,7 +310,7 @@ export class LeaderElector {
       const body: V1Lease = {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
-        metadata: { name, namespace },
+        metadata: { name, namespace, ...(this.owner ? { ownerReferences: [this.owner] } : {}) },
         spec: {
           holderIdentity: identity,
           leaseDurationSeconds: this.leaseDurationSeconds,
@@ -329,6 +344,7 @@ export class LeaderElector {
       ...existing,
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
+      metadata: this.withOwner(existing.metadata ?? {}),
       spec: {
         ...spec,
         holderIdentity: identity,
@@ -364,6 +380,14 @@ export class LeaderElector {
     const byRenewTime = renewedAt === undefined || renewedAt + durationMs < Date.now();
     const byObservation = this.observed !== undefined && this.observed.at + durationMs < performance.now();
     return byRenewTime && byObservation;
+  }
+
+  /** The Lease's metadata with the owner reference added, for a Lease made before it had one. */
+  private withOwner(metadata: V1ObjectMeta): V1ObjectMeta {
+    const owner = this.owner;
+    const refs = metadata.ownerReferences ?? [];
+    if (!owner || refs.some((r) => r.uid === owner.uid)) return metadata;
+    return { ...metadata, ownerReferences: [...refs, owner] };
   }
 
   private observe(lease: V1Lease): void {

@@ -13,6 +13,7 @@ import { loadOperatorConfig, type OperatorConfig } from './config';
 import { Controller } from './controller';
 import { kubeClients } from './kube';
 import { LeaderElector } from './leader';
+import { leaseOwner } from './lease-owner';
 import { WorkQueue } from './queue';
 import { ProgressMonitor } from './progress';
 import { FeatureGroupReconciler } from './reconcile';
@@ -124,10 +125,12 @@ async function main(): Promise<void> {
   };
   let elector: LeaderElector | undefined;
   if (config.LEADER_ELECTION) {
+    const owner = await leaseOwner(kube, config, log);
     elector = new LeaderElector(kube.coordination, {
       namespace: config.LEASE_NAMESPACE,
       name: config.LEASE_NAME,
       identity: config.POD_NAME,
+      ...(owner ? { owner } : {}),
       log,
     });
     void elector.run({

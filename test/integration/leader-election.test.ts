@@ -232,3 +232,40 @@ test('a leader that finds the lease taken by someone else steps down at once and
     run.finish();
   }
 });
+
+test('with an owner, the Lease carries its owner reference: when created, and when taken over from one made without it', async () => {
+  const owner = {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    name: 'operator',
+    uid: '5f1c0e4e-1111-4222-8333-944455556666',
+  };
+  const elect = (name: string) => {
+    const elector = new LeaderElector(coordination, {
+      namespace,
+      name,
+      identity: 'owned',
+      leaseDurationSeconds: LEASE_SECONDS,
+      renewDeadlineSeconds: RENEW_DEADLINE_SECONDS,
+      retryPeriodSeconds: RETRY_SECONDS,
+      owner,
+      log,
+    });
+    electors.push(elector);
+    void elector.run({ onStartedLeading: () => undefined, onStoppedLeading: () => undefined });
+    return elector;
+  };
+  const created = elect('owned-new');
+  await waitFor(() => created.isLeader(), 15_000, 'the elector to lead');
+  expect((await readLease('owned-new')).metadata?.ownerReferences).toEqual([owner]);
+
+  // A Lease left by an operator version that set no owner: the next holder adds it, once.
+  await coordination.createNamespacedLease({
+    namespace,
+    body: { metadata: { name: 'owned-old' }, spec: { holderIdentity: '', leaseDurationSeconds: 1 } },
+  });
+  const takeover = elect('owned-old');
+  await waitFor(() => takeover.isLeader(), 15_000, 'the elector to take the old lease');
+  await sleep(RETRY_SECONDS * 1000 * 3); // a few renewals
+  expect((await readLease('owned-old')).metadata?.ownerReferences).toEqual([owner]);
+});
