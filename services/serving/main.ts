@@ -5,6 +5,7 @@ import { kafkaPublisher } from '../../core/kafka-publisher';
 import { TokenFile } from '../../core/http/auth';
 import { createLogger } from '../../core/logger';
 import { createRegistry } from '../../core/metrics';
+import { gracefulClose } from '../../core/http/graceful-close';
 import { onShutdown } from '../../core/shutdown';
 import { createServingApp } from './app';
 import { Catalog } from './catalog';
@@ -53,9 +54,10 @@ async function main(): Promise<void> {
   // Slow clients cannot hold sockets open: headers within 10 s, the whole request within 2 min.
   server.headersTimeout = 10_000;
   server.requestTimeout = 120_000;
+  const closer = gracefulClose(server);
   onShutdown(log, async () => {
     catalog.stop();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closer.close();
     await producer?.disconnect();
     await pool.end();
   });
