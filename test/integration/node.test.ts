@@ -11,42 +11,22 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../support/services';
+import {
+  apply,
+  imageScript,
+  kubectl,
+  leftovers,
+  machineBefore,
+  nodeScript,
+  nothingLeft,
+  outcome,
+  run,
+} from '../support/node';
 
-const root = join(__dirname, '..', '..');
-const nodeScript = join(root, 'test/servers/node.sh');
-const imageScript = join(root, 'test/servers/image.sh');
-const stateDir = join(root, '.local', 'node');
-
-function run(script: string, ...args: string[]): string {
-  const result = spawnSync('bash', [script, ...args], { encoding: 'utf8', timeout: 1_500_000 });
-  if (result.status !== 0)
-    throw new Error(`${script} ${args.join(' ')} failed (exit ${result.status}):\n${result.stderr.slice(-4000)}`);
-  return result.stdout;
-}
-
-const kubectl = (...args: string[]) => run(nodeScript, 'kubectl', ...args);
-const netnsList = () =>
-  spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .stdout.split('\n')
-    .map((l) => l.split(' ')[0])
-    .filter(Boolean);
-
-/** kubectl apply of a manifest given as an object. */
-const apply = (manifest: object) =>
-  spawnSync('bash', [nodeScript, 'kubectl', 'apply', '-f', '-'], { input: JSON.stringify(manifest), encoding: 'utf8' })
-    .status;
-
-/** A run-to-completion pod's phase once it ended, and what it printed. */
-async function outcome(pod: string): Promise<[string, string]> {
-  const phase = await eventually(async () => {
-    const p = kubectl('get', 'pod', pod, '-o', 'jsonpath={.status.phase}').trim();
-    return p === 'Succeeded' || p === 'Failed' ? p : undefined;
-  }, `pod ${pod} to finish`);
-  return [phase, kubectl('logs', pod).trim()];
-}
+const stateDir = join(__dirname, '..', '..', '.local', 'node');
 
 describe('a real node', () => {
-  const before = netnsList();
+  const before = machineBefore();
   let startSeconds = 0;
 
   beforeAll(() => {
@@ -178,19 +158,19 @@ describe('a real node', () => {
     expect(await outcome('reach')).toEqual(['Succeeded', 'db 1 kafka ok']);
   });
 
-  it('stop leaves nothing behind: processes, mounts, network namespaces, iptables rules', () => {
+  it('after an interrupted run (every node process killed with SIGKILL, its pods left running), start clears it and the node comes up Ready again', () => {
+    const pids = ['containerd', 'kubelet', 'kube-proxy', 'kube-scheduler', 'kube-controller-manager', 'coredns'].map(
+      (name) => Number(readFileSync(join(stateDir, `${name}.pid`), 'utf8')),
+    );
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    // The pods' containers outlive their runtime: shims and their processes are still there.
+    expect(spawnSync('pgrep', ['-f', `containerd-shim-runc-v2 .*${stateDir}`]).status).toBe(0);
+    run(nodeScript, 'start');
+    expect(spawnSync('bash', [nodeScript, 'status']).status).toBe(0);
+  });
+
+  it('stop leaves nothing behind: processes, mounts, network namespaces, interfaces, iptables rules', () => {
     run(nodeScript, 'stop');
-    expect(netnsList().filter((ns) => !before.includes(ns))).toEqual([]);
-    const processes = spawnSync('pgrep', ['-fa', stateDir], { encoding: 'utf8' }).stdout.trim();
-    expect(processes).toBe('');
-    const shims = spawnSync('pgrep', ['-fa', 'containerd-shim-runc-v2'], { encoding: 'utf8' }).stdout.trim();
-    expect(shims.split('\n').filter((l) => l.includes(stateDir))).toEqual([]);
-    expect(
-      readFileSync('/proc/self/mounts', 'utf8')
-        .split('\n')
-        .filter((l) => l.includes(stateDir)),
-    ).toEqual([]);
-    const rules = spawnSync('iptables-save', [], { encoding: 'utf8' }).stdout;
-    expect(rules.split('\n').filter((l) => l.includes('KUBE'))).toEqual([]);
+    expect(leftovers(before)).toEqual(nothingLeft);
   });
 });

@@ -13,11 +13,13 @@
 #
 # Usage: image.sh {build|tag|run CMD...|inspect FORMAT|oci-archive}
 #   build        make the base once, then build the image from this checkout (about 1 min; the
-#                first time also ~30 s of debootstrap and Node's 30 MB binary)
+#                first time also ~30 s of debootstrap and Node's 30 MB binary); nothing when the
+#                image was built from the same context (git-tracked files .dockerignore admits)
 #   tag          print the image's name
 #   run CMD...   run CMD in a fresh container of the image (as its USER, in its WORKDIR), then remove it
 #   inspect F    buildah inspect --format F of the image
 #   oci-archive  write the image as an OCI archive and print its path (for `ctr images import`)
+#   push REF     push the image to a registry as REF (plain HTTP allowed: the test node's registry)
 set -euo pipefail
 LOG_TAG=image
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -76,10 +78,26 @@ build_base() {
   log "base image ready in $((SECONDS - t0)) s"
 }
 
+# A digest of what the build reads: the files of the checkout that .dockerignore lets into the
+# context, and the base. An image labelled with the same digest is up to date.
+context_digest() {
+  (
+    cd "$REPO" && git ls-files -co --exclude-standard -z |
+      grep -zv -E '^(\.git|\.local|node_modules|dist|coverage|bench/results|test|charts)(/|$)|\.log$|\.cpuprofile$' |
+      sort -z | xargs -0 sha256sum 2>/dev/null
+    echo "$BASE_IMAGE"
+  ) | sha256sum | cut -c1-32
+}
+
 cmd_build() {
   need_tools
   build_base
-  local t0=$SECONDS logf="$STATE_DIR/image-build.log" mounts=()
+  local t0=$SECONDS logf="$STATE_DIR/image-build.log" mounts=() digest
+  digest="$(context_digest)"
+  if has_image "$IMAGE" && [[ "$(bah inspect --type image --format '{{index .ImageAnnotations "dev.featurestore.context"}}' "$IMAGE" 2>/dev/null)" == "$digest" ]]; then
+    log "image $IMAGE is up to date with this checkout (context $digest)"
+    return 0
+  fi
   # The host's npm configuration and CA bundle, read-only and only for the build's RUN steps.
   local cafile global user
   cafile="$(npm config get cafile 2>/dev/null || true)"
@@ -92,6 +110,7 @@ cmd_build() {
   [[ -n "$user" && -f "$user" ]] && mounts+=(-v "$user:/root/.npmrc:ro")
   log "building $IMAGE from the Dockerfile with buildah (about 1 min; log: $logf)"
   bah bud --isolation chroot --pull-never --layers=false --build-arg NODE_IMAGE="$BASE_IMAGE" "${mounts[@]}" \
+    --annotation "dev.featurestore.context=$digest" \
     -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO" >"$logf" 2>&1 || {
     log_tail "$logf" 30
     die "buildah bud failed (full log: $logf)" "fix the cause above, then: $0 build"
@@ -124,5 +143,9 @@ case "${1:-}" in
     bah push --quiet "$IMAGE" "oci-archive:$archive:$IMAGE" >/dev/null
     echo "$archive"
     ;;
-  *) die "usage: image.sh {build|tag|run CMD...|inspect FORMAT|oci-archive}" "see the comment at the top of test/servers/image.sh" ;;
+  push)
+    [[ -n "${2:-}" ]] || die "usage: image.sh push REGISTRY/NAME:TAG" "for the test node: \$(node.sh env) names REGISTRY"
+    bah push --quiet --tls-verify=false "$IMAGE" "docker://$2" >/dev/null
+    ;;
+  *) die "usage: image.sh {build|tag|run CMD...|inspect FORMAT|oci-archive|push REF}" "see the comment at the top of test/servers/image.sh" ;;
 esac

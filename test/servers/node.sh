@@ -2,9 +2,10 @@
 # A real single-node Kubernetes for tests, inside a network namespace this script creates: etcd and
 # kube-apiserver (kube.sh, with service-account tokens and endpoints on), containerd + runc from
 # Debian's packages with a configuration of our own (own root, state and socket, cgroupfs), and
-# kubelet, kube-proxy, kube-scheduler, kube-controller-manager and CoreDNS, compiled from the Go module proxy at the kube-apiserver's version (kube/go.mod) into
-# $CACHE_DIR/kube-node-<version>/bin, and a Postgres and Kafka of its own (postgres.sh, kafka.sh) on
-# the node's address for its pods. Everything listens inside the namespace only; iptables rules
+# kubelet, kube-proxy, kube-scheduler and kube-controller-manager, compiled from the Go module proxy
+# at the kube-apiserver's version (kube/go.mod) into $CACHE_DIR/kube-node-<version>/bin; CoreDNS
+# (coredns/go.mod) and an image registry (Distribution, registry/go.mod) the same way; and a
+# Postgres and Kafka of its own (postgres.sh, kafka.sh) on the node's address for its pods. Everything listens inside the namespace only; iptables rules
 # and ip_forward stay in it. `stop` removes the processes, the namespace and the state.
 # Needs root.
 #
@@ -16,8 +17,13 @@
 #   status   exit 0 if the node is Ready
 #   exec     run CMD inside the node's network namespace
 #   kubectl  kubectl against the node's cluster
-#   env      DATABASE_URL and KAFKA_BROKERS of the node's own Postgres and Kafka, as pods reach them
+#   env      DATABASE_URL and KAFKA_BROKERS of the node's own Postgres and Kafka, as pods reach them,
+#            and REGISTRY, the node's image registry (plain HTTP)
 #   load-image  import an OCI archive (test/servers/image.sh oci-archive) into the node's containerd
+#   ctr      ctr ARGS against the node's containerd, namespace k8s.io (e.g. images tag A B)
+#   helm     helm ARGS against the node's cluster (tools.sh builds helm)
+#   psql     psql ARGS as the superuser of the node's own Postgres
+#   kubeconfig  print the path of the cluster's kubeconfig (for tools run with `exec`)
 # Env: FS_NODE_NETNS (fs-node), FS_NODE_IP (10.213.0.10), FS_NODE_POD_CIDR (10.214.0.0/24)
 set -euo pipefail
 LOG_TAG=node
@@ -32,6 +38,10 @@ NODE_DIST="$CACHE_DIR/kube-node-$KUBE_VERSION"
 COREDNS_MOD_DIR="$SERVERS_DIR/coredns"
 COREDNS_VERSION="$(awk '$1 == "github.com/coredns/coredns" && $2 ~ /^v[0-9]/ { print $2; exit }' "$COREDNS_MOD_DIR/go.mod")"
 COREDNS_DIST="$CACHE_DIR/coredns-$COREDNS_VERSION"
+REGISTRY_MOD_DIR="$SERVERS_DIR/registry"
+REGISTRY_VERSION="$(awk '$1 == "github.com/distribution/distribution/v3" && $2 ~ /^v[0-9]/ { print $2; exit }' "$REGISTRY_MOD_DIR/go.mod")"
+REGISTRY_DIST="$CACHE_DIR/registry-$REGISTRY_VERSION"
+REGISTRY_PORT="${FS_NODE_REGISTRY_PORT:-5000}"
 NETNS="${FS_NODE_NETNS:-fs-node}"
 NODE_IP="${FS_NODE_IP:-10.213.0.10}"
 POD_CIDR="${FS_NODE_POD_CIDR:-10.214.0.0/24}"
@@ -42,6 +52,8 @@ CTRD_SOCK="$CTRD_DIR/containerd.sock"
 KUBELET_DIR="$N_DIR/kubelet"
 CNI_CONF="$N_DIR/cni"
 PAUSE_IMAGE="localhost/pause:fs-1"
+# containerd puts every container's cgroup under /k8s.io (its namespace) of each hierarchy.
+CGROUP_NS="k8s.io"
 PAUSE_ARCHIVE="$CACHE_DIR/pause-fs-1.oci.tar"
 
 # nsenter, not `ip netns exec`: that remounts /sys for the namespace, which hides the cgroup
@@ -98,6 +110,23 @@ build_coredns_locked() {
   trap - EXIT
 }
 
+build_registry_locked() {
+  [[ -f "$REGISTRY_DIST/.complete" ]] && return 0
+  need_go
+  local tmp t0=$SECONDS
+  tmp="$(mktemp -d "$CACHE_DIR/.registry-$REGISTRY_VERSION.XXXXXX")"
+  # shellcheck disable=SC2064 # expand $tmp now
+  trap "rm -rf '$tmp'" EXIT
+  log "building the Distribution registry $REGISTRY_VERSION from the Go module proxy into $REGISTRY_DIST/bin (first time ~2 min)"
+  export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
+  mkdir -p "$tmp/bin"
+  go_build registry "$REGISTRY_MOD_DIR" "$CACHE_DIR/build-registry-$REGISTRY_VERSION.log" \
+    github.com/distribution/distribution/v3/cmd/registry "$tmp/bin/registry" "-s -w"
+  rm -f "$CACHE_DIR/build-registry-$REGISTRY_VERSION.log"
+  finish_dist "$tmp" "$REGISTRY_DIST" $((SECONDS - t0))
+  trap - EXIT
+}
+
 build_pause() {
   [[ -s "$PAUSE_ARCHIVE" ]] && return 0
   ensure_cmd gcc gcc
@@ -131,6 +160,7 @@ cmd_build() {
   bash "$SERVERS_DIR/kube.sh" build quiet
   with_build_lock "kube-node-$KUBE_VERSION" build_node_locked
   with_build_lock "coredns-$COREDNS_VERSION" build_coredns_locked
+  with_build_lock "registry-$REGISTRY_VERSION" build_registry_locked
   build_pause
 }
 
@@ -150,6 +180,9 @@ state = "$CTRD_DIR/state"
   # The machine withholds CAP_SYS_RESOURCE: without this, sandboxes fail with
   # "can't get final child's PID from pipe: EOF".
   restrict_oom_score_adj = true
+  # Pod network namespaces under our state, not /var/run/netns: stop finds them even when
+  # containerd is gone (an interrupted run), by their mounts.
+  netns_mounts_under_state_dir = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "10010"
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -158,6 +191,12 @@ state = "$CTRD_DIR/state"
     runtime_type = "io.containerd.runc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
       SystemdCgroup = false
+      # runc's state of our containers, apart from any other runtime's on the machine: stop reaches
+      # them through it even when containerd and the shims are gone.
+      Root = "$CTRD_DIR/runc"
+  # The node's own registry (plain HTTP, inside the namespace): what skaffold pushes, kubelet pulls.
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$NODE_IP:$REGISTRY_PORT"]
+    endpoint = ["http://$NODE_IP:$REGISTRY_PORT"]
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$CNI_CONF"
@@ -227,6 +266,8 @@ cmd_start() {
   fi
   ensure_state_dir
   write_configs
+  # No other containerd on the machine uses these cgroups: they are ours to remove at stop.
+  [[ -d "/sys/fs/cgroup/memory/$CGROUP_NS" ]] || touch "$STATE_DIR/.node-made-cgroups"
   kube_in_ns start >&2
   servers_in_ns postgres start >&2
   servers_in_ns kafka start >&2
@@ -271,6 +312,14 @@ cluster.local:53 in-addr.arpa:53 {
 }
 EOF
   start_bg coredns "$COREDNS_DIST/bin/coredns" -conf "$N_DIR/Corefile"
+  # An image registry on the node's address, for builds that push (skaffold's custom build).
+  cat >"$N_DIR/registry.yaml" <<EOF
+version: 0.1
+log: { level: warn }
+storage: { filesystem: { rootdirectory: $N_DIR/registry }, delete: { enabled: true } }
+http: { addr: "$NODE_IP:$REGISTRY_PORT" }
+EOF
+  start_bg registry env OTEL_TRACES_EXPORTER=none "$REGISTRY_DIST/bin/registry" serve "$N_DIR/registry.yaml"
   log "waiting for node fs-node to be Ready"
   deadline=$((SECONDS + 120))
   until kubectl_node get node fs-node -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True; do
@@ -292,31 +341,20 @@ stop_pid() {
   rm -f "$N_DIR/$name.pid"
 }
 
-# The network namespaces containerd made for pod sandboxes (/var/run/netns/cni-...), read from its
-# own containers: those, and no one else's, are removed at stop.
-sandbox_netns() {
-  [[ -S "$CTRD_SOCK" ]] || return 0
-  local id
-  for id in $(in_ns ctr --address "$CTRD_SOCK" -n k8s.io containers ls -q 2>/dev/null || true); do
-    in_ns ctr --address "$CTRD_SOCK" -n k8s.io containers info "$id" 2>/dev/null |
-      grep -o '"path": *"/var/run/netns/cni-[0-9a-f-]*"' | sed 's/.*netns\///; s/"$//' || true
-  done | sort -u
-}
-
 cmd_stop() {
   need_root
+  # No controller to recreate the pods deleted next, no scheduler to place them.
+  stop_pid kube-controller-manager
+  stop_pid kube-scheduler
   # Pods first, while kubelet runs, so their sandboxes are torn down the normal way.
   if kubectl_node get --raw /readyz >/dev/null 2>&1; then
     kubectl_node delete pods --all --all-namespaces --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
     local deadline=$((SECONDS + 60))
     while [[ -n "$(kubectl_node get pods -A -o name 2>/dev/null)" ]] && ((SECONDS < deadline)); do sleep 1; done
   fi
-  local leftovers
-  leftovers="$(sandbox_netns)"
+  stop_pid registry
   stop_pid coredns
   stop_pid kube-proxy
-  stop_pid kube-scheduler
-  stop_pid kube-controller-manager
   stop_pid kubelet
   # Containers and their shims first, then containerd.
   if [[ -S "$CTRD_SOCK" ]]; then
@@ -328,8 +366,16 @@ cmd_stop() {
   stop_pid containerd
   # Shims outlive containerd by design; they are ours when their socket lives under our state.
   pkill -KILL -f "containerd-shim-runc-v2 .*-address $CTRD_SOCK" 2>/dev/null || true
-  local ns
-  for ns in $leftovers; do ip netns del "$ns" 2>/dev/null || true; done
+  # Containers outlive their shims: kill and delete what runc still knows of under our root (after
+  # an interrupted run, containerd may be long gone).
+  local rroot id
+  for rroot in "$CTRD_DIR"/runc/*/; do # the shim keeps one root per containerd namespace
+    [[ -d "$rroot" ]] || continue
+    for id in $(runc --root "$rroot" list -q 2>/dev/null || true); do
+      runc --root "$rroot" kill --all "$id" KILL 2>/dev/null || true
+      runc --root "$rroot" delete --force "$id" 2>/dev/null || true
+    done
+  done
   if ip netns list | grep -q "^$NETNS\b"; then
     servers_in_ns kafka stop >&2 || true
     servers_in_ns postgres stop >&2 || true
@@ -340,7 +386,18 @@ cmd_stop() {
     umount /run/netns 2>/dev/null || true
     rm -f "$STATE_DIR/.node-made-run-netns"
   fi
-  # Mounts the node made (pod volumes, sandboxes) under its state.
+  # The containers' cgroups: runc delete removed the live ones, but an OOM kill or a crash can
+  # leave empty ones. Only when this node made the hierarchy: another runtime's stay untouched.
+  if [[ -f "$STATE_DIR/.node-made-cgroups" ]]; then
+    local cg
+    for cg in $(find /sys/fs/cgroup/*/"$CGROUP_NS" -depth -type d 2>/dev/null); do rmdir "$cg" 2>/dev/null || true; done
+    if compgen -G "/sys/fs/cgroup/*/$CGROUP_NS" >/dev/null; then
+      warn "cgroups /sys/fs/cgroup/*/$CGROUP_NS are still in use"
+    else
+      rm -f "$STATE_DIR/.node-made-cgroups"
+    fi
+  fi
+  # Mounts the node made under its state: pod volumes, and the pods' network namespaces.
   local m
   for m in $(awk -v d="$N_DIR" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$N_DIR"
@@ -358,11 +415,21 @@ case "${1:-}" in
   env)
     echo "DATABASE_URL=postgres://featurestore:featurestore@$NODE_IP:${FS_PG_PORT:-55432}/featurestore"
     echo "KAFKA_BROKERS=$NODE_IP:${FS_KAFKA_PORT:-59092}"
+    echo "REGISTRY=$NODE_IP:$REGISTRY_PORT"
     ;;
   load-image)
     [[ -f "${2:-}" ]] || die "usage: node.sh load-image OCI_ARCHIVE" "make one with test/servers/image.sh oci-archive"
     in_ns ctr --address "$CTRD_SOCK" -n k8s.io images import --all-platforms "$2" >/dev/null
     ;;
   kubectl) shift; kubectl_node "$@" ;;
-  *) die "usage: node.sh {build|start|stop|status|exec CMD...|kubectl ARGS...|load-image ARCHIVE}" "see the comment at the top of test/servers/node.sh" ;;
+  ctr) shift; in_ns ctr --address "$CTRD_SOCK" -n k8s.io "$@" ;;
+  helm)
+    shift
+    helm_bin="$(bash "$SERVERS_DIR/tools.sh" path helm)"
+    in_ns env KUBECONFIG="$CLUSTER_STATE/kubeconfig" HELM_CACHE_HOME="$N_DIR/helm/cache" HELM_CONFIG_HOME="$N_DIR/helm/config" \
+      HELM_DATA_HOME="$N_DIR/helm/data" "$helm_bin" "$@"
+    ;;
+  psql) shift; servers_in_ns postgres psql "$@" ;;
+  kubeconfig) echo "$CLUSTER_STATE/kubeconfig" ;;
+  *) die "usage: node.sh {build|start|stop|status|exec CMD...|kubectl ARGS...|load-image ARCHIVE|ctr ARGS...|helm ARGS...|psql ARGS...|kubeconfig|env}" "see the comment at the top of test/servers/node.sh" ;;
 esac
