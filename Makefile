@@ -54,11 +54,23 @@ servers: ## Start local Postgres, Kafka and kube-apiserver+etcd (fetched or buil
 servers-down: ## Stop the local servers
 	bash test/servers/down.sh
 
-up: build ## Run the whole platform locally (operator, runner, services), apply examples/, show served features; Ctrl-C stops
-	bash test/servers/stack.sh up
+# MODE=local (default): the components as local processes, consumers run by the local runner.
+# MODE=pods: the same platform on real pods (test node, image built with buildah, helm install).
+MODE ?= local
 
-down: ## Stop what `make up` started
+up: build ## The whole platform on this machine, examples/ applied, a served feature shown (MODE=pods: on real pods, needs root)
+ifeq ($(MODE),pods)
+	bash test/servers/pods.sh demo
+else
+	bash test/servers/stack.sh up
+endif
+
+down: ## Stop what `make up` started (MODE=pods for the pods)
+ifeq ($(MODE),pods)
+	bash test/servers/pods.sh down
+else
 	bash test/servers/stack.sh down
+endif
 
 soak: build ## The long fault and hostile-input suite; prints the table (FUZZ_RUNS=20000)
 	bash test/soak.sh
