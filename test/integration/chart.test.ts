@@ -228,6 +228,8 @@ describe('Helm chart', () => {
           WATCH_NAMESPACES: namespace,
           LEASE_NAMESPACE: namespace,
           LEASE_NAME: leaseName,
+          // The chart sets it from the pod's spec.serviceAccountName.
+          LEASE_OWNER_SERVICE_ACCOUNT: serviceAccount,
           POD_NAME: `${name}-operator`,
           RESYNC_SECONDS: '10',
         },

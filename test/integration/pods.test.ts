@@ -288,7 +288,9 @@ describe('the platform on real pods (helm install on the test node)', () => {
         if (posted.status !== 202) throw new Error('ingest answered ' + posted.status);
         for (let i = 0; i < 600; i++) {
           const r = await fetch(serving + '/features/in-cluster-1');
-          if (r.status === 200) { console.log(JSON.stringify((await r.json()).features)); return; }
+          // Two groups read the topic: wait for the one of the example to have written.
+          const features = r.status === 200 ? (await r.json()).features : {};
+          if (features.last_action !== undefined) { console.log(JSON.stringify(features)); return; }
           await new Promise((s) => setTimeout(s, 200));
         }
         throw new Error('not served within 120 s');
@@ -311,6 +313,7 @@ describe('the platform on real pods (helm install on the test node)', () => {
     };
     expect(apply(pod)).toBe(0);
     const [phase, out] = await outcome('in-cluster-rest');
+    kubectl('-n', 'default', 'delete', 'pod', 'in-cluster-rest', '--wait=false');
     expect(phase).toBe('Succeeded');
     expect(JSON.parse(out)).toMatchObject({
       last_action: 'from-a-pod',
@@ -318,7 +321,6 @@ describe('the platform on real pods (helm install on the test node)', () => {
       last_amount: 2.5,
       last_seen_at: '2026-11-30T10:00:00Z',
     });
-    kubectl('-n', 'default', 'delete', 'pod', 'in-cluster-rest', '--wait=false');
   });
 
   it('kubectl delete pod of a consumer mid-stream: every event counted once, the newest action of every entity served', async () => {

@@ -124,9 +124,19 @@ describe('stalled group', () => {
     await pool.query(
       `CREATE OR REPLACE FUNCTION features."${table}_refuse"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the disk is full' USING ERRCODE = '53100'; END $$`,
     );
-    await pool.query(
-      `CREATE TRIGGER refuse_all BEFORE INSERT OR UPDATE ON features."${table}" FOR EACH ROW EXECUTE FUNCTION features."${table}_refuse"()`,
-    );
+    // The operator grants on this table at every resync. Postgres refuses two concurrent updates of
+    // the table's catalog row ("tuple concurrently updated"), so take the operator's grants lock.
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(727210002)');
+      await client.query(
+        `CREATE TRIGGER refuse_all BEFORE INSERT OR UPDATE ON features."${table}" FOR EACH ROW EXECUTE FUNCTION features."${table}_refuse"()`,
+      );
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
     const stream = generateStream({ count: 2_000, entities: 100, prefix: `${namespace}:` });
     await producer.send({
       topic,
