@@ -211,6 +211,8 @@ async function postWith(file: string, duringAfter: number, during: () => Promise
 describe('the platform on real pods (helm install on the test node)', () => {
   const before = machineBefore();
 
+  const suiteStarted = Date.now();
+
   beforeAll(() => {
     mkdirSync(work, { recursive: true });
     run(podsScript, 'down'); // a node an earlier run left holds its data: start from nothing
@@ -225,7 +227,9 @@ describe('the platform on real pods (helm install on the test node)', () => {
 
   afterAll(() => {
     writeFileSync(join(work, 'figures.json'), JSON.stringify(figures, null, 2));
+    figures.suiteSeconds = (Date.now() - suiteStarted) / 1000;
     console.log(`pods figures: ${JSON.stringify(figures)}`);
+    console.log(`pods: suite ran ${(figures.suiteSeconds as number).toFixed(0)} s`);
     run(podsScript, 'down');
   });
 
