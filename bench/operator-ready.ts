@@ -24,7 +24,7 @@ import {
   type V1Deployment,
 } from '@kubernetes/client-node';
 import { keepWatching } from '../core/kube-watch';
-import { createLogger } from '../core/logger';
+import pino from 'pino';
 import { projectRoot } from '../core/paths';
 
 const GROUP = 'featurestore.dev';
@@ -177,7 +177,8 @@ async function main(): Promise<void> {
   watched.on('update', observe);
   // A watch the API server cuts is restarted; a slow LIST every 2 s catches anything missed meanwhile.
   let finished = false;
-  keepWatching(watched, 'featuregroups', createLogger('bench', 'warn'), () => finished);
+  // Logs to stderr: stdout carries the benchmark's one JSON line of figures (run.sh collects it).
+  keepWatching(watched, 'featuregroups', pino({ name: 'bench', level: 'warn' }, pino.destination(2)), () => finished);
   await watched.start();
   const sweep = setInterval(() => {
     void custom

@@ -17,7 +17,10 @@ if (!file) {
   console.error('usage: node dist/bench/report.js bench/results/<date>.json');
   process.exit(2);
 }
-const { machine, results } = JSON.parse(readFileSync(file, 'utf8')) as Results;
+const parsed = JSON.parse(readFileSync(file, 'utf8')) as Results;
+const { machine } = parsed;
+// A results file of an older run may hold a captured log line as a "result": not a figure.
+const results = parsed.results.filter((r) => typeof r.benchmark === 'string');
 const find = (benchmark: string, where: Record<string, unknown> = {}): Result | undefined =>
   results.find((r) => r.benchmark === benchmark && Object.entries(where).every(([k, v]) => r[k] === v));
 const num = (r: Result | undefined, key: string): number | undefined =>

@@ -12,20 +12,28 @@ out="bench/results/$stamp.json"
 profiles=".local/bench-profiles/$stamp"
 mkdir -p "$profiles"/{consumer-values,consumer-aggregates,serving}
 results=()
+# Keeps the lines that are figures ({"benchmark": ...}); anything else a benchmark printed (a log
+# line) goes to stderr instead of becoming a row of the report.
+figures() {
+  local line
+  while IFS= read -r line; do
+    if [[ "$line" =~ ^\{\ *\"benchmark\" ]]; then echo "$line"; else echo "bench: not a figure, skipped: ${line:0:200}" >&2; fi
+  done
+}
 echo "bench: consumer throughput (Kafka -> Postgres, one consumer)" >&2
-results+=("$(BENCH_CPU_PROF_DIR="$profiles/consumer-values" node dist/bench/consumer-throughput.js)")
+results+=("$(BENCH_CPU_PROF_DIR="$profiles/consumer-values" node dist/bench/consumer-throughput.js | figures)")
 echo "bench: consumer throughput with 4 value features and 4 window aggregates" >&2
-results+=("$(BENCH_CPU_PROF_DIR="$profiles/consumer-aggregates" node dist/bench/consumer-throughput.js --aggregates)")
+results+=("$(BENCH_CPU_PROF_DIR="$profiles/consumer-aggregates" node dist/bench/consumer-throughput.js --aggregates | figures)")
 echo "bench: per-event extraction and validation (in process, no I/O)" >&2
-results+=("$(node dist/bench/extract.js)")
+results+=("$(node dist/bench/extract.js | figures)")
 echo "bench: window aggregates read for 100 entities (POST /get-online-features, 200 rps open loop and closed loop)" >&2
-results+=("$(node dist/bench/aggregate-read.js)")
+results+=("$(node dist/bench/aggregate-read.js | figures)")
 echo "bench: point-in-time retrieval of 100,000 rows (POST /v1/historical-features)" >&2
-results+=("$(node dist/bench/historical.js --rows 100000)")
+results+=("$(node dist/bench/historical.js --rows 100000 | figures)")
 echo "bench: 200 FeatureGroups applied at once until all Ready (operator)" >&2
-results+=("$(node dist/bench/operator-ready.js --groups 200)")
+results+=("$(node dist/bench/operator-ready.js --groups 200 | figures)")
 echo "bench: ceilings (pgbench -S, bulk upsert, raw Kafka consume), serving, HTTP ingest, freshness" >&2
-platform="$(BENCH_CPU_PROF_DIR="$profiles/serving" node dist/bench/platform.js)"
+platform="$(BENCH_CPU_PROF_DIR="$profiles/serving" node dist/bench/platform.js | figures)"
 while IFS= read -r line; do results+=("$line"); done <<<"$platform"
 for component in consumer-values consumer-aggregates serving; do
   for file in "$profiles/$component"/*.cpuprofile; do
