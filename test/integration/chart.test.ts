@@ -181,6 +181,15 @@ describe('Helm chart', () => {
       expect(diagnosed.stdout).toMatch(/chartPath: \S*charts\/feature-store\n/);
     });
 
+    it("tags images so that helm's --set reads the tag as a string, even for a short commit of digits only", async () => {
+      const built = await skaffold(['build', '--dry-run', '-q', '-p', 'test-node', '--default-repo', 'registry.test']);
+      expect(built.code).toBe(0);
+      const { builds } = JSON.parse(built.stdout) as { builds: { tag: string }[] };
+      const tag = builds[0]!.tag.replace(/^registry\.test\/feature-store:/, '');
+      // helm (like YAML) reads 4233247 or 1e5 as a number; the chart's schema wants a string.
+      expect(tag).toMatch(/^git-[0-9a-f]+/);
+    });
+
     it.each([[[]], [['-p', 'dev-deps']]])(
       'skaffold render %j renders what the API server accepts, with the port-forwarded Services',
       async (profile) => {
