@@ -81,6 +81,8 @@ build_base() {
 # A digest of what the build reads: the files of the checkout that .dockerignore lets into the
 # context, and the base. An image labelled with the same digest is up to date.
 context_digest() {
+  # Outside a git checkout the files cannot be listed: a digest that never matches, so it builds.
+  git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1 || { echo "no-git-$(date +%s%N)"; return 0; }
   (
     cd "$REPO" && git ls-files -co --exclude-standard -z |
       grep -zv -E '^(\.git|\.local|node_modules|dist|coverage|bench/results|test|charts)(/|$)|\.log$|\.cpuprofile$' |
