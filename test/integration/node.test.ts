@@ -17,13 +17,14 @@ import {
   kubectl,
   leftovers,
   machineBefore,
+  nodeEnv,
   nodeScript,
+  nodeState,
   nothingLeft,
   outcome,
   run,
+  scriptPod,
 } from '../support/node';
-
-const stateDir = join(__dirname, '..', '..', '.local', 'node');
 
 describe('a real node', () => {
   const before = machineBefore();
@@ -97,26 +98,11 @@ describe('a real node', () => {
     }, 'the Service to answer');
     expect(viaService).toBe('ok 10001');
     // By DNS name from a pod: CoreDNS on the node, the in-cluster REST of the design.
-    const byName = {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'by-name', namespace: 'default' },
-      spec: {
-        restartPolicy: 'Never',
-        containers: [
-          {
-            name: 'get',
-            image,
-            imagePullPolicy: 'Never',
-            command: [
-              'node',
-              '-e',
-              "require('http').get('http://image-probe.default.svc.cluster.local/', (r) => { let b = ''; r.on('data', (c) => (b += c)); r.on('end', () => console.log(b)); }).on('error', (e) => { console.error(e.message); process.exit(1); });",
-            ],
-          },
-        ],
-      },
-    };
+    const byName = scriptPod(
+      'by-name',
+      image,
+      "require('http').get('http://image-probe.default.svc.cluster.local/', (r) => { let b = ''; r.on('data', (c) => (b += c)); r.on('end', () => console.log(b)); }).on('error', (e) => { console.error(e.message); process.exit(1); });",
+    );
     expect(apply(byName)).toBe(0);
     expect(await outcome('by-name')).toEqual(['Succeeded', 'ok 10001']);
     // The pod network exists inside the namespace only: the machine itself has no route into it.
@@ -124,12 +110,7 @@ describe('a real node', () => {
   });
 
   it("a pod of the image reaches the node's own Postgres and Kafka, on the node's address", async () => {
-    const env = Object.fromEntries(
-      run(nodeScript, 'env')
-        .trim()
-        .split('\n')
-        .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
-    ) as Record<'DATABASE_URL' | 'KAFKA_BROKERS', string>;
+    const { DATABASE_URL, KAFKA_BROKERS } = nodeEnv();
     const script =
       "const { Pool } = require('pg'); const { Kafka, logLevel } = require('kafkajs');" +
       '(async () => { const pool = new Pool({ connectionString: process.env.DATABASE_URL });' +
@@ -137,34 +118,21 @@ describe('a real node', () => {
       ' const admin = new Kafka({ brokers: [process.env.KAFKA_BROKERS], logLevel: logLevel.NOTHING }).admin();' +
       " await admin.connect(); await admin.listTopics(); await admin.disconnect(); console.log('db ' + one + ' kafka ok'); })()" +
       '.catch((e) => { console.error(e.message); process.exit(1); });';
-    const pod = {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'reach', namespace: 'default' },
-      spec: {
-        restartPolicy: 'Never',
-        containers: [
-          {
-            name: 'reach',
-            image: run(imageScript, 'tag').trim(),
-            imagePullPolicy: 'Never',
-            env: Object.entries(env).map(([name, value]) => ({ name, value })),
-            command: ['node', '-e', script],
-          },
-        ],
-      },
-    };
+    const pod = scriptPod('reach', run(imageScript, 'tag').trim(), script, {
+      DATABASE_URL: DATABASE_URL!,
+      KAFKA_BROKERS: KAFKA_BROKERS!,
+    });
     expect(apply(pod)).toBe(0);
     expect(await outcome('reach')).toEqual(['Succeeded', 'db 1 kafka ok']);
   });
 
   it('after an interrupted run (every node process killed with SIGKILL, its pods left running), start clears it and the node comes up Ready again', () => {
     const pids = ['containerd', 'kubelet', 'kube-proxy', 'kube-scheduler', 'kube-controller-manager', 'coredns'].map(
-      (name) => Number(readFileSync(join(stateDir, `${name}.pid`), 'utf8')),
+      (name) => Number(readFileSync(join(nodeState, `${name}.pid`), 'utf8')),
     );
     for (const pid of pids) process.kill(pid, 'SIGKILL');
     // The pods' containers outlive their runtime: shims and their processes are still there.
-    expect(spawnSync('pgrep', ['-f', `containerd-shim-runc-v2 .*${stateDir}`]).status).toBe(0);
+    expect(spawnSync('pgrep', ['-f', `containerd-shim-runc-v2 .*${nodeState}`]).status).toBe(0);
     run(nodeScript, 'start');
     expect(spawnSync('bash', [nodeScript, 'status']).status).toBe(0);
   });

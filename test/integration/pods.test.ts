@@ -21,12 +21,14 @@ import {
   kubectl,
   leftovers,
   machineBefore,
+  nodeEnv,
   nodeScript,
   nothingLeft,
   outcome,
   podsScript,
   repoRoot,
   run,
+  scriptPod,
 } from '../support/node';
 
 const NS = 'feature-store';
@@ -109,7 +111,7 @@ async function compare(prefix: string) {
   const ids = [...sent.keys()].filter((id) => id.startsWith(`${prefix}-`));
   const idsFile = join(work, `${prefix}.ids`);
   writeFileSync(idsFile, ids.join('\n') + '\n');
-  const served = await inNode<Record<string, Served>>(['read', servingUrl(), idsFile]);
+  const served = await inNode<Record<string, Served>>(['read', servingUrl, idsFile]);
   let lost = 0;
   let duplicated = 0;
   let wrongLatest = 0;
@@ -156,35 +158,25 @@ async function untilExact(prefix: string) {
 }
 
 let ingestUrl = '';
-let servingUrl = () => '';
+let servingUrl = '';
+/** The Services' addresses, as clients in the node's namespace reach them (new after a reinstall). */
+function locateServices() {
+  ingestUrl = `http://${clusterIp(NS, `${RELEASE}-ingest`)}:8081`;
+  servingUrl = `http://${clusterIp(NS, `${RELEASE}-serving`)}:8080`;
+}
 
-const podOf = (group: string) =>
-  kubectl(
-    '-n',
-    'default',
-    'get',
-    'pods',
-    '-l',
-    `featurestore.dev/group=${group}`,
-    '-o',
-    'jsonpath={.items[*].metadata.name}',
-  )
-    .trim()
-    .split(/\s+/)
-    .filter(Boolean);
+/** JSONPATH over the consumer pods of GROUP. */
+const consumerPods = (group: string, jsonpath: string) =>
+  kubectl('-n', 'default', 'get', 'pods', '-l', `featurestore.dev/group=${group}`, '-o', `jsonpath=${jsonpath}`);
+
+const podOf = (group: string) => consumerPods(group, '{.items[*].metadata.name}').trim().split(/\s+/).filter(Boolean);
 
 const readyConsumer = (group: string) =>
   eventually(
     async () => {
-      const out = kubectl(
-        '-n',
-        'default',
-        'get',
-        'pods',
-        '-l',
-        `featurestore.dev/group=${group}`,
-        '-o',
-        'jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+      const out = consumerPods(
+        group,
+        '{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
       );
       const pods = out.split('\n').filter(Boolean);
       const ready = pods.filter((l) => l.endsWith(' True') && l.split(' ').length === 3);
@@ -195,13 +187,13 @@ const readyConsumer = (group: string) =>
   );
 
 /** POSTs FILE through the ingest Service while `during` runs once DURING_AFTER events are in. */
-async function postWith(file: string, duringAfter: number, during: () => Promise<void>) {
+async function postWith(file: string, duringAfter: number, during: () => void) {
   let triggered: Promise<void> | undefined;
   const posted = await inNode<{ events: number; accepted: number; retries: number }>(
     ['post', ingestUrl, file, '500'],
     (line) => {
       const n = Number(/^posted (\d+)/.exec(line)?.[1] ?? 0);
-      if (!triggered && n >= duringAfter) triggered = during();
+      if (!triggered && n >= duringAfter) triggered = Promise.resolve().then(during);
     },
   );
   await triggered;
@@ -220,9 +212,7 @@ describe('the platform on real pods (helm install on the test node)', () => {
     run(podsScript, 'up');
     figures.platformUpSeconds = (Date.now() - t0) / 1000;
     console.log(`pods: node, image and helm install Ready in ${(figures.platformUpSeconds as number).toFixed(1)} s`);
-    ingestUrl = `http://${clusterIp(NS, `${RELEASE}-ingest`)}:8081`;
-    const serving = `http://${clusterIp(NS, `${RELEASE}-serving`)}:8080`;
-    servingUrl = () => serving;
+    locateServices();
   });
 
   afterAll(() => {
@@ -299,22 +289,7 @@ describe('the platform on real pods (helm install on the test node)', () => {
         }
         throw new Error('not served within 120 s');
       })().catch((e) => { console.error(e.message); process.exit(1); });`;
-    const pod = {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'in-cluster-rest', namespace: 'default' },
-      spec: {
-        restartPolicy: 'Never',
-        containers: [
-          {
-            name: 'client',
-            image: 'localhost/feature-store:dev',
-            imagePullPolicy: 'Never',
-            command: ['node', '-e', script],
-          },
-        ],
-      },
-    };
+    const pod = scriptPod('in-cluster-rest', 'localhost/feature-store:dev', script);
     expect(apply(pod)).toBe(0);
     const [phase, out] = await outcome('in-cluster-rest');
     kubectl('-n', 'default', 'delete', 'pod', 'in-cluster-rest', '--wait=false');
@@ -331,10 +306,9 @@ describe('the platform on real pods (helm install on the test node)', () => {
     const file = stream('deleted', 40_000, 2_000, 1);
     const victim = podOf('activity-counts')[0]!;
     let deletedAt = 0;
-    const posted = await postWith(file, 10_000, async () => {
+    const posted = await postWith(file, 10_000, () => {
       deletedAt = Date.now();
       kubectl('-n', 'default', 'delete', 'pod', victim, '--wait=false');
-      await Promise.resolve();
     });
     const replacement = await readyConsumer('activity-counts');
     const replacementReadySeconds = (Date.now() - deletedAt) / 1000;
@@ -360,10 +334,10 @@ describe('the platform on real pods (helm install on the test node)', () => {
   it("the kernel's kill of a consumer over its memory limit (OOMKilled) mid-stream: every event counted once", async () => {
     const file = stream('oom', 40_000, 2_000, 2);
     const pod = podOf('activity-counts')[0]!;
-    const restartsOf = () =>
-      Number(kubectl('-n', 'default', 'get', 'pod', pod, '-o', 'jsonpath={.status.containerStatuses[0].restartCount}'));
-    const restartsBefore = restartsOf();
-    const posted = await postWith(file, 10_000, async () => {
+    const restartsBefore = Number(
+      kubectl('-n', 'default', 'get', 'pod', pod, '-o', 'jsonpath={.status.containerStatuses[0].restartCount}'),
+    );
+    const posted = await postWith(file, 10_000, () => {
       // Memory charged to the consumer container's cgroup until the kernel's OOM killer acts. The
       // filler lowers its own OOM score and raises the consumer's, so the kernel picks the consumer
       // (pid 1): the container is killed as it would be for its own allocations.
@@ -380,7 +354,6 @@ describe('the platform on real pods (helm install on the test node)', () => {
         'echo 0 > /proc/self/oom_score_adj; echo 1000 > /proc/1/oom_score_adj; exec node -e "const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1))"',
       ]).status;
       expect(hog).toBe(137);
-      await Promise.resolve();
     });
     const status = await eventually(
       async () => {
@@ -425,7 +398,7 @@ describe('the platform on real pods (helm install on the test node)', () => {
       p50Ms: number;
       p99Ms: number;
       maxMs: number;
-    }>(['load', servingUrl(), `/features/${id}`, '200', stop, '240']);
+    }>(['load', servingUrl, `/features/${id}`, '200', stop, '240']);
     await new Promise((r) => setTimeout(r, 3_000));
     const t0 = Date.now();
     kubectl('-n', NS, 'rollout', 'restart', `deployment/${RELEASE}-serving`);
@@ -559,16 +532,14 @@ describe('the platform on real pods (helm install on the test node)', () => {
     )
       .trim()
       .split('\n');
-    const registry = run(nodeScript, 'env').match(/^REGISTRY=(.*)$/m)![1]!;
+    const registry = nodeEnv().REGISTRY!;
     expect(new Set(images.map((i) => i.split('@')[0]))).toEqual(new Set([`${registry}/feature-store`]));
     kubectl('apply', '-f', join(repoRoot, 'examples/user-activity.yaml'));
     const consumer = await readyConsumer('user-activity');
     expect(kubectl('-n', 'default', 'get', 'pod', consumer, '-o', 'jsonpath={.spec.containers[0].image}')).toMatch(
       new RegExp(`^${registry.replace(/\./g, '\\.')}/feature-store:`),
     );
-    ingestUrl = `http://${clusterIp(NS, `${RELEASE}-ingest`)}:8081`;
-    const serving = `http://${clusterIp(NS, `${RELEASE}-serving`)}:8080`;
-    servingUrl = () => serving;
+    locateServices();
     const file = join(work, 'skaffold.ndjson');
     writeFileSync(
       file,
@@ -577,7 +548,7 @@ describe('the platform on real pods (helm install on the test node)', () => {
     expect((await inNode<{ accepted: number }>(['post', ingestUrl, file, '10'])).accepted).toBe(1);
     writeFileSync(join(work, 'skaffold.ids'), 'skaffold-1\n');
     const served = await eventually(async () => {
-      const answer = (await inNode<Record<string, Served>>(['read', serving, join(work, 'skaffold.ids')]))[
+      const answer = (await inNode<Record<string, Served>>(['read', servingUrl, join(work, 'skaffold.ids')]))[
         'skaffold-1'
       ];
       return answer?.status === 200 ? answer.body.features : undefined;

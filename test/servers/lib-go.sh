@@ -51,3 +51,27 @@ finish_dist() {
   mv -T "$tmp" "$dist" || die "could not move $tmp to $dist" "check permissions of $CACHE_DIR"
 }
 
+
+# build_go_dist DIST WHAT MODDIR NAME=PACKAGE...: unless DIST is complete, compile each PACKAGE of
+# the module in MODDIR (static, stripped) into DIST/bin/NAME, then move it into place. WHAT names
+# the build in the progress line. Run it under with_build_lock.
+build_go_dist() {
+  local dist=$1 what=$2 dir=$3 spec name logf tmp t0=$SECONDS
+  shift 3
+  [[ -f "$dist/.complete" ]] && return 0
+  need_go
+  tmp="$(mktemp -d "$CACHE_DIR/.$(basename "$dist").XXXXXX")"
+  # shellcheck disable=SC2064 # expand $tmp now
+  trap "rm -rf '$tmp'" EXIT
+  log "building $what from the Go module proxy into $dist/bin"
+  export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
+  mkdir -p "$tmp/bin"
+  for spec in "$@"; do
+    name="${spec%%=*}"
+    logf="$CACHE_DIR/build-$name-$(basename "$dist").log"
+    go_build "$name" "$dir" "$logf" "${spec#*=}" "$tmp/bin/$name" "-s -w"
+    rm -f "$logf"
+  done
+  finish_dist "$tmp" "$dist" $((SECONDS - t0))
+  trap - EXIT
+}

@@ -77,54 +77,9 @@ need_root() { [[ $EUID -eq 0 ]] || die "the node needs root (network namespace, 
 # build
 
 build_node_locked() {
-  [[ -f "$NODE_DIST/.complete" ]] && return 0
-  need_go
-  local tmp t0=$SECONDS c
-  tmp="$(mktemp -d "$CACHE_DIR/.kube-node-$KUBE_VERSION.XXXXXX")"
-  # shellcheck disable=SC2064 # expand $tmp now
-  trap "rm -rf '$tmp'" EXIT
-  log "building the node's Kubernetes $KUBE_VERSION components from the Go module proxy into $NODE_DIST/bin (first time a few minutes)"
-  export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
-  mkdir -p "$tmp/bin"
-  for c in kubelet kube-proxy kube-scheduler kube-controller-manager; do
-    go_build "$c" "$MOD_DIR" "$CACHE_DIR/build-$c-$KUBE_VERSION.log" "k8s.io/kubernetes/cmd/$c" "$tmp/bin/$c" "-s -w"
-    rm -f "$CACHE_DIR/build-$c-$KUBE_VERSION.log"
-  done
-  finish_dist "$tmp" "$NODE_DIST" $((SECONDS - t0))
-  trap - EXIT
-}
-
-build_coredns_locked() {
-  [[ -f "$COREDNS_DIST/.complete" ]] && return 0
-  need_go
-  local tmp t0=$SECONDS
-  tmp="$(mktemp -d "$CACHE_DIR/.coredns-$COREDNS_VERSION.XXXXXX")"
-  # shellcheck disable=SC2064 # expand $tmp now
-  trap "rm -rf '$tmp'" EXIT
-  log "building CoreDNS $COREDNS_VERSION from the Go module proxy into $COREDNS_DIST/bin (first time ~2 min)"
-  export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
-  mkdir -p "$tmp/bin"
-  go_build coredns "$COREDNS_MOD_DIR" "$CACHE_DIR/build-coredns-$COREDNS_VERSION.log" github.com/coredns/coredns "$tmp/bin/coredns" "-s -w"
-  rm -f "$CACHE_DIR/build-coredns-$COREDNS_VERSION.log"
-  finish_dist "$tmp" "$COREDNS_DIST" $((SECONDS - t0))
-  trap - EXIT
-}
-
-build_registry_locked() {
-  [[ -f "$REGISTRY_DIST/.complete" ]] && return 0
-  need_go
-  local tmp t0=$SECONDS
-  tmp="$(mktemp -d "$CACHE_DIR/.registry-$REGISTRY_VERSION.XXXXXX")"
-  # shellcheck disable=SC2064 # expand $tmp now
-  trap "rm -rf '$tmp'" EXIT
-  log "building the Distribution registry $REGISTRY_VERSION from the Go module proxy into $REGISTRY_DIST/bin (first time ~2 min)"
-  export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
-  mkdir -p "$tmp/bin"
-  go_build registry "$REGISTRY_MOD_DIR" "$CACHE_DIR/build-registry-$REGISTRY_VERSION.log" \
-    github.com/distribution/distribution/v3/cmd/registry "$tmp/bin/registry" "-s -w"
-  rm -f "$CACHE_DIR/build-registry-$REGISTRY_VERSION.log"
-  finish_dist "$tmp" "$REGISTRY_DIST" $((SECONDS - t0))
-  trap - EXIT
+  local c specs=()
+  for c in kubelet kube-proxy kube-scheduler kube-controller-manager; do specs+=("$c=k8s.io/kubernetes/cmd/$c"); done
+  build_go_dist "$NODE_DIST" "the node's Kubernetes $KUBE_VERSION components (first time a few minutes)" "$MOD_DIR" "${specs[@]}"
 }
 
 build_pause() {
@@ -159,8 +114,11 @@ cmd_build() {
   [[ -x /usr/lib/cni/bridge ]] || ensure_cmd /usr/lib/cni/bridge containernetworking-plugins
   bash "$SERVERS_DIR/kube.sh" build quiet
   with_build_lock "kube-node-$KUBE_VERSION" build_node_locked
-  with_build_lock "coredns-$COREDNS_VERSION" build_coredns_locked
-  with_build_lock "registry-$REGISTRY_VERSION" build_registry_locked
+  with_build_lock "coredns-$COREDNS_VERSION" build_go_dist "$COREDNS_DIST" "CoreDNS $COREDNS_VERSION (first time ~2 min)" \
+    "$COREDNS_MOD_DIR" coredns=github.com/coredns/coredns
+  with_build_lock "registry-$REGISTRY_VERSION" build_go_dist "$REGISTRY_DIST" \
+    "the Distribution registry $REGISTRY_VERSION (first time ~1 min)" "$REGISTRY_MOD_DIR" \
+    registry=github.com/distribution/distribution/v3/cmd/registry
   build_pause
 }
 

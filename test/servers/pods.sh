@@ -3,7 +3,7 @@
 # (image.sh) and imported into it, and `helm upgrade --install` of charts/feature-store with
 # test/servers/pods/values.yaml, against the node's own Postgres and Kafka. Needs root.
 #
-# Usage: pods.sh {up|demo|skaffold|down|status|values}
+# Usage: pods.sh {up|demo|skaffold|down|status}
 #   up      start the node (if it is not running), build and load the image, create the serving login
 #           role and the Secret fs-postgres, install the chart and wait until every component is
 #           Ready (warm: about 40 s; the first time also builds the node, ~10 min)
@@ -14,7 +14,6 @@
 #           feature read back through the serving Service (what `make up MODE=pods` runs)
 #   down    stop the node and remove everything it made (node.sh stop)
 #   status  exit 0 when the release's Deployments are all available
-#   values  print the helm --set arguments pods.sh passes (for skaffold and callers of helm)
 # Env: FS_PODS_NAMESPACE (feature-store), FS_PODS_RELEASE (feature-store)
 set -euo pipefail
 LOG_TAG=pods
@@ -27,10 +26,6 @@ NODE=(bash "$SERVERS_DIR/node.sh")
 IMAGE=(bash "$SERVERS_DIR/image.sh")
 
 node_env() { "${NODE[@]}" env | sed -n "s/^$1=//p"; }
-
-set_values() {
-  echo "--set-string=kafka.brokers=$(node_env KAFKA_BROKERS)"
-}
 
 # Serving logs in as a member of featurestore_serving, which the operator grants read access.
 serving_role() {
@@ -91,9 +86,8 @@ cmd_up() {
   log "image loaded into the node in $((SECONDS - t)) s"
   t=$SECONDS
   log "helm upgrade --install $RELEASE charts/feature-store -n $NAMESPACE (waits until every component is Ready)"
-  # shellcheck disable=SC2046 # one argument per line
   "${NODE[@]}" helm upgrade --install "$RELEASE" "$REPO/charts/feature-store" -n "$NAMESPACE" \
-    -f "$SERVERS_DIR/pods/values.yaml" $(set_values) "$@" --wait --timeout 5m >/dev/null || {
+    -f "$SERVERS_DIR/pods/values.yaml" --set-string "kafka.brokers=$(node_env KAFKA_BROKERS)" "$@" --wait --timeout 5m >/dev/null || {
     "${NODE[@]}" kubectl -n "$NAMESPACE" get pods -o wide >&2 || true
     die "the release did not become Ready" "read the pods' logs: bash $SERVERS_DIR/node.sh kubectl -n $NAMESPACE logs deploy/$RELEASE-operator"
   }
@@ -130,6 +124,5 @@ case "${1:-}" in
   skaffold) shift; cmd_skaffold "$@" ;;
   down) "${NODE[@]}" stop ;;
   status) cmd_status ;;
-  values) set_values ;;
-  *) die "usage: pods.sh {up [HELM ARGS...]|demo|skaffold [SKAFFOLD ARGS...]|down|status|values}" "see the comment at the top of test/servers/pods.sh" ;;
+  *) die "usage: pods.sh {up [HELM ARGS...]|demo|skaffold [SKAFFOLD ARGS...]|down|status}" "see the comment at the top of test/servers/pods.sh" ;;
 esac

@@ -12,7 +12,7 @@ export const repoRoot = join(__dirname, '..', '..');
 export const nodeScript = join(repoRoot, 'test/servers/node.sh');
 export const podsScript = join(repoRoot, 'test/servers/pods.sh');
 export const imageScript = join(repoRoot, 'test/servers/image.sh');
-const nodeState = join(repoRoot, '.local', 'node');
+export const nodeState = join(repoRoot, '.local', 'node');
 const client = join(repoRoot, 'test/support/pods-client.mjs');
 
 /** Runs a bash script; its stdout, or an error with the end of its stderr. */
@@ -39,6 +39,35 @@ export async function outcome(pod: string, namespace = 'default'): Promise<[stri
     return p === 'Succeeded' || p === 'Failed' ? p : undefined;
   }, `pod ${pod} to finish`);
   return [phase, kubectl('-n', namespace, 'logs', pod).trim()];
+}
+
+/** A pod of IMAGE that runs `node -e SCRIPT` once, with ENV; `outcome` reads how it ended. */
+export const scriptPod = (name: string, image: string, script: string, env: Record<string, string> = {}) => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: 'default' },
+  spec: {
+    restartPolicy: 'Never',
+    containers: [
+      {
+        name: 'script',
+        image,
+        imagePullPolicy: 'Never',
+        env: Object.entries(env).map(([n, value]) => ({ name: n, value })),
+        command: ['node', '-e', script],
+      },
+    ],
+  },
+});
+
+/** `node.sh env`: the node's Postgres, Kafka and registry, as its pods reach them. */
+export function nodeEnv(): Record<string, string> {
+  return Object.fromEntries(
+    run(nodeScript, 'env')
+      .trim()
+      .split('\n')
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
 }
 
 /** A Service's ClusterIP, as clients inside the node's namespace reach it. */
