@@ -127,19 +127,38 @@ export class AggregateReader {
   private readonly sizes: number[];
 
   constructor(
-    tilesTable: TableName,
+    private readonly tilesTable: TableName,
     readonly features: readonly AggregateFeature[],
   ) {
     this.sizes = [...new Set(features.map((f) => f.tileMs))];
-    const tiles = tilesTable.sql;
-    // One index range per entity and tile size ($2: sizes, $3/$4: the range each size's features need).
-    this.text =
-      `SELECT t.entity_id,\n  ${windowSums(features, (k) => [`$${5 + k * 2}`, `$${6 + k * 2}`])}\n` +
-      `FROM unnest($2::int[], $3::bigint[], $4::bigint[]) AS r(size, lo, hi)\n` +
-      `JOIN ${tiles} t ON t.tile_ms = r.size AND t.tile_start >= r.lo AND t.tile_start < r.hi\n` +
-      `WHERE t.entity_id = ANY($1::text[])\n` +
-      `GROUP BY t.entity_id`;
+    this.text = this.render('= ANY($1::text[])', 2);
     this.name = statementName('aggr', this.text);
+  }
+
+  /**
+   * The statement with its entity filter `entities` (e.g. `= $1`) and the parameters of `params`
+   * numbered from `$first`, so other statements can embed it beside their own parameters.
+   */
+  render(entities: string, first: number): string {
+    const p = (k: number) => `$${first + k}`;
+    // One index range per entity and tile size (sizes, then the range each size's features need).
+    return (
+      `SELECT t.entity_id,\n  ${windowSums(this.features, (k) => [p(3 + k * 2), p(4 + k * 2)])}\n` +
+      `FROM unnest(${p(0)}::int[], ${p(1)}::bigint[], ${p(2)}::bigint[]) AS r(size, lo, hi)\n` +
+      `JOIN ${this.tilesTable.sql} t ON t.tile_ms = r.size AND t.tile_start >= r.lo AND t.tile_start < r.hi\n` +
+      `WHERE t.entity_id ${entities}\n` +
+      `GROUP BY t.entity_id`
+    );
+  }
+
+  /** How many values `params` gives. */
+  get paramCount(): number {
+    return 3 + this.features.length * 2;
+  }
+
+  /** Columns of a row of the statement: the entity id, then WINDOW_SUM_COLUMNS per feature. */
+  get width(): number {
+    return 1 + this.features.length * WINDOW_SUM_COLUMNS;
   }
 
   /** The statement's text: `$1` the entity ids, then the window bounds of `params`. */
@@ -165,7 +184,7 @@ export class AggregateReader {
   decodeFeatures(row: readonly unknown[], first: number): (StoredFeature | null)[] | undefined {
     const features = this.features.map((f, k): StoredFeature | null => {
       const window = windowValue(f, sumsAt(row, first, k));
-      return window ? { value: window.value, eventTime: new Date(window.eventMs) } : null;
+      return window ? { value: window.value, eventMs: window.eventMs } : null;
     });
     return features.some((f) => f !== null) ? features : undefined;
   }

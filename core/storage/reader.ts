@@ -8,7 +8,8 @@ import { quoteIdent, statementName } from './identifiers';
 
 export interface StoredFeature {
   value: JsonValue;
-  eventTime: Date;
+  /** The event time, in epoch milliseconds. */
+  eventMs: number;
 }
 
 export interface StoredEntity {
@@ -25,7 +26,8 @@ const int64 = (value: unknown): JsonValue => {
   return Number.isSafeInteger(n) ? n : (value as string);
 };
 const timestamp = (value: unknown): JsonValue => (value instanceof Date ? formatTime(value) : (value as JsonValue));
-const PARSERS: Record<FeatureType, (value: unknown) => JsonValue> = {
+/** A stored value column of `type` as served (bigint as a number where exact, timestamps as ISO text). */
+export const PARSERS: Record<FeatureType, (value: unknown) => JsonValue> = {
   string: identity,
   int64,
   float64: identity,
@@ -33,6 +35,12 @@ const PARSERS: Record<FeatureType, (value: unknown) => JsonValue> = {
   timestamp,
   json: identity,
 };
+
+/**
+ * A timestamptz column as epoch milliseconds (float8, exact: floor of the exact numeric), so a
+ * row's event times reach JS as numbers instead of text parsed into a Date per value.
+ */
+export const epochMs = (column: string): string => `floor(extract(epoch FROM ${quoteIdent(column)}) * 1000)::float8`;
 
 /**
  * Reads a chosen set of a group's features for one or many entities, each in one round trip
@@ -54,8 +62,8 @@ export class GroupReader {
       if (!f) throw new Error(`unknown feature ${name}`);
       return f;
     });
-    const select = [ENTITY_COLUMN, ...columns.flatMap((f) => [f.value, f.eventTime])].map(quoteIdent).join(', ');
-    this.select = `SELECT ${select} FROM ${group.tables.values.sql}`;
+    const select = [quoteIdent(ENTITY_COLUMN), ...columns.flatMap((f) => [quoteIdent(f.value), epochMs(f.eventTime)])];
+    this.select = `SELECT ${select.join(', ')} FROM ${group.tables.values.sql}`;
     const base = `${this.select} WHERE ${quoteIdent(ENTITY_COLUMN)}`;
     this.one = { text: `${base} = $1`, name: '' };
     this.one.name = statementName('read1', this.one.text);
@@ -94,8 +102,8 @@ export class GroupReader {
   decodeFeatures(row: readonly unknown[], first: number): (StoredFeature | null)[] {
     const features: (StoredFeature | null)[] = new Array<StoredFeature | null>(this.parsers.length);
     for (let i = 0; i < this.parsers.length; i++) {
-      const time = row[first + 1 + i * 2] as Date | null;
-      features[i] = time === null ? null : { value: this.parsers[i]!(row[first + i * 2]), eventTime: time };
+      const eventMs = row[first + 1 + i * 2] as number | null;
+      features[i] = eventMs === null ? null : { value: this.parsers[i]!(row[first + i * 2]), eventMs };
     }
     return features;
   }

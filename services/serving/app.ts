@@ -11,7 +11,6 @@ import { mountOps, requestMetrics } from '../../core/http/ops';
 import type { Logger } from '../../core/logger';
 import type { Catalog, ServedGroup } from './catalog';
 import type { ServingConfig } from './config';
-import { readEntity } from './entity';
 import { freshnessOf } from './freshness';
 import { writeFrame } from './writes';
 import type { Publisher } from '../../core/kafka-publisher';
@@ -86,7 +85,7 @@ export function createServingApp({
     if (entityIdOf(entityId) === undefined) {
       throw new HttpError(400, 'E_BAD_ENTITY_ID', `an entity id is ${ENTITY_ID_RULE}`, 'entity_id');
     }
-    const found = await readEntity(pool, catalog, entityId);
+    const found = await catalog.entity.read(pool, entityId);
     if (!found) {
       res.status(404).json({ detail: `No features found for entity_id=${entityId}` });
       return;

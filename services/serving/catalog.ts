@@ -7,6 +7,13 @@ import { FeatureReader } from '../../core/storage/feature-reader';
 import { HistoricalReader } from '../../core/history/reader';
 import type { RegisteredGroup } from '../../core/storage/registry';
 import { RegistryView } from '../../core/storage/registry-view';
+import { EntityReader } from './entity';
+
+interface Served {
+  byId: Map<string, ServedGroup>;
+  /** Every group at once, for `GET /features/{id}`. */
+  entity: EntityReader;
+}
 
 export interface ServedGroup {
   id: string;
@@ -15,8 +22,6 @@ export interface ServedGroup {
   group: CompiledGroup;
   /** Every served feature: value features and window aggregates. */
   types: Map<string, FeatureType>;
-  /** Reader of every feature, for `GET /features/{id}`. */
-  readAll: FeatureReader;
   readerFor(features: readonly string[]): FeatureReader;
   aggregateNames: Set<string>;
   historical: HistoricalReader;
@@ -25,7 +30,6 @@ export interface ServedGroup {
 function serve(registered: RegisteredGroup): ServedGroup {
   const { group } = registered;
   const readers = new Map<string, FeatureReader>();
-  const all = [...group.values.map((f) => f.name), ...group.aggregates.map((a) => a.name)];
   return {
     id: group.id,
     registered,
@@ -34,7 +38,6 @@ function serve(registered: RegisteredGroup): ServedGroup {
       ...group.values.map((f) => [f.name, f.type] as const),
       ...group.aggregates.map((a) => [a.name, a.type] as const),
     ]),
-    readAll: new FeatureReader(group, all),
     aggregateNames: new Set(group.aggregates.map((a) => a.name)),
     historical: new HistoricalReader(group),
     readerFor(features) {
@@ -52,10 +55,10 @@ function serve(registered: RegisteredGroup): ServedGroup {
 
 /** What can be served, reloaded from the registry when it changes. */
 export class Catalog {
-  private readonly view: RegistryView<Map<string, ServedGroup>>;
+  private readonly view: RegistryView<Served>;
 
   constructor(pool: Pool, log: Logger, registry?: Registry) {
-    this.view = new RegistryView(pool, log, servedGroups, new Map<string, ServedGroup>(), registry);
+    this.view = new RegistryView(pool, log, servedGroups, { byId: new Map(), entity: new EntityReader([]) }, registry);
   }
 
   get loaded(): boolean {
@@ -63,11 +66,16 @@ export class Catalog {
   }
 
   get(id: string): ServedGroup | undefined {
-    return this.view.value.get(id);
+    return this.view.value.byId.get(id);
   }
 
   all(): ServedGroup[] {
-    return [...this.view.value.values()];
+    return [...this.view.value.byId.values()];
+  }
+
+  /** Reads an entity's features from every group in one statement (rebuilt when the registry changes). */
+  get entity(): EntityReader {
+    return this.view.value.entity;
   }
 
   refresh(): Promise<void> {
@@ -84,15 +92,12 @@ export class Catalog {
 }
 
 /** A group whose registry row is unchanged keeps its readers (and their prepared statements). */
-function servedGroups(
-  groups: readonly RegisteredGroup[],
-  previous: Map<string, ServedGroup>,
-): Map<string, ServedGroup> {
-  const next = new Map<string, ServedGroup>();
+function servedGroups(groups: readonly RegisteredGroup[], previous: Served): Served {
+  const byId = new Map<string, ServedGroup>();
   for (const registered of groups) {
     const id = groupId(registered.ref);
-    const kept = previous.get(id);
-    next.set(id, kept && kept.registered.version === registered.version ? kept : serve(registered));
+    const kept = previous.byId.get(id);
+    byId.set(id, kept && kept.registered.version === registered.version ? kept : serve(registered));
   }
-  return next;
+  return { byId, entity: new EntityReader([...byId.values()].map((g) => g.group)) };
 }

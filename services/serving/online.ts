@@ -207,10 +207,10 @@ export async function getOnlineFeatures(
             result.event_timestamps.push(NO_TIMESTAMP);
             continue;
           }
-          const stale = ttl !== undefined && now - stored.eventTime.getTime() > ttl;
+          const stale = ttl !== undefined && now - stored.eventMs > ttl;
           result.values.push(stored.value);
           result.statuses.push(stale ? FeatureStatus.OUTSIDE_MAX_AGE : FeatureStatus.PRESENT);
-          result.event_timestamps.push(formatTime(stored.eventTime));
+          result.event_timestamps.push(formatTime(stored.eventMs));
         }
         columns.set(w, result);
       }

@@ -488,7 +488,7 @@ describe('window aggregates, exact across kill -9', () => {
         probes.map(async (p) => ({
           atMs: p.atMs,
           eventTimes: ((await onlineReader().readOne(pool, p.user, p.atMs))?.features ?? []).map((f) =>
-            f?.eventTime.getTime(),
+            f?.eventMs,
           ),
         })),
       );
