@@ -17,6 +17,7 @@ import { leaseOwner } from './lease-owner';
 import { WorkQueue } from './queue';
 import { ProgressMonitor } from './progress';
 import { FeatureGroupReconciler } from './reconcile';
+import { listenExpress } from '../core/http/express-server';
 
 /** The consumer's connection: the operator's database, as the group's writer role. */
 function consumerDatabaseUrl(config: OperatorConfig) {
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
   app.get('/leader', (_req, res) => {
     res.json({ identity: config.POD_NAME, leading });
   });
-  const server = app.listen(config.PORT, () =>
+  const server = listenExpress(app, config.PORT, () =>
     log.info({ port: config.PORT }, 'operator health and metrics listening'),
   );
 

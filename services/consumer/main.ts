@@ -13,6 +13,7 @@ import { loadConsumerConfig } from './config';
 import { startRetention } from './retention';
 import { ProgressReporter } from './progress';
 import { GroupRunner } from './runner';
+import { listenExpress } from '../../core/http/express-server';
 
 /** The operator registers a group before it starts its consumer; wait for that rather than crash. */
 async function awaitRegistration(pool: Pool, ref: GroupRef, log: Logger): Promise<RegisteredGroup> {
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
 
   const app = express();
   mountOps(app, registry, async () => consuming && (await pool.query('SELECT 1')).rowCount === 1);
-  const server = app.listen(config.PORT, () =>
+  const server = listenExpress(app, config.PORT, () =>
     log.info({ port: config.PORT }, 'consumer health and metrics listening'),
   );
 

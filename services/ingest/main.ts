@@ -10,6 +10,7 @@ import { createIngestApp } from './app';
 import { loadIngestConfig } from './config';
 import { kafkaPublisher } from '../../core/kafka-publisher';
 import { registryRoutes, staticRoutes } from './routes';
+import { listenExpress } from '../../core/http/express-server';
 
 async function main(): Promise<void> {
   const config = loadIngestConfig();
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
     log,
     ...(tokens ? { authTokens: () => tokens.current() } : {}),
   });
-  const server = app.listen(config.PORT, () =>
+  const server = listenExpress(app, config.PORT, () =>
     log.info({ port: config.PORT, allowlist: config.INGEST_TOPICS }, 'ingest listening'),
   );
   server.keepAliveTimeout = 65_000;

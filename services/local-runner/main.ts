@@ -26,6 +26,7 @@ import { createRegistry } from '../../core/metrics';
 import { projectRoot } from '../../core/paths';
 import { onShutdown } from '../../core/shutdown';
 import { Replica } from './replica';
+import { listenExpress } from '../../core/http/express-server';
 
 const env = baseEnv.extend({
   /** Health and metrics of the runner itself. */
@@ -197,7 +198,7 @@ async function main(): Promise<void> {
   log.info({ selector: config.RUNNER_SELECTOR }, 'running consumer Deployments as local processes');
   const app = express();
   mountOps(app, createRegistry('local-runner'), () => Promise.resolve(true));
-  const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'runner health listening'));
+  const server = listenExpress(app, config.PORT, () => log.info({ port: config.PORT }, 'runner health listening'));
   onShutdown(log, async () => {
     server.close();
     await runner.stop();

@@ -5,11 +5,13 @@ import { kafkaPublisher } from '../../core/kafka-publisher';
 import { TokenFile } from '../../core/http/auth';
 import { createLogger } from '../../core/logger';
 import { createRegistry } from '../../core/metrics';
+import { registerPoolMetrics } from '../../core/storage/pool-metrics';
 import { gracefulClose } from '../../core/http/graceful-close';
 import { onShutdown } from '../../core/shutdown';
 import { createServingApp } from './app';
 import { Catalog } from './catalog';
 import { loadServingConfig } from './config';
+import { listenExpress } from '../../core/http/express-server';
 
 async function main(): Promise<void> {
   const config = loadServingConfig();
@@ -24,6 +26,7 @@ async function main(): Promise<void> {
   });
   pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
   const registry = createRegistry('serving');
+  registerPoolMetrics(pool, registry);
   const catalog = new Catalog(pool, log, registry);
   await catalog.refresh().catch((error: unknown) => log.warn({ err: error }, 'registry not readable yet; will retry'));
   catalog.start(config.REGISTRY_REFRESH_MS);
@@ -49,7 +52,7 @@ async function main(): Promise<void> {
     log,
     ...(tokens ? { authTokens: () => tokens.current() } : {}),
   });
-  const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'serving listening'));
+  const server = listenExpress(app, config.PORT, () => log.info({ port: config.PORT }, 'serving listening'));
   server.keepAliveTimeout = 65_000;
   // Slow clients cannot hold sockets open: headers within 10 s, the whole request within 2 min.
   server.headersTimeout = 10_000;
