@@ -55,8 +55,8 @@ function json(depth = 0): Json {
 }
 /** ISO text as the API serves a time: UTC, milliseconds only when not zero. */
 const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
-const FROM = Date.parse('1900-01-01T00:00:00Z');
-const TO = Date.parse('2200-01-01T00:00:00Z');
+const FROM = Date.parse('0001-01-01T00:00:00Z');
+const TO = Date.parse('9999-12-31T23:59:59.999Z');
 
 /** A stored value (what is bound into the column) and what the API must serve for it. */
 function valueOf(type: Type): { stored: unknown; served: Json } {
