@@ -116,7 +116,7 @@ export function createServingApp({
     express.json({ limit: config.SERVING_MAX_BODY_BYTES, type: () => true }),
     async (req, res) => {
       const request = parseOnlineRequest(req.body, catalog, limits);
-      res.json(await getOnlineFeatures(pool, request));
+      res.json(await getOnlineFeatures(pool, catalog, request));
     },
   );
 

@@ -3,16 +3,18 @@ import type { Registry } from 'prom-client';
 import type { CompiledGroup } from '../../core/featuregroup/compiled';
 import { groupId, type FeatureType } from '../../core/featuregroup/schema';
 import type { Logger } from '../../core/logger';
-import { FeatureReader } from '../../core/storage/feature-reader';
 import { HistoricalReader } from '../../core/history/reader';
 import type { RegisteredGroup } from '../../core/storage/registry';
 import { RegistryView } from '../../core/storage/registry-view';
 import { EntityReader } from './entity';
+import { FeatureStatement, type Selection } from '../../core/storage/feature-statement';
 
 interface Served {
   byId: Map<string, ServedGroup>;
   /** Every group at once, for `GET /features/{id}`. */
   entity: EntityReader;
+  /** Statements of the feature sets asked for by POST /get-online-features, by their selection. */
+  online: Map<string, FeatureStatement>;
 }
 
 export interface ServedGroup {
@@ -22,14 +24,12 @@ export interface ServedGroup {
   group: CompiledGroup;
   /** Every served feature: value features and window aggregates. */
   types: Map<string, FeatureType>;
-  readerFor(features: readonly string[]): FeatureReader;
   aggregateNames: Set<string>;
   historical: HistoricalReader;
 }
 
 function serve(registered: RegisteredGroup): ServedGroup {
   const { group } = registered;
-  const readers = new Map<string, FeatureReader>();
   return {
     id: group.id,
     registered,
@@ -40,16 +40,6 @@ function serve(registered: RegisteredGroup): ServedGroup {
     ]),
     aggregateNames: new Set(group.aggregates.map((a) => a.name)),
     historical: new HistoricalReader(group),
-    readerFor(features) {
-      const key = features.join(',');
-      let reader = readers.get(key);
-      if (!reader) {
-        if (readers.size > 1_000) readers.clear();
-        reader = new FeatureReader(group, features);
-        readers.set(key, reader);
-      }
-      return reader;
-    },
   };
 }
 
@@ -58,7 +48,13 @@ export class Catalog {
   private readonly view: RegistryView<Served>;
 
   constructor(pool: Pool, log: Logger, registry?: Registry) {
-    this.view = new RegistryView(pool, log, servedGroups, { byId: new Map(), entity: new EntityReader([]) }, registry);
+    this.view = new RegistryView(
+      pool,
+      log,
+      servedGroups,
+      { byId: new Map(), entity: new EntityReader([]), online: new Map() },
+      registry,
+    );
   }
 
   get loaded(): boolean {
@@ -71,6 +67,23 @@ export class Catalog {
 
   all(): ServedGroup[] {
     return [...this.view.value.byId.values()];
+  }
+
+  /**
+   * The one statement that reads these features of these groups for many entities, built once per
+   * registry version and selection (at most 1,000 kept).
+   */
+  onlineStatement(selections: readonly { group: ServedGroup; features: readonly string[] }[]): FeatureStatement {
+    const { online } = this.view.value;
+    const key = selections.map((s) => `${s.group.id}:${s.features.join(',')}`).join(' ');
+    let statement = online.get(key);
+    if (!statement) {
+      if (online.size >= 1_000) online.clear();
+      const chosen: Selection[] = selections.map((s) => ({ group: s.group.group, features: s.features }));
+      statement = new FeatureStatement(chosen, false);
+      online.set(key, statement);
+    }
+    return statement;
   }
 
   /** Reads an entity's features from every group in one statement (rebuilt when the registry changes). */
@@ -99,5 +112,5 @@ function servedGroups(groups: readonly RegisteredGroup[], previous: Served): Ser
     const kept = previous.byId.get(id);
     byId.set(id, kept && kept.registered.version === registered.version ? kept : serve(registered));
   }
-  return { byId, entity: new EntityReader([...byId.values()].map((g) => g.group)) };
+  return { byId, entity: new EntityReader([...byId.values()].map((g) => g.group)), online: new Map() };
 }

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import type { CompiledGroup } from '../../core/featuregroup/compiled';
 import type { JsonValue } from '../../core/events/path';
-import { EntityStatement, type FeatureColumns } from '../../core/storage/entity-statement';
+import { FeatureStatement, type FeatureColumns } from '../../core/storage/feature-statement';
 import { formatTime } from '../../core/time';
 
 /** The original contract: `GET /features/{entity_id}`. */
@@ -28,14 +28,15 @@ interface Source extends FeatureColumns {
  * in advance which groups' columns can fill it.
  */
 export class EntityReader {
-  private readonly statement: EntityStatement;
+  private readonly statement: FeatureStatement;
   /** Response names in first-declared order, each with the groups' columns that serve it. */
   private readonly names: [string, Source[]][];
-  /** Columns that are non-null when a group has a value row for the entity. */
-  private readonly rowColumns: number[];
 
   constructor(groups: readonly CompiledGroup[]) {
-    this.statement = new EntityStatement(groups);
+    this.statement = new FeatureStatement(
+      groups.map((group) => ({ group })),
+      true,
+    );
     const byName = new Map<string, Source[]>();
     for (const { group, features } of this.statement.groups) {
       for (const f of features) {
@@ -45,13 +46,12 @@ export class EntityReader {
       }
     }
     this.names = [...byName];
-    this.rowColumns = this.statement.groups.map((g) => g.rowAt).filter((at) => at >= 0);
   }
 
   async read(pool: Pool, entityId: string, atMs = Date.now()): Promise<EntityFeatures | undefined> {
-    const row = await this.statement.read(pool, entityId, atMs);
+    const row = (await this.statement.read(pool, [entityId], atMs)).get(entityId);
     if (!row) return undefined;
-    let any = this.rowColumns.some((at) => row[at] !== null);
+    let any = this.statement.holdsRow(row);
     let newest = -Infinity;
     const features: Record<string, JsonValue> = {};
     for (const [name, sources] of this.names) {

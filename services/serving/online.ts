@@ -177,45 +177,50 @@ function featureNames(requested: readonly RequestedFeature[], fullNames: boolean
 }
 
 /**
- * Many entities × many features, in Feast's column-major response shape. One query per group
- * involved, run concurrently; entities are read once per group whatever the feature count.
+ * Many entities × many features, in Feast's column-major response shape: one statement for every
+ * group involved (each group read once for all the entities, whatever the feature count).
  */
 export async function getOnlineFeatures(
   pool: Pool,
+  catalog: Catalog,
   request: ReturnType<typeof parseOnlineRequest>,
   now = Date.now(),
 ): Promise<OnlineResponse> {
   const { entityKey, ids, requested, fullNames, versionMetadata } = request;
   const keys = ids.map(String);
-  const byGroup = new Map<ServedGroup, RequestedFeature[]>();
-  for (const r of requested) byGroup.set(r.group, [...(byGroup.get(r.group) ?? []), r]);
+  const byGroup = new Map<ServedGroup, string[]>();
+  for (const r of requested) {
+    const names = byGroup.get(r.group) ?? [];
+    if (!names.includes(r.feature)) names.push(r.feature);
+    byGroup.set(r.group, names);
+  }
+  const selections = [...byGroup].map(([group, features]) => ({ group, features }));
+  const statement = catalog.onlineStatement(selections);
+  const rows = await statement.read(pool, keys, now);
+  const rowOf = keys.map((key) => rows.get(key)!);
+  const groupAt = new Map(selections.map((s, i) => [s.group, i]));
 
-  const columns = new Map<RequestedFeature, OnlineResult>();
-  await Promise.all(
-    [...byGroup].map(async ([group, wanted]) => {
-      const names = [...new Set(wanted.map((w) => w.feature))];
-      const rows = await group.readerFor(names).readMany(pool, [...new Set(keys)], now);
-      const ttl = group.group.ttlMs;
-      for (const w of wanted) {
-        const index = names.indexOf(w.feature);
-        const result: OnlineResult = { values: [], statuses: [], event_timestamps: [] };
-        for (const key of keys) {
-          const stored = rows.get(key)?.features[index] ?? null;
-          if (stored === null) {
-            result.values.push(null);
-            result.statuses.push(FeatureStatus.NOT_FOUND);
-            result.event_timestamps.push(NO_TIMESTAMP);
-            continue;
-          }
-          const stale = ttl !== undefined && now - stored.eventMs > ttl;
-          result.values.push(stored.value);
-          result.statuses.push(stale ? FeatureStatus.OUTSIDE_MAX_AGE : FeatureStatus.PRESENT);
-          result.event_timestamps.push(formatTime(stored.eventMs));
-        }
-        columns.set(w, result);
+  const columns = requested.map((r): OnlineResult => {
+    const feature = statement.groups[groupAt.get(r.group)!]!.byName.get(r.feature)!;
+    const ttl = r.group.group.ttlMs;
+    const values: JsonValue[] = new Array<JsonValue>(keys.length);
+    const statuses: FeatureStatus[] = new Array<FeatureStatus>(keys.length);
+    const times: string[] = new Array<string>(keys.length);
+    for (let k = 0; k < keys.length; k++) {
+      const row = rowOf[k]!;
+      const ms = feature.eventMs(row);
+      if (ms === null) {
+        values[k] = null;
+        statuses[k] = FeatureStatus.NOT_FOUND;
+        times[k] = NO_TIMESTAMP;
+        continue;
       }
-    }),
-  );
+      values[k] = feature.value(row);
+      statuses[k] = ttl !== undefined && now - ms > ttl ? FeatureStatus.OUTSIDE_MAX_AGE : FeatureStatus.PRESENT;
+      times[k] = formatTime(ms);
+    }
+    return { values, statuses, event_timestamps: times };
+  });
 
   const entityColumn: OnlineResult = {
     values: ids,
@@ -234,6 +239,6 @@ export async function getOnlineFeatures(
           }
         : {}),
     },
-    results: [entityColumn, ...requested.map((r) => columns.get(r)!)],
+    results: [entityColumn, ...columns],
   };
 }

@@ -16,7 +16,7 @@ import { compileGroup } from '../../core/featuregroup/compiled';
 import type { JsonValue } from '../../core/events/path';
 import { featureGroupSpecSchema } from '../../core/featuregroup/schema';
 import { replayStartOffsets } from '../../core/kafka';
-import { FeatureReader } from '../../core/storage/feature-reader';
+import { FeatureStatement } from '../../core/storage/feature-statement';
 import { replayGroup } from '../../core/storage/replay';
 import { formatTime } from '../../core/time';
 import {
@@ -249,24 +249,42 @@ describe('window aggregates, exact across kill -9', () => {
 
   /** Online reads recorded at their time, for the point-in-time test to ask about again. */
   const recorded: { atMs: number; values: Map<string, (JsonValue | null)[]> }[] = [];
-  const onlineReader = () => new FeatureReader(group, ['last_action', ...features.map((f) => f.name)]);
+  /** The online read's values and event times, per user, aligned with ['last_action', ...features]. */
+  const readOnline = async (ids: string[], atMs: number) => {
+    const names = ['last_action', ...features.map((f) => f.name)];
+    const statement = new FeatureStatement([{ group, features: names }], false);
+    const columns = names.map((n) => statement.groups[0]!.byName.get(n)!);
+    const rows = await statement.read(pool, ids, atMs);
+    return new Map(
+      ids.map((id) => {
+        const row = rows.get(id)!;
+        return [
+          id,
+          columns.map((c) => {
+            const eventMs = c.eventMs(row);
+            return eventMs === null ? null : { value: c.value(row), eventMs };
+          }),
+        ];
+      }),
+    );
+  };
 
   /** Every value and aggregate of every user, read at one moment, against the oracle; the read is recorded. */
   const compareWithOracle = async (): Promise<number> => {
     const atMs = Date.now();
-    const stored = await onlineReader().readMany(pool, users, atMs);
+    const stored = await readOnline(users, atMs);
     recorded.push({
       atMs,
-      values: new Map(users.map((u) => [u, stored.get(u)?.features.map((f) => f?.value ?? null) ?? []])),
+      values: new Map(users.map((u) => [u, stored.get(u)?.map((f) => f?.value ?? null) ?? []])),
     });
     let compared = 0;
     for (const user of users) {
       const own = byUser.get(user)!;
       const latest = [...own].sort((a, b) => b.ts - a.ts || b.seq - a.seq)[0]!;
-      expect([user, stored.get(user)?.features[0]?.value]).toEqual([user, latest.action]);
+      expect([user, stored.get(user)?.[0]?.value]).toEqual([user, latest.action]);
       for (const [i, feature] of features.entries()) {
         const candidates = oracle(feature, own, atMs);
-        const got = stored.get(user)?.features[i + 1]?.value ?? null;
+        const got = stored.get(user)?.[i + 1]?.value ?? null;
         const label = `${user} ${feature.name} at ${atMs}`;
         expect([label, got, allowed(feature, got, candidates)]).toEqual([label, got, true]);
         if (candidates[0] !== undefined) compared++;
@@ -487,9 +505,7 @@ describe('window aggregates, exact across kill -9', () => {
       const online = await Promise.all(
         probes.map(async (p) => ({
           atMs: p.atMs,
-          eventTimes: ((await onlineReader().readOne(pool, p.user, p.atMs))?.features ?? []).map((f) =>
-            f?.eventMs,
-          ),
+          eventTimes: ((await readOnline([p.user], p.atMs)).get(p.user) ?? []).map((f) => f?.eventMs),
         })),
       );
       expect(leaksOf(online)).toBeGreaterThan(0);

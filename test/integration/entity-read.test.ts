@@ -6,7 +6,8 @@
  * name, every group's value under its reference where more than one group has one, the newest
  * event time as last_updated, 404 where no group holds the entity. Serving's SELECTs on feature
  * tables are counted in pg_stat_statements: the narrow groups take one statement per request, the
- * wide ones one more.
+ * wide ones one more. POST /get-online-features with features of four groups for a batch of ids
+ * (unknown and repeated ones among them) takes one statement and matches the oracle too.
  */
 import type { Pool } from 'pg';
 import type { FeatureGroupSpecInput } from '../../core/featuregroup/schema';
@@ -108,6 +109,8 @@ describe('GET /features/{id} across many groups', () => {
   const groups: Group[] = [];
   /** entity → served name → candidates (group ref, value, event ms). */
   const written = new Map<string, Map<string, { ref: string; served: Json; ms: number }[]>>();
+  /** entity → `group ref:feature` → what was written. */
+  const byRef = new Map<string, Map<string, { served: Json; ms: number }>>();
   /** Entities that have a row in some group (even with every feature unset). */
   const rows = new Set<string>();
   const times = new Set<number>();
@@ -116,6 +119,7 @@ describe('GET /features/{id} across many groups', () => {
 
   beforeAll(async () => {
     pool = testPool();
+    await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
     const narrow = Array.from({ length: 10 }, (_, g) => ({
       namespace: g === 9 ? 'ml' : 'default',
       name: g === 9 ? `${prefix}-0` : `${prefix}-${g}`,
@@ -165,6 +169,8 @@ describe('GET /features/{id} across many groups', () => {
           const names = written.get(entity) ?? new Map<string, { ref: string; served: Json; ms: number }[]>();
           names.set(f.name, [...(names.get(f.name) ?? []), { ref: `${group.ref}:${f.name}`, served, ms }]);
           written.set(entity, names);
+          const refs = byRef.get(entity) ?? new Map<string, { served: Json; ms: number }>();
+          byRef.set(entity, refs.set(`${group.ref}:${f.name}`, { served, ms }));
         }
         rows.add(entity);
         await pool.query(
@@ -190,6 +196,17 @@ describe('GET /features/{id} across many groups', () => {
     await pool?.end();
   });
 
+  /** SELECTs on these groups' tables Postgres has run (pg_stat_statements): serving's reads. */
+  const tableReads = async () =>
+    Number(
+      (
+        await pool.query<{ n: string | null }>(
+          `SELECT sum(calls) AS n FROM pg_stat_statements WHERE query ILIKE 'SELECT%' AND query LIKE ANY($1)`,
+          [groups.map((g) => `%"${g.table}"%`)],
+        )
+      ).rows[0]!.n ?? 0,
+    );
+
   const expected = (entity: string) => {
     const features: Record<string, Json> = {};
     let newest = -Infinity;
@@ -206,16 +223,6 @@ describe('GET /features/{id} across many groups', () => {
     const entities = [...rows];
     expect(entities.length).toBeGreaterThan(100);
     expect([...written.values()].some((names) => [...names.values()].some((l) => l.length > 2))).toBe(true);
-    await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
-    const tableReads = async () =>
-      Number(
-        (
-          await pool.query<{ n: string | null }>(
-            `SELECT sum(calls) AS n FROM pg_stat_statements WHERE query ILIKE 'SELECT%' AND query LIKE ANY($1)`,
-            [groups.map((g) => `%"${g.table}"%`)],
-          )
-        ).rows[0]!.n ?? 0,
-      );
     // Warm: the first requests prepare the statements (pg_stat_statements counts those too).
     for (const entity of entities.slice(0, 3)) await fetch(`${serving.url}/features/${encodeURIComponent(entity)}`);
     const before = await tableReads();
@@ -238,5 +245,41 @@ describe('GET /features/{id} across many groups', () => {
     const found = await fetch(`${serving.url}/features/${ROW_ONLY}`);
     expect(found.status).toBe(200);
     expect(await found.json()).toEqual({ entity_id: ROW_ONLY, features: {}, last_updated: iso(0) });
+  });
+
+  it('POST /get-online-features: features of several groups for a batch of ids, in one statement', async () => {
+    const chosen = [groups[0]!, groups[3]!, groups[9]!, groups[12]!];
+    const features = chosen.flatMap((g) => g.features.slice(0, 3).map((f) => ({ g, f: f.name })));
+    const ids = [...[...rows].slice(0, 37), 'nobody-1', [...rows][0]!, 'nobody-2'];
+    const body = JSON.stringify({
+      features: features.map(({ g, f }) => `${g.ref}:${f}`),
+      entities: { user: ids },
+      full_feature_names: true,
+    });
+    const ask = () =>
+      fetch(`${serving.url}/get-online-features`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+    await ask(); // prepares the statement
+    const before = await tableReads();
+    const response = await ask();
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      metadata: { feature_names: ['user', ...features.map(({ g, f }) => `${g.ref}__${f}`)] },
+      results: [
+        { values: ids, statuses: ids.map(() => 'PRESENT'), event_timestamps: ids.map(() => '1970-01-01T00:00:00Z') },
+        ...features.map(({ g, f }) => {
+          const cells = ids.map((id) => byRef.get(id)?.get(`${g.ref}:${f}`));
+          return {
+            values: cells.map((c) => (c ? c.served : null)),
+            statuses: cells.map((c) => (c ? 'PRESENT' : 'NOT_FOUND')),
+            event_timestamps: cells.map((c) => (c ? iso(c.ms) : '1970-01-01T00:00:00Z')),
+          };
+        }),
+      ],
+    });
+    expect((await tableReads()) - before).toBe(1);
   });
 });
