@@ -15,8 +15,9 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { Pool } from 'pg';
-import { closedLoop, openLoop } from './load';
-import { BENCH_VALUE_FEATURES, benchGroup, benchServers, preloadTopic, spawnComponent } from './setup';
+import { closedLoop } from './load';
+import { servingBench } from './serving-peers';
+import { BENCH_VALUE_FEATURES, benchGroup, benchServers, preloadTopic, startComponent, stopComponent } from './setup';
 
 const PGBENCH = '/usr/lib/postgresql/15/bin/pgbench';
 const CLIENTS = 8;
@@ -31,35 +32,6 @@ function run(binary: string, args: string[], env: NodeJS.ProcessEnv = process.en
       error ? reject(new Error(`${binary} ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout),
     ),
   );
-}
-
-async function startComponent(
-  entry: string,
-  env: Record<string, string>,
-  port: number,
-  probe = '/readyz',
-  profile = false,
-): Promise<ChildProcess> {
-  const child = spawnComponent(entry, { ...env, PORT: String(port) }, profile);
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${entry} exited during start-up`);
-    if (
-      await fetch(`http://127.0.0.1:${port}${probe}`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return child;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  // Already gone (by exit or by signal): its 'exit' has fired and would never fire again. Waiting
-  // for it left the clean-up below unfinished and the benchmark's group registered.
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
 }
 
 async function pgbenchCeiling(databaseUrl: string, seconds: number): Promise<number> {
@@ -149,7 +121,11 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       seconds: { type: 'string', default: '10' },
-      entities: { type: 'string', default: '1000000' },
+      entities: { type: 'string', default: '100000' },
+      groups: { type: 'string', default: '10' },
+      'soak-seconds': { type: 'string', default: '300' },
+      'feast-entities': { type: 'string', default: '100000' },
+      peers: { type: 'string', default: 'ours,prototypes,feast' },
       only: { type: 'string', default: 'ceilings,serving,ingest,freshness' },
     },
   });
@@ -163,9 +139,8 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   try {
     // Ceilings, same servers, same run.
-    let pgbenchTps = NaN;
     if (only.has('ceilings')) {
-      pgbenchTps = await pgbenchCeiling(DATABASE_URL, seconds);
+      const pgbenchTps = await pgbenchCeiling(DATABASE_URL, seconds);
       emit({
         benchmark: 'ceiling_pgbench_select',
         command: `pgbench -S -M prepared -c ${CLIENTS} -j 2 -T ${seconds} (scale 10)`,
@@ -190,102 +165,21 @@ async function main(): Promise<void> {
     const id = (i: number): string => `user_${1 + ((i * 7919) % entities)}`;
     const servingPort = 18_080 + Math.floor(Math.random() * 1000);
     const ingestPort = servingPort + 1;
-    if (only.has('serving')) {
-      // Serving over 1M stored entities.
-      await pool.query(
-        `INSERT INTO features."${table}" (entity_id, last_action, last_action__ts, last_action__off, last_page, last_page__ts, last_page__off, last_amount, last_amount__ts, last_amount__off)
-         SELECT 'user_' || g, 'click', now(), g, '/p/' || (g % 50), now(), g, g / 100.0, now(), g FROM generate_series(1, $1::bigint) g`,
-        [entities],
-      );
-      await pool.query(`ANALYZE features."${table}"`);
-      const serving = await startComponent(
-        'dist/services/serving/main.js',
-        { DB_POOL_SIZE: String(CLIENTS) },
-        servingPort,
-        '/readyz',
-        true,
-      );
-      children.push(serving);
-      const servingUrl = `http://127.0.0.1:${servingPort}`;
-      const getOne = { url: servingUrl, method: 'GET' as const, path: (i: number) => `/features/${id(i)}` };
-      const onlineBody = (size: number) => (i: number) =>
-        JSON.stringify({
-          features: [`${name}:last_action`, `${name}:last_amount`],
-          entities: { user: Array.from({ length: size }, (_, k) => id(i * size + k)) },
-        });
-      const online = (size: number) => ({
-        url: servingUrl,
-        method: 'POST' as const,
-        path: () => '/get-online-features',
-        body: onlineBody(size),
+    if (only.has('serving'))
+      await servingBench({
+        pool,
+        group,
+        databaseUrl: DATABASE_URL,
+        seconds,
+        entities,
+        groups: Number(values.groups),
+        port: servingPort,
+        serverCpus: process.env.BENCH_SERVER_CPUS,
+        soakSeconds: Number(values['soak-seconds']),
+        feastEntities: Number(values['feast-entities']),
+        peers: new Set(values.peers.split(',')),
+        emit,
       });
-
-      await closedLoop(getOne, 2, CLIENTS); // warm-up: prepared statements, connections
-      const closedGet = await closedLoop(getOne, seconds, CLIENTS);
-      emit({
-        benchmark: 'serving_get_closed_loop',
-        connections: CLIENTS,
-        ...closedGet,
-        ratio_to_pgbench: Number((closedGet.requests_per_second / pgbenchTps).toFixed(3)),
-      });
-      for (const rate of [500, 1000, 2000])
-        emit({
-          benchmark: 'serving_get_open_loop',
-          rate_rps: rate,
-          connections: 64,
-          ...(await openLoop(getOne, rate, seconds, 64)),
-        });
-      for (const size of [1, 100])
-        emit({
-          benchmark: 'serving_online_closed_loop',
-          entities_per_request: size,
-          connections: CLIENTS,
-          ...(await closedLoop(online(size), seconds, CLIENTS)),
-        });
-      emit({
-        benchmark: 'serving_online_open_loop',
-        entities_per_request: 100,
-        rate_rps: 200,
-        connections: 32,
-        ...(await openLoop(online(100), 200, seconds, 32)),
-      });
-      const groups = await pool.query('SELECT count(*)::int AS n FROM featurestore.feature_groups');
-      emit({
-        benchmark: 'serving_registered_groups',
-        groups: (groups.rows[0] as { n: number }).n,
-        note: 'GET /features/{id} reads every registered group',
-      });
-      await stop(serving);
-
-      // The same loops against bare servers (bench/prototype-server.ts): what any Node process here
-      // can do (static), a lookup without a framework (pg), and the same in a bare Express app.
-      for (const mode of ['static', 'pg', 'express']) {
-        const prototype = await startComponent(
-          'dist/bench/prototype-server.js',
-          { PROTOTYPE_MODE: mode, BENCH_TABLE: table },
-          servingPort,
-          `/features/${id(0)}`,
-        );
-        children.push(prototype);
-        await closedLoop(getOne, 2, CLIENTS);
-        const result = await closedLoop(getOne, seconds, CLIENTS);
-        emit({
-          benchmark: `prototype_${mode}_closed_loop`,
-          connections: CLIENTS,
-          ...result,
-          ratio_to_pgbench: Number((result.requests_per_second / pgbenchTps).toFixed(3)),
-        });
-        if (mode !== 'static')
-          emit({
-            benchmark: `prototype_${mode}_open_loop`,
-            rate_rps: 2000,
-            connections: 64,
-            ...(await openLoop(getOne, 2000, seconds, 64)),
-          });
-        await stop(prototype);
-      }
-    }
-
     const events = (n: number, i: number) =>
       JSON.stringify(
         Array.from({ length: n }, (_, k) => ({
@@ -394,7 +288,7 @@ async function main(): Promise<void> {
       max_ms: Math.round(sorted[sorted.length - 1]!),
     });
   } finally {
-    await Promise.all(children.map(stop));
+    await Promise.all(children.map(stopComponent));
     await group.drop();
     await pool.end();
   }

@@ -32,8 +32,15 @@ echo "bench: point-in-time retrieval of 100,000 rows (POST /v1/historical-featur
 results+=("$(node dist/bench/historical.js --rows 100000 | figures)")
 echo "bench: 200 FeatureGroups applied at once until all Ready (operator)" >&2
 results+=("$(node dist/bench/operator-ready.js --groups 200 | figures)")
-echo "bench: ceilings (pgbench -S, bulk upsert, raw Kafka consume), serving, HTTP ingest, freshness" >&2
-platform="$(BENCH_CPU_PROF_DIR="$profiles/serving" node dist/bench/platform.js | figures)"
+echo "bench: ceilings (pgbench -S, bulk upsert, raw Kafka consume), HTTP ingest, freshness" >&2
+platform="$(node dist/bench/platform.js --only ceilings,ingest,freshness | figures)"
+while IFS= read -r line; do results+=("$line"); done <<<"$platform"
+echo "bench: serving with 10 groups beside bare node:http, bare Express and Feast (about 15 min, a 5-minute soak among them)" >&2
+# Each server measured (ours, the bare prototypes, Feast) runs on core 0 and the load generator on
+# core 1, so every peer gets the same CPU share; Postgres is not pinned. One core: nothing is pinned.
+if (( $(nproc) >= 2 )); then pin=(taskset -c 1); export BENCH_SERVER_CPUS=0; else pin=(); fi
+platform="$(BENCH_CPU_PROF_DIR="$profiles/serving" "${pin[@]}" node dist/bench/platform.js --only serving | figures)"
+unset BENCH_SERVER_CPUS
 while IFS= read -r line; do results+=("$line"); done <<<"$platform"
 for component in consumer-values consumer-aggregates serving; do
   for file in "$profiles/$component"/*.cpuprofile; do

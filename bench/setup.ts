@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { cpus as cpuList } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { Pool } from 'pg';
@@ -83,14 +84,58 @@ export async function preloadTopic(
   return Math.round(events / ((performance.now() - start) / 1000));
 }
 
-/** A built component as its own process, quiet, with BENCH_CPU_PROF_DIR honoured. */
-export function spawnComponent(entry: string, env: Record<string, string>, profile = false): ChildProcess {
+const cpuCount = (): number => cpuList().length;
+
+/**
+ * A built component as its own process, quiet, with BENCH_CPU_PROF_DIR honoured when `profile`;
+ * pinned to the CPU list `cpus` (taskset) when given.
+ */
+export function spawnComponent(
+  entry: string,
+  env: Record<string, string>,
+  profile = false,
+  cpus?: string,
+): ChildProcess {
   const prof =
     profile && process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
-  return spawn(process.execPath, [...prof, join(projectRoot(), entry)], {
+  const command = [process.execPath, ...prof, join(projectRoot(), entry)];
+  // A pinned run (bench/run.sh) pins this process to the load generator's core, and children inherit
+  // that: a component not pinned on purpose gets every core back.
+  const list = cpus ?? (process.env.BENCH_SERVER_CPUS !== undefined ? `0-${cpuCount() - 1}` : undefined);
+  const [file, ...args] = list === undefined ? command : ['taskset', '-c', list, ...command];
+  return spawn(file!, args, {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+}
+
+/** Starts a component on `port` and waits until `probe` answers 200. */
+export async function startComponent(
+  entry: string,
+  env: Record<string, string>,
+  port: number,
+  options: { probe?: string; profile?: boolean; cpus?: string } = {},
+): Promise<ChildProcess> {
+  const child = spawnComponent(entry, { ...env, PORT: String(port) }, options.profile, options.cpus);
+  const deadline = performance.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${entry} exited during start-up`);
+    if (performance.now() > deadline) throw new Error(`${entry} did not answer ${options.probe ?? '/readyz'} in 120 s`);
+    const ok = await fetch(`http://127.0.0.1:${port}${options.probe ?? '/readyz'}`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return child;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** SIGTERM and wait for the exit; a process already gone is left alone. */
+export async function stopComponent(child: ChildProcess): Promise<void> {
+  // Already gone (by exit or by signal): its 'exit' has fired and would never fire again.
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
 }
 
 /** Offsets the group's consumers have stored in Postgres, summed over partitions. */
