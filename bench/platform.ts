@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { Pool } from 'pg';
 import { closedLoop } from './load';
+import { scrape, sumOf } from './metrics';
 import { servingBench } from './serving-peers';
 import { BENCH_VALUE_FEATURES, benchGroup, benchServers, preloadTopic, startComponent, stopComponent } from './setup';
 
@@ -268,13 +269,21 @@ async function main(): Promise<void> {
     // The first event waits for the new consumer to join its group and be given partitions: that
     // start-up is reported on its own, and the steady state is sampled after it.
     const startup = await probe('fresh_startup');
+    // The consumer's batches while the probes run: how long a write of a batch and its offsets takes.
+    const consumerUrl = `http://127.0.0.1:${ingestPort + 1}`;
+    const batchesBefore = await scrape(consumerUrl);
     const samples: number[] = [];
-    for (let n = 0; n < 100; n++) {
+    for (let n = 0; n < 300; n++) {
       samples.push(await probe(`fresh_${n}`));
       await new Promise((r) => setTimeout(r, 50));
     }
+    const batchesAfter = await scrape(consumerUrl);
     background = false;
     await load;
+    const batches = (part: string, labels: Record<string, string> = {}) =>
+      sumOf(batchesAfter, `featurestore_consumer_batch_seconds_${part}`, labels) -
+      sumOf(batchesBefore, `featurestore_consumer_batch_seconds_${part}`, labels);
+    const batchCount = batches('count');
     const backgroundRate = Math.round(backgroundEvents / ((performance.now() - loadStart) / 1000));
     const sorted = Float64Array.from(samples).sort();
     const at = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!);
@@ -286,6 +295,10 @@ async function main(): Promise<void> {
       p50_ms: at(0.5),
       p99_ms: at(0.99),
       max_ms: Math.round(sorted[sorted.length - 1]!),
+      consumer_batches: batchCount,
+      consumer_batch_mean_ms: Math.round((batches('sum') / Math.max(1, batchCount)) * 10_000) / 10,
+      consumer_batches_over_10ms: batchCount - batches('bucket', { le: '0.01' }),
+      consumer_batches_over_25ms: batchCount - batches('bucket', { le: '0.025' }),
     });
   } finally {
     await Promise.all(children.map(stopComponent));

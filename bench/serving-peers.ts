@@ -17,6 +17,7 @@ import { readdirSync } from 'node:fs';
 import type { Pool } from 'pg';
 import { startFeast, type FeastPeer } from './feast-peer';
 import { closedLoop, openLoop, type Target } from './load';
+import { scrape, sumOf } from './metrics';
 import { benchGroup, startComponent, stopComponent, type BenchGroup } from './setup';
 
 export interface ServingBenchOptions {
@@ -78,29 +79,6 @@ const rssMb = (pid: number): number =>
       0,
     ) / 102.4,
   ) / 10;
-
-/** A Prometheus text exposition, as `name{labels}` → value. */
-async function scrape(url: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const series = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    series.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return series;
-}
-/** The sum of the series of metric `name` whose labels include every pair in `labels`. */
-const sumOf = (series: Map<string, number>, name: string, labels: Record<string, string> = {}): number => {
-  let sum = 0;
-  for (const [key, value] of series) {
-    const brace = key.indexOf('{');
-    if ((brace < 0 ? key : key.slice(0, brace)) !== name) continue;
-    const own = brace < 0 ? '' : key.slice(brace);
-    if (Object.entries(labels).every(([k, v]) => own.includes(`${k}="${v}"`))) sum += value;
-  }
-  return sum;
-};
 
 /** What bench/prototype-server.ts counts of its garbage collector (GET on its port + 1). */
 interface GcStats {

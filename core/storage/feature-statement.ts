@@ -119,11 +119,14 @@ export class FeatureStatement {
         aggregates.push(reader);
         const first = at + 1;
         reader.features.forEach((f, k) => {
-          features.push({
-            name: f.name,
-            eventMs: (row) => windowValue(f, sumsAt(row, first, k))?.eventMs ?? null,
-            value: (row) => windowValue(f, sumsAt(row, first, k))!.value,
-          });
+          // Callers ask a row's time, then its value: the window is combined once per row.
+          let seen: readonly unknown[] | undefined;
+          let window: ReturnType<typeof windowValue>;
+          const of = (row: readonly unknown[]) => {
+            if (row !== seen) [seen, window] = [row, windowValue(f, sumsAt(row, first, k))];
+            return window;
+          };
+          features.push({ name: f.name, eventMs: (row) => of(row)?.eventMs ?? null, value: (row) => of(row)!.value });
         });
         at += reader.width;
       }
