@@ -70,17 +70,21 @@ export class Catalog {
   }
 
   /**
-   * The one statement that reads these features of these groups for many entities, built once per
-   * registry version and selection (at most 1,000 kept).
+   * The one statement that reads these features of these groups for many entities (or, `one`, for
+   * a single entity, which Postgres runs cheaper), built once per registry version and selection
+   * (at most 1,000 kept).
    */
-  onlineStatement(selections: readonly { group: ServedGroup; features: readonly string[] }[]): FeatureStatement {
+  onlineStatement(
+    selections: readonly { group: ServedGroup; features: readonly string[] }[],
+    one: boolean,
+  ): FeatureStatement {
     const { online } = this.view.value;
-    const key = selections.map((s) => `${s.group.id}:${s.features.join(',')}`).join(' ');
+    const key = `${one ? '1' : 'n'} ${selections.map((s) => `${s.group.id}:${s.features.join(',')}`).join(' ')}`;
     let statement = online.get(key);
     if (!statement) {
       if (online.size >= 1_000) online.clear();
       const chosen: Selection[] = selections.map((s) => ({ group: s.group.group, features: s.features }));
-      statement = new FeatureStatement(chosen, false);
+      statement = new FeatureStatement(chosen, one);
       online.set(key, statement);
     }
     return statement;

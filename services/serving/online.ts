@@ -195,8 +195,9 @@ export async function getOnlineFeatures(
     byGroup.set(r.group, names);
   }
   const selections = [...byGroup].map(([group, features]) => ({ group, features }));
-  const statement = catalog.onlineStatement(selections);
-  const rows = await statement.read(pool, keys, now);
+  const distinct = [...new Set(keys)];
+  const statement = catalog.onlineStatement(selections, distinct.length === 1);
+  const rows = await statement.read(pool, distinct, now);
   const rowOf = keys.map((key) => rows.get(key)!);
   const groupAt = new Map(selections.map((s, i) => [s.group, i]));
 

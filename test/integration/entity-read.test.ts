@@ -281,5 +281,19 @@ describe('GET /features/{id} across many groups', () => {
       ],
     });
     expect((await tableReads()) - before).toBe(1);
+    // One id (twice) takes the single-entity statement: the same answer for it.
+    const one = [ids[0]!, ids[0]!];
+    const single = await fetch(`${serving.url}/get-online-features`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ features: features.map(({ g, f }) => `${g.ref}:${f}`), entities: { user: one } }),
+    });
+    const answer = (await single.json()) as { results: { values: unknown[]; event_timestamps: string[] }[] };
+    expect(answer.results.slice(1).map((r) => [r.values, r.event_timestamps])).toEqual(
+      features.map(({ g, f }) => {
+        const c = byRef.get(one[0]!)?.get(`${g.ref}:${f}`);
+        return [one.map(() => (c ? c.served : null)), one.map(() => (c ? iso(c.ms) : '1970-01-01T00:00:00Z'))];
+      }),
+    );
   });
 });
