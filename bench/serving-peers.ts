@@ -283,90 +283,88 @@ async function oursBench(
 ): Promise<void> {
   const { emit, seconds } = o;
   const url = getOne.url;
-  {
-    // As shipped: 8 pool connections (the chart's default), Express served by createExpressServer.
-    const serving = await start('dist/services/serving/main.js', { DB_POOL_SIZE: String(CONNECTIONS) });
-    const pid = serving.pid!;
-    const ours = <T extends { requests_per_second?: number; requests?: number }>(load: () => Promise<T>) =>
-      watched(pid, { metricsUrl: url }, load);
-    await closedLoop(getOne, 2, CONNECTIONS); // warm-up: prepared statements, connections, JIT
+  // 8 pool connections, as every peer gets (the product default is 10); Express on createExpressServer.
+  const serving = await start('dist/services/serving/main.js', { DB_POOL_SIZE: String(CONNECTIONS) });
+  const pid = serving.pid!;
+  const ours = <T extends { requests_per_second?: number; requests?: number }>(load: () => Promise<T>) =>
+    watched(pid, { metricsUrl: url }, load);
+  await closedLoop(getOne, 2, CONNECTIONS); // warm-up: prepared statements, connections, JIT
+  emit({
+    benchmark: 'serving_get_closed_loop',
+    connections: CONNECTIONS,
+    ...(await ours(() => closedLoop(getOne, seconds, CONNECTIONS))),
+  });
+  for (const rate of [500, 1000, 2000])
     emit({
-      benchmark: 'serving_get_closed_loop',
-      connections: CONNECTIONS,
-      ...(await ours(() => closedLoop(getOne, seconds, CONNECTIONS))),
+      benchmark: 'serving_get_open_loop',
+      rate_rps: rate,
+      connections: OPEN_CONNECTIONS,
+      ...(await ours(() => openLoop(getOne, rate, seconds, OPEN_CONNECTIONS))),
     });
-    for (const rate of [500, 1000, 2000])
+  for (const size of [1, 100])
+    emit({
+      benchmark: 'serving_online_closed_loop',
+      entities_per_request: size,
+      connections: CONNECTIONS,
+      ...(await ours(() => closedLoop(online(size), seconds, CONNECTIONS))),
+    });
+  for (const [size, rates] of [
+    [1, [500, 1000, 2000]],
+    [100, [200, 500, 1000]],
+  ] as const)
+    for (const rate of rates)
       emit({
-        benchmark: 'serving_get_open_loop',
+        benchmark: 'serving_online_open_loop',
+        entities_per_request: size,
         rate_rps: rate,
         connections: OPEN_CONNECTIONS,
-        ...(await ours(() => openLoop(getOne, rate, seconds, OPEN_CONNECTIONS))),
+        ...(await ours(() => openLoop(online(size), rate, seconds, OPEN_CONNECTIONS))),
       });
-    for (const size of [1, 100])
-      emit({
-        benchmark: 'serving_online_closed_loop',
-        entities_per_request: size,
-        connections: CONNECTIONS,
-        ...(await ours(() => closedLoop(online(size), seconds, CONNECTIONS))),
-      });
-    for (const [size, rates] of [
-      [1, [500, 1000, 2000]],
-      [100, [200, 500, 1000]],
-    ] as const)
-      for (const rate of rates)
-        emit({
-          benchmark: 'serving_online_open_loop',
-          entities_per_request: size,
-          rate_rps: rate,
-          connections: OPEN_CONNECTIONS,
-          ...(await ours(() => openLoop(online(size), rate, seconds, OPEN_CONNECTIONS))),
-        });
-    if (o.soakSeconds > 0) {
-      // RSS over a long open loop: sampled every 10 s, flat or not is read from the samples.
-      const samples: number[] = [];
-      const timer = setInterval(() => samples.push(rssMb(pid)), 10_000);
-      const soak = await ours(() => openLoop(getOne, 1000, o.soakSeconds, OPEN_CONNECTIONS));
-      clearInterval(timer);
-      const first = samples[0] ?? NaN;
-      const last = samples[samples.length - 1] ?? NaN;
-      emit({
-        benchmark: 'serving_soak',
-        rate_rps: 1000,
-        seconds: o.soakSeconds,
-        ...soak,
-        rss_mb_samples: samples,
-        rss_mb_first: first,
-        rss_mb_last: last,
-        rss_mb_max: Math.max(...samples),
-        rss_growth_mb_first_to_last: round(last - first, 1),
-      });
-    }
-    await stopComponent(serving);
+  if (o.soakSeconds > 0) {
+    // RSS over a long open loop: sampled every 10 s, flat or not is read from the samples.
+    const samples: number[] = [];
+    const timer = setInterval(() => samples.push(rssMb(pid)), 10_000);
+    const soak = await ours(() => openLoop(getOne, 1000, o.soakSeconds, OPEN_CONNECTIONS));
+    clearInterval(timer);
+    const first = samples[0] ?? NaN;
+    const last = samples[samples.length - 1] ?? NaN;
+    emit({
+      benchmark: 'serving_soak',
+      rate_rps: 1000,
+      seconds: o.soakSeconds,
+      ...soak,
+      rss_mb_samples: samples,
+      rss_mb_first: first,
+      rss_mb_last: last,
+      rss_mb_max: Math.max(...samples),
+      rss_growth_mb_first_to_last: round(last - first, 1),
+    });
+  }
+  await stopComponent(serving);
 
-    // The pool's queue: the same 2,000 rps with fewer and more connections.
-    for (const size of [2, 4, 16]) {
-      const swept = await start('dist/services/serving/main.js', { DB_POOL_SIZE: String(size) });
-      await closedLoop(getOne, 2, CONNECTIONS);
-      emit({
-        benchmark: 'serving_get_open_loop_pool_size',
-        pool_size: size,
-        rate_rps: 2000,
-        connections: OPEN_CONNECTIONS,
-        ...(await watched(swept.pid!, { metricsUrl: url }, () => openLoop(getOne, 2000, seconds, OPEN_CONNECTIONS))),
-      });
-      await stopComponent(swept);
-    }
+  // The pool's queue: the same 2,000 rps with fewer and more connections.
+  for (const size of [2, 4, 16]) {
+    const swept = await start('dist/services/serving/main.js', { DB_POOL_SIZE: String(size) });
+    await closedLoop(getOne, 2, CONNECTIONS);
+    emit({
+      benchmark: 'serving_get_open_loop_pool_size',
+      pool_size: size,
+      rate_rps: 2000,
+      connections: OPEN_CONNECTIONS,
+      ...(await watched(swept.pid!, { metricsUrl: url }, () => openLoop(getOne, 2000, seconds, OPEN_CONNECTIONS))),
+    });
+    await stopComponent(swept);
+  }
 
-    // A CPU profile of ours under the closed loop, in a process of its own: the profiler's cost
-    // stays out of every figure above.
-    if (process.env.BENCH_CPU_PROF_DIR) {
-      const profiled = await start('dist/services/serving/main.js', {
-        DB_POOL_SIZE: String(CONNECTIONS),
-        BENCH_PROFILE: '1',
-      });
-      await closedLoop(getOne, seconds, CONNECTIONS);
-      await stopComponent(profiled);
-    }
+  // A CPU profile of ours under the closed loop, in a process of its own: the profiler's cost
+  // stays out of every figure above.
+  if (process.env.BENCH_CPU_PROF_DIR) {
+    const profiled = await start('dist/services/serving/main.js', {
+      DB_POOL_SIZE: String(CONNECTIONS),
+      BENCH_PROFILE: '1',
+    });
+    await closedLoop(getOne, seconds, CONNECTIONS);
+    await stopComponent(profiled);
   }
 }
 

@@ -141,14 +141,13 @@ export class FeatureStatement {
   }
 
   /**
-   * One row per distinct id asked for, at `atMs` (the window bounds), keyed by id; an id no group
-   * holds still has its row, of nulls. Empty when nothing is selected.
+   * One row per id asked for (`ids` distinct: callers deduplicate), at `atMs` (the window bounds),
+   * keyed by id; an id no group holds still has its row, of nulls. Empty when nothing is selected.
    */
   async read(pool: Pool, ids: readonly string[], atMs: number): Promise<Map<string, readonly unknown[]>> {
     if (this.one && ids.length !== 1) throw new Error('a statement for one entity reads exactly one id');
-    const distinct = this.one ? ids : [...new Set(ids)];
     const run = async (chunk: Chunk): Promise<unknown[][]> => {
-      const values = [this.one ? distinct[0] : distinct, ...chunk.aggregates.flatMap((a) => a.params(atMs))];
+      const values = [this.one ? ids[0] : ids, ...chunk.aggregates.flatMap((a) => a.params(atMs))];
       const result = await pool.query({ name: chunk.name, text: chunk.text, values, rowMode: 'array' });
       return result.rows as unknown[][];
     };
@@ -159,7 +158,7 @@ export class FeatureStatement {
     }
     const results = await Promise.all(this.chunks.map(run));
     const byChunk = results.map((rows) => new Map(rows.map((row) => [row[0] as string, row])));
-    for (const id of distinct)
+    for (const id of ids)
       found.set(
         id,
         byChunk.flatMap((rows, c) => rows.get(id) ?? new Array<unknown>(this.chunks[c]!.width).fill(null)),

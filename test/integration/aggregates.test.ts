@@ -30,6 +30,7 @@ import {
   idempotentProducer,
 } from '../support/platform';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { random } from '../support/random';
 
 const TOTAL = 50_000;
 const ENTITIES = 200;
@@ -44,17 +45,6 @@ interface Event {
   page: string;
   /** Produce order: within one entity (one partition) it is the Kafka offset order. */
   seq: number;
-}
-
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const SPEC = (topic: string) =>

@@ -14,21 +14,12 @@ import type { FeatureGroupSpecInput } from '../../core/featuregroup/schema';
 import { dropRegisteredGroups, registerGroup, testPool, uniqueName } from '../support/platform';
 import { HOSTILE_IDS } from '../support/oracle';
 import { eventually, serverEnv, startService, type RunningService } from '../support/services';
+import { random } from '../support/random';
 
 type Type = 'string' | 'int64' | 'float64' | 'bool' | 'timestamp' | 'json';
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 const TYPES: Type[] = ['string', 'int64', 'float64', 'bool', 'timestamp', 'json'];
 
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rnd = random(16);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)]!;
 const int = (n: number) => Math.floor(rnd() * n);
