@@ -81,6 +81,34 @@ export function buildUpsertSql(group: CompiledGroup): string {
   );
 }
 
+/** Parameters of `upsertParams` for a group: the entity ids, then value, time and offset per feature. */
+export const upsertParamCount = (group: CompiledGroup): number => 1 + 3 * group.values.length;
+
+/**
+ * The last statement of a batch's transaction: the values' upsert, the offset store and, for a
+ * fenced writer, the replay fence in one, so that a batch costs four round trips (BEGIN, the offset
+ * lock, this, COMMIT) rather than six. It returns the replay epoch it read, from a snapshot taken
+ * after the lock statement returned, which is what the fence needs (see GroupWriter.transact); the
+ * caller rolls the batch back when that epoch is not its own. Storing the offset clears the
+ * partition's last error, and its newest event time only moves forward.
+ *
+ * Parameters: the upsert's (when `withUpsert`), then consumer group, topic, partition, next offset
+ * and newest event time, then the fence's namespace and name (when `fenced`).
+ */
+export function buildBatchSql(group: CompiledGroup, withUpsert: boolean, fenced: boolean): string {
+  let n = withUpsert ? upsertParamCount(group) : 0;
+  const at = () => `$${++n}`;
+  const [consumerGroup, topic, partition, next, newest] = [at(), at(), at(), at(), at()];
+  const ctes = withUpsert ? [`upserted AS (${buildUpsertSql(group)})`] : [];
+  ctes.push(
+    `stored AS (UPDATE ${OFFSETS} SET next_offset = ${next}, updated_at = now(), ` +
+      `newest_event_ms = GREATEST(newest_event_ms, ${newest}::bigint), last_error = NULL, last_error_at = NULL\n` +
+      `  WHERE consumer_group = ${consumerGroup} AND topic = ${topic} AND partition = ${partition})`,
+  );
+  const epoch = fenced ? `(${fenceSql(at(), at())})` : 'NULL::bigint';
+  return `WITH ${ctes.join(',\n')}\nSELECT ${epoch} AS replay_epoch`;
+}
+
 /**
  * Epoch milliseconds (bigint) as timestamptz, exactly. `ms * interval '1 millisecond'` multiplies
  * in double precision and is off by a millisecond past year 2255 (2^53 microseconds); whole
@@ -120,10 +148,6 @@ const OFFSETS = qualified(PLATFORM_SCHEMA, 'consumer_offsets');
 const LOCK_OFFSET_SQL =
   `INSERT INTO ${OFFSETS} AS o (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0)\n` +
   `ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = o.next_offset RETURNING next_offset`;
-/** Success clears the partition's last error; the newest event time only moves forward. */
-const STORE_OFFSET_SQL =
-  `UPDATE ${OFFSETS} SET next_offset = $4, updated_at = now(), newest_event_ms = GREATEST(newest_event_ms, $5::bigint), last_error = NULL, last_error_at = NULL\n` +
-  `WHERE consumer_group = $1 AND topic = $2 AND partition = $3`;
 /**
  * Moves a partition's offset over records Kafka never delivers (markers, aborted records), only
  * from where the consumer knows its fetch position was: a compare-and-set, so it cannot race a
@@ -210,12 +234,24 @@ export function recordCausedError(error: unknown): { sqlstate: string; message: 
 /** Dead-letters refused records; called inside the batch's transaction, before it commits. */
 export type DeadLetterSink = (rejected: readonly RejectedEvent[]) => Promise<void>;
 
-const FENCE_SQL = `SELECT replay_epoch FROM ${qualified(PLATFORM_SCHEMA, 'feature_groups')} WHERE namespace = $1 AND name = $2`;
+const fenceSql = (namespace: string, name: string): string =>
+  `SELECT replay_epoch FROM ${qualified(PLATFORM_SCHEMA, 'feature_groups')} WHERE namespace = ${namespace} AND name = ${name}`;
+const FENCE_SQL = fenceSql('$1', '$2');
+
+/** A prepared statement: its text, and the name it is prepared under on each connection. */
+interface Prepared {
+  text: string;
+  name: string;
+}
+const prepared = (prefix: string, text: string): Prepared => ({ text, name: statementName(prefix, text) });
 
 /** Writes the feature values of one batch and its next offset atomically, one Postgres transaction. */
 export class GroupWriter {
-  private readonly upsertSql: string;
-  private readonly statementName: string;
+  private readonly upsert: Prepared | undefined;
+  /** The batch's last statement, with and without the values' upsert (see buildBatchSql). */
+  private readonly finish: { withUpsert: Prepared | undefined; offsetOnly: Prepared };
+  /** The offset store after the fence was checked on its own (the isolating path). */
+  private readonly storeOffset: Prepared;
 
   /** `tiles` and `history` write window aggregates and value history in the same transaction. */
   constructor(
@@ -224,8 +260,14 @@ export class GroupWriter {
     private readonly history?: CompanionWriter,
     private readonly fence?: WriteFence,
   ) {
-    this.upsertSql = group.values.length > 0 ? buildUpsertSql(group) : '';
-    this.statementName = statementName('upsert', this.upsertSql);
+    const hasValues = group.values.length > 0;
+    const fenced = fence !== undefined;
+    this.upsert = hasValues ? prepared('upsert', buildUpsertSql(group)) : undefined;
+    this.finish = {
+      withUpsert: hasValues ? prepared('batch', buildBatchSql(group, true, fenced)) : undefined,
+      offsetOnly: prepared('batch', buildBatchSql(group, false, fenced)),
+    };
+    this.storeOffset = prepared('batch', buildBatchSql(group, false, false));
   }
 
   /**
@@ -258,54 +300,46 @@ export class GroupWriter {
         values: key,
       });
       const stored = Number(locked.rows[0]!.next_offset);
-      if (this.fence) {
-        // No row lock needed (writers may only read the registry): a replay first locks every
-        // offset row of the group, so it either waits for this batch (whose offset row is locked
-        // above) and then wipes it, or this batch waited for the replay and now sees its epoch.
-        // It must be a statement of its own, after the lock: a subquery in the lock statement would
-        // read the epoch from a snapshot taken before the wait.
-        const current = await client.query<{ replay_epoch: string }>({
-          name: 'fs_fence',
-          text: FENCE_SQL,
-          values: [this.fence.namespace, this.fence.name],
-        });
-        const epoch = current.rows[0] ? Number(current.rows[0].replay_epoch) : undefined;
-        if (epoch !== this.fence.epoch) {
-          await client.query('ROLLBACK');
-          throw new FencedError(
-            epoch === undefined
-              ? 'the feature group is no longer registered'
-              : `the feature group was replayed (epoch ${this.fence.epoch} → ${epoch})`,
-          );
-        }
-      }
       const outcome: BatchOutcome = { applied: 0, replayed: 0, rejected: [] };
-      if (continuityOf(stored, batch.fetchedFrom, batch.sentBackTo) === 'ahead') {
-        await client.query('ROLLBACK');
-        return { ...outcome, resumeFrom: stored };
-      }
       let fresh = batch.events.filter((e) => e.offset >= stored);
       outcome.replayed = batch.events.length - fresh.length;
-      if (batch.nextOffset <= stored) {
-        await client.query('ROLLBACK');
-        return outcome;
+      const ahead = continuityOf(stored, batch.fetchedFrom, batch.sentBackTo) === 'ahead';
+      if (ahead || batch.nextOffset <= stored || isolating) {
+        // The fence as a statement of its own. No row lock is needed (writers may only read the
+        // registry): a replay first locks every offset row of the group, so it either waits for this
+        // batch (whose offset row is locked above) and then wipes it, or this batch waited for the
+        // replay and now sees its epoch. It must come after the lock: a subquery in the lock
+        // statement would read the epoch from a snapshot taken before the wait.
+        await this.checkFence(client);
+        if (ahead || batch.nextOffset <= stored) {
+          await client.query('ROLLBACK');
+          return ahead ? { ...outcome, resumeFrom: stored } : outcome;
+        }
       }
-      if (fresh.length > 0 && isolating) {
-        outcome.rejected = await this.applyIsolating(client, batch.partition, fresh);
-        const refused = new Set(outcome.rejected.map((r) => r.offset));
-        fresh = fresh.filter((e) => !refused.has(e.offset));
-        if (outcome.rejected.length > 0) await isolating(outcome.rejected);
-      } else if (fresh.length > 0) {
-        await this.apply(client, batch.partition, fresh);
+      let newest: number | null = null;
+      if (isolating) {
+        if (fresh.length > 0) {
+          outcome.rejected = await this.applyIsolating(client, batch.partition, fresh);
+          const refused = new Set(outcome.rejected.map((r) => r.offset));
+          fresh = fresh.filter((e) => !refused.has(e.offset));
+          if (outcome.rejected.length > 0) await isolating(outcome.rejected);
+        }
+        newest = newestEventTime(fresh);
+        await client.query({ ...this.storeOffset, values: [...key, batch.nextOffset, newest] });
+      } else {
+        // The common path: companions first, then the fence, the values and the offset in one
+        // statement (the same table order as `apply`, so concurrent batches lock alike).
+        await this.writeCompanions(client, batch.partition, fresh);
+        const rows = reduceByEntity(fresh, this.group.values.length);
+        newest = newestEventTime(fresh);
+        const finish = rows.size > 0 && this.finish.withUpsert ? this.finish.withUpsert : this.finish.offsetOnly;
+        const values: unknown[] = finish === this.finish.offsetOnly ? [] : upsertParams(this.group, rows);
+        values.push(...key, batch.nextOffset, newest);
+        if (this.fence) values.push(this.fence.namespace, this.fence.name);
+        const result = await client.query<{ replay_epoch: string | null }>({ ...finish, values });
+        if (this.fence) await this.refuseUnlessCurrent(client, result.rows[0]!.replay_epoch);
       }
       outcome.applied = fresh.length;
-      let newest: number | null = null;
-      for (const { event } of fresh) if (newest === null || event.eventTimeMs > newest) newest = event.eventTimeMs;
-      await client.query({
-        name: 'fs_store_offset',
-        text: STORE_OFFSET_SQL,
-        values: [...key, batch.nextOffset, newest],
-      });
       await client.query('COMMIT');
       return outcome;
     } catch (error) {
@@ -318,14 +352,42 @@ export class GroupWriter {
     }
   }
 
-  /** Values, tiles and history of some events. */
-  private async apply(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void> {
-    const rows = reduceByEntity(events, this.group.values.length);
-    if (this.group.values.length > 0 && rows.size > 0) {
-      await client.query({ name: this.statementName, text: this.upsertSql, values: upsertParams(this.group, rows) });
-    }
+  private async checkFence(client: PoolClient): Promise<void> {
+    if (!this.fence) return;
+    const current = await client.query<{ replay_epoch: string }>({
+      name: 'fs_fence',
+      text: FENCE_SQL,
+      values: [this.fence.namespace, this.fence.name],
+    });
+    await this.refuseUnlessCurrent(client, current.rows[0]?.replay_epoch ?? null);
+  }
+
+  /**
+   * Rolls back and throws FencedError unless `read` (the registry's replay epoch, null when the
+   * group is unregistered) is this writer's.
+   */
+  private async refuseUnlessCurrent(client: PoolClient, read: string | null): Promise<void> {
+    const epoch = read === null ? undefined : Number(read);
+    if (epoch === this.fence!.epoch) return;
+    await client.query('ROLLBACK');
+    throw new FencedError(
+      epoch === undefined
+        ? 'the feature group is no longer registered'
+        : `the feature group was replayed (epoch ${this.fence!.epoch} → ${epoch})`,
+    );
+  }
+
+  private async writeCompanions(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void> {
+    if (events.length === 0) return;
     if (this.tiles?.active) await this.tiles.write(client, partition, events);
     if (this.history?.active) await this.history.write(client, partition, events);
+  }
+
+  /** Tiles, history and values of some events. */
+  private async apply(client: PoolClient, partition: number, events: readonly OffsetEvent[]): Promise<void> {
+    await this.writeCompanions(client, partition, events);
+    const rows = reduceByEntity(events, this.group.values.length);
+    if (this.upsert && rows.size > 0) await client.query({ ...this.upsert, values: upsertParams(this.group, rows) });
   }
 
   /**
@@ -403,4 +465,11 @@ export async function readStoredOffsets(
 ): Promise<Map<number, number>> {
   const result = await pool.query<{ partition: number; next_offset: string }>(READ_OFFSETS_SQL, [consumerGroup, topic]);
   return new Map(result.rows.map((r) => [r.partition, Number(r.next_offset)]));
+}
+
+/** The greatest event time of some events, or null when there are none. */
+function newestEventTime(events: readonly OffsetEvent[]): number | null {
+  let newest: number | null = null;
+  for (const { event } of events) if (newest === null || event.eventTimeMs > newest) newest = event.eventTimeMs;
+  return newest;
 }
