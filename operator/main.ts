@@ -1,5 +1,5 @@
 import express from 'express';
-import { Pool } from 'pg';
+import { createPool } from '../core/storage/pool';
 import { Counter, Histogram } from 'prom-client';
 import { mountOps } from '../core/http/ops';
 import { createKafka, replayStartOffsets } from '../core/kafka';
@@ -33,12 +33,14 @@ function consumerDatabaseUrl(config: OperatorConfig) {
 async function main(): Promise<void> {
   const config = loadOperatorConfig();
   const log = createLogger('operator', config.LOG_LEVEL);
-  const pool = new Pool({
-    connectionString: config.DATABASE_URL,
-    max: config.RECONCILE_CONCURRENCY + 1,
-    application_name: 'featurestore-operator',
-  });
-  pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
+  const pool = createPool(
+    {
+      connectionString: config.DATABASE_URL,
+      max: config.RECONCILE_CONCURRENCY + 1,
+      application_name: 'featurestore-operator',
+    },
+    log,
+  );
   const applied = await migrate(pool, migrationsDir());
   if (applied.length) log.info({ applied }, 'platform migrations applied');
 

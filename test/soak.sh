@@ -12,6 +12,6 @@ SOAK_REPORT="$report" FUZZ_RUNS="${FUZZ_RUNS:-20000}" LOAD_SECONDS="${LOAD_SECON
   test/integration/exactly-once.test.ts test/integration/postgres-outage.test.ts test/integration/operator.test.ts \
   test/integration/poison-records.test.ts test/integration/scale-out.test.ts
 tests=$?
-node test/support/print-soak.js "$report" "consumer killed" "Postgres stopped" "Postgres paused" "Kafka broker" "dead-letter topic" "kube-apiserver restarted" "leading operator killed" "ingest:" "serving:" "consumer:" "ingest overloaded" "serving overloaded" "3 consumer replicas" "consumer: record values"
+node test/support/print-soak.js "$report" "consumer killed" "Postgres stopped" "Postgres crashed" "Postgres paused" "Kafka broker" "dead-letter topic" "kube-apiserver restarted" "leading operator killed" "ingest:" "serving:" "consumer:" "ingest overloaded" "serving overloaded" "3 consumer replicas" "consumer: record values"
 table=$?
 exit $(( tests || table ))

@@ -20,6 +20,13 @@ export const consumerEnv = baseEnv.extend({
   CONSUMER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(4),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(4),
   /**
+   * Postgres's synchronous_commit for the consumer's sessions. `off` (the default) does not wait for
+   * each batch's WAL flush: a Postgres crash may then lose the last fraction of a second of
+   * batches, but it loses their offsets with them, atomically, and the consumer writes them again
+   * from Kafka. Nothing is lost and nothing is applied twice; values may briefly step back.
+   */
+  CONSUMER_SYNCHRONOUS_COMMIT: z.enum(['on', 'off']).default('off'),
+  /**
    * A statement running longer is cancelled by Postgres; one whose answer has not come 5 s after
    * that (a database that stopped answering) is abandoned by the client. Either way the batch is
    * rolled back and retried.

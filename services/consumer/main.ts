@@ -1,6 +1,7 @@
 import express from 'express';
 import { Partitioners } from 'kafkajs';
-import { Pool } from 'pg';
+import type { Pool } from 'pg';
+import { createPool } from '../../core/storage/pool';
 import { parseGroupId, groupId, type GroupRef } from '../../core/featuregroup/schema';
 import { mountOps } from '../../core/http/ops';
 import { consumerGroupFor, createKafka } from '../../core/kafka';
@@ -33,15 +34,18 @@ async function main(): Promise<void> {
   const config = loadConsumerConfig();
   const ref = parseGroupId(config.FEATURE_GROUP);
   const log = createLogger('consumer', config.LOG_LEVEL).child({ group: groupId(ref) });
-  const pool = new Pool({
-    connectionString: config.DATABASE_URL,
-    max: Math.max(config.DB_POOL_SIZE, config.CONSUMER_PARTITIONS_CONCURRENTLY + 1),
-    application_name: `featurestore-consumer ${groupId(ref)}`,
-    statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
-    query_timeout: config.DB_STATEMENT_TIMEOUT_MS + 5_000,
-    connectionTimeoutMillis: 10_000,
-  });
-  pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
+  const pool = createPool(
+    {
+      connectionString: config.DATABASE_URL,
+      max: Math.max(config.DB_POOL_SIZE, config.CONSUMER_PARTITIONS_CONCURRENTLY + 1),
+      application_name: `featurestore-consumer ${groupId(ref)}`,
+      statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
+      query_timeout: config.DB_STATEMENT_TIMEOUT_MS + 5_000,
+      connectionTimeoutMillis: 10_000,
+      options: `-c synchronous_commit=${config.CONSUMER_SYNCHRONOUS_COMMIT}`,
+    },
+    log,
+  );
   const group = await awaitRegistration(pool, ref, log);
 
   const kafka = createKafka(config.KAFKA_BROKERS, `featurestore-consumer-${ref.namespace}-${ref.name}`, log);

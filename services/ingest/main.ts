@@ -1,5 +1,5 @@
 import { Partitioners } from 'kafkajs';
-import { Pool } from 'pg';
+import { createPool } from '../../core/storage/pool';
 import { createKafka } from '../../core/kafka';
 import { TokenFile } from '../../core/http/auth';
 import { createLogger } from '../../core/logger';
@@ -26,15 +26,17 @@ async function main(): Promise<void> {
   await producer.connect();
   const registry = createRegistry('ingest');
   const pool = config.DATABASE_URL
-    ? new Pool({
-        connectionString: config.DATABASE_URL,
-        max: 2,
-        application_name: 'featurestore-ingest',
-        statement_timeout: 5_000,
-        connectionTimeoutMillis: 5_000,
-      })
+    ? createPool(
+        {
+          connectionString: config.DATABASE_URL,
+          max: 2,
+          application_name: 'featurestore-ingest',
+          statement_timeout: 5_000,
+          connectionTimeoutMillis: 5_000,
+        },
+        log,
+      )
     : undefined;
-  pool?.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
   const watched = pool && registryRoutes(pool, config, log, registry);
   if (watched) {
     await watched

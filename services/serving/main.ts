@@ -1,5 +1,5 @@
 import { Partitioners } from 'kafkajs';
-import { Pool } from 'pg';
+import { createPool } from '../../core/storage/pool';
 import { createKafka } from '../../core/kafka';
 import { kafkaPublisher } from '../../core/kafka-publisher';
 import { TokenFile } from '../../core/http/auth';
@@ -16,15 +16,17 @@ import { listenExpress } from '../../core/http/express-server';
 async function main(): Promise<void> {
   const config = loadServingConfig();
   const log = createLogger('serving', config.LOG_LEVEL);
-  const pool = new Pool({
-    connectionString: config.DATABASE_READ_URL ?? config.DATABASE_URL,
-    max: config.DB_POOL_SIZE,
-    application_name: 'featurestore-serving',
-    // A read that cannot finish quickly is failed rather than queued behind a stuck database.
-    statement_timeout: 5_000,
-    connectionTimeoutMillis: 5_000,
-  });
-  pool.on('error', (error) => log.warn({ err: error }, 'idle postgres connection failed'));
+  const pool = createPool(
+    {
+      connectionString: config.DATABASE_READ_URL ?? config.DATABASE_URL,
+      max: config.DB_POOL_SIZE,
+      application_name: 'featurestore-serving',
+      // A read that cannot finish quickly is failed rather than queued behind a stuck database.
+      statement_timeout: 5_000,
+      connectionTimeoutMillis: 5_000,
+    },
+    log,
+  );
   const registry = createRegistry('serving');
   registerPoolMetrics(pool, registry);
   const catalog = new Catalog(pool, log, registry);

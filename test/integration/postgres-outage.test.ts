@@ -1,7 +1,7 @@
 /**
- * Postgres goes away for ~5 s mid-stream, or stops answering (SIGSTOP) for longer than the
- * statement timeout: the consumer retries with backoff, commits nothing for the failed batches,
- * stays up, and ends with the exact state.
+ * Postgres goes away for ~5 s mid-stream, crashes under the consumer's asynchronous commits, or
+ * stops answering (SIGSTOP) for longer than the statement timeout: the consumer retries with
+ * backoff, commits nothing for the failed batches, stays up, and ends with the exact state.
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -111,6 +111,68 @@ describe('Postgres outage', () => {
       });
       expect(state).toEqual(expected);
       expect(await consumer.stop()).toBe(0);
+    } finally {
+      await consumer.stop();
+    }
+  });
+});
+
+describe('Postgres crash (immediate shutdown) under asynchronous commits', () => {
+  const g = streamedGroup('pgcrash', () => execFileSync('bash', [postgresScript, 'start'], { stdio: 'inherit' }));
+
+  it('loses no event: what the crash took, offsets included, is written again from Kafka', async () => {
+    const consumer = await startService(
+      'consumer',
+      {
+        ...serverEnv(),
+        FEATURE_GROUP: `default/${g.name}`,
+        CONSUMER_SYNCHRONOUS_COMMIT: 'off',
+        CONSUMER_MAX_BYTES_PER_PARTITION: '16384',
+        CONSUMER_SESSION_TIMEOUT_MS: '6000',
+      },
+      `${g.name}-consumer`,
+    );
+    try {
+      await consumer.waitReady();
+      await g.send(g.stream.lines.slice(0, 12_000));
+      // Mid-stream: some batches committed, more arriving, the newest of them not yet flushed.
+      await eventually(async () => ((await g.storedOffsets()) > 2_000 ? true : undefined), 'the first batches');
+      // The consumer is frozen around the crash, so that what Postgres kept can be read before it
+      // writes again: commits seen before the crash but gone after it were not yet flushed.
+      process.kill(consumer.proc.pid!, 'SIGSTOP');
+      let seenBeforeCrash: number;
+      let keptByCrash: number;
+      try {
+        seenBeforeCrash = await g.storedOffsets();
+        execFileSync('bash', [postgresScript, 'crash'], { stdio: 'inherit' });
+        execFileSync('bash', [postgresScript, 'start'], { stdio: 'inherit' });
+        // (The test's own idle connections died with the server: the first query may fail.)
+        keptByCrash = await eventually(() => g.storedOffsets(), 'Postgres back after the crash', 30_000);
+      } finally {
+        process.kill(consumer.proc.pid!, 'SIGCONT');
+      }
+      const crashedAt = Date.now();
+      await g.send(g.stream.lines.slice(12_000));
+      await eventually(async () => {
+        // (A checked-out connection that died used to end the process with an unhandled 'error'.)
+        if (!consumer.running) throw new Error(`the consumer exited:\n${consumer.tail(20)}`);
+        return (await g.storedOffsets()) === g.stream.lines.length ? true : undefined;
+      }, 'all offsets after the crash');
+      const caughtUpSeconds = (Date.now() - crashedAt) / 1000;
+      expect(consumer.running).toBe(true);
+      expect(keptByCrash).toBeLessThanOrEqual(seenBeforeCrash);
+      const [state, expected] = [
+        await storedState((sql) => g.pool.query(sql), g.table),
+        expectedState(g.stream.lines, g.stream.invalid),
+      ];
+      recordSoak({
+        kind: 'fault',
+        fault: `Postgres crashed, async commit (${seenBeforeCrash - keptByCrash} of ${seenBeforeCrash} offsets undone)`,
+        events_sent: g.stream.lines.length,
+        ...divergence(state, expected),
+        recovered_s: Number(caughtUpSeconds.toFixed(1)),
+      });
+      expect(state).toEqual(expected);
     } finally {
       await consumer.stop();
     }

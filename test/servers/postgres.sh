@@ -199,9 +199,21 @@ cmd_stop() {
   log "stopped"
 }
 
+# A crash as tests need one: backends quit at once, no checkpoint; the next start replays the WAL.
+cmd_crash() {
+  is_running || die "not running" "start it: $0 start"
+  local pid; pid="$(postmaster_pid)"
+  kill -CONT "$pid" 2>/dev/null || true
+  log "crashing (immediate shutdown, pid $pid)"
+  as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m immediate -w -t 60 >/dev/null \
+    || { log_tail "$PG_LOG"; die "pg_ctl stop -m immediate failed" "kill -9 $pid"; }
+  log "crashed"
+}
+
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  crash) cmd_crash ;;
   status)
     if is_running; then log "running (pid $(postmaster_pid), port $PG_PORT)"; else log "not running"; exit 3; fi ;;
   pid)
@@ -209,5 +221,5 @@ case "${1:-}" in
     postmaster_pid ;;
   env) echo "DATABASE_URL=$DATABASE_URL_LOCAL" ;;
   psql) shift; exec "$PG_BIN/psql" "$DATABASE_URL_LOCAL" "$@" ;;
-  *) die "usage: $0 {start|stop|status|pid|env|psql [ARGS...]}" "pick one of the subcommands above" ;;
+  *) die "usage: $0 {start|stop|crash|status|pid|env|psql [ARGS...]}" "pick one of the subcommands above" ;;
 esac
