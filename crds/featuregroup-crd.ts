@@ -13,6 +13,8 @@ import {
   featureGroupSpecSchema,
   featureSchema,
   predicateSchema,
+  QUANTITY_PATTERN,
+  quantitySchema,
   type AggregateFunction,
   type FeatureType,
 } from '../core/featuregroup/schema';
@@ -46,6 +48,8 @@ export interface JsonObject {
 export interface CelRule {
   rule: string;
   message: string;
+  /** Evaluated for the message when the rule fails; `message` is the fallback. */
+  messageExpression?: string;
   fieldPath?: string;
   reason?: 'FieldValueRequired' | 'FieldValueForbidden' | 'FieldValueInvalid' | 'FieldValueDuplicate';
 }
@@ -169,16 +173,23 @@ export function celRules(): {
     .join('; ');
 
   return {
-    features: [
-      {
-        // O(n²), but bounded by maxItems: the API server's static estimate is about 1.04M against a
-        // per-rule limit of 10M, and at run time 200 features cost well under the 1M per-call limit.
-        rule: 'self.all(f, self.exists_one(g, g.name == f.name))',
-        message: 'feature names must be unique',
-      },
-    ],
+    // Unique names: the list is a map keyed by name (see buildSpecSchema), which the API server
+    // enforces itself, at no CEL cost.
+    features: [],
     feature: [
       { rule: 'has(self.from) != has(self.aggregate)', message: 'set exactly one of from or aggregate' },
+      {
+        // A transition rule: oldSelf is the stored feature of the same name (list items are
+        // correlated by their key), so `kubectl apply` itself refuses what the operator would
+        // refuse later. A feature removed and added back with another type passes here and is
+        // refused by the operator's condition.
+        rule: 'self.type == oldSelf.type',
+        message: "a feature's type cannot change; add a feature under a new name instead",
+        messageExpression:
+          "'feature ' + self.name + ': type cannot change from ' + oldSelf.type + ' to ' + self.type + '; add a feature under a new name instead'",
+        fieldPath: '.type',
+        reason: 'FieldValueForbidden',
+      },
       {
         rule: `!has(self.aggregate) || ${typeRule}`,
         message: `type does not match the aggregate: ${typeMessage}`,
@@ -237,6 +248,9 @@ const DESCRIPTIONS: Record<string, string> = {
   'consumer.replicas': 'Consumer replicas; they share one Kafka consumer group.',
   'consumer.batchSize': 'Most events written per Postgres transaction.',
   'consumer.resources': 'Container resources (requests and limits) of the consumer.',
+  'consumer.resources.limits': 'The most of each resource the consumer may use, e.g. cpu: 500m, memory: 512Mi.',
+  'consumer.resources.requests':
+    'The resources the scheduler reserves for the consumer, e.g. cpu: 250m, memory: 256Mi.',
   deletionPolicy: 'Retain keeps the tables when the FeatureGroup is deleted; Delete drops them.',
 };
 const PREDICATE_DESCRIPTIONS: Record<string, string> = {
@@ -278,6 +292,8 @@ const KEY_ORDER = [
   'maxItems',
   'nullable',
   'x-kubernetes-preserve-unknown-fields',
+  'x-kubernetes-int-or-string',
+  'anyOf',
   'x-kubernetes-list-type',
   'x-kubernetes-list-map-keys',
   'required',
@@ -309,6 +325,9 @@ export function toStructural(input: JsonObject, where: string, descriptions: Rec
   for (const key of ['$ref', 'definitions', '$defs', 'allOf', 'not', 'const'] as const) {
     if (node[key] !== undefined) throw new Error(`crd: ${label}: unexpected ${key} in zod's output`);
   }
+
+  // A resource quantity: integer or string, as Kubernetes' own schemas write it.
+  if (node['x-kubernetes-int-or-string'] === true) return ordered(node, label);
 
   // A union of scalars (string | number | boolean): structural schemas allow no `type` inside
   // anyOf, so the node is left untyped and keeps whatever JSON value it is given; zod checks the
@@ -402,15 +421,35 @@ function withRules(json: Record<string, unknown>, rules: CelRule[]): void {
   json['x-kubernetes-validations'] = [...existing, ...rules.map((r) => ({ ...r }))];
 }
 
+/** A quantity node as controller-gen writes ResourceRequirements' (the pattern applies to strings only). */
+function intOrStringQuantity(json: Record<string, unknown>): void {
+  // zod's node for the union is replaced, not amended: the override must mutate it in place.
+  for (const key of Object.keys(json)) Reflect.deleteProperty(json, key);
+  Object.assign(json, {
+    anyOf: [{ type: 'integer' }, { type: 'string' }],
+    minimum: 0, // for integers; the pattern, for strings, has no sign
+    pattern: QUANTITY_PATTERN,
+    'x-kubernetes-int-or-string': true,
+  });
+}
+
 /** The spec's structural schema, CEL rules included. */
 export function buildSpecSchema(): JsonObject {
   const rules = celRules();
   const attach = new Map<unknown, (json: Record<string, unknown>) => void>([
-    [featureGroupSpecSchema.shape.features, (json) => withRules(json, rules.features)],
+    [
+      featureGroupSpecSchema.shape.features,
+      (json) => {
+        json['x-kubernetes-list-type'] = 'map';
+        json['x-kubernetes-list-map-keys'] = ['name'];
+        withRules(json, rules.features);
+      },
+    ],
     [featureSchema, (json) => withRules(json, rules.feature)],
     [featureSchema.shape.name, (json) => withRules(json, rules.featureName)],
     [aggregateSchema, (json) => withRules(json, rules.aggregate)],
     [predicateSchema, (json) => (json.oneOf = PREDICATE_ONE_OF)],
+    [quantitySchema, (json) => intOrStringQuantity(json)],
   ]);
   const seen = new Set<unknown>();
   const raw = z.toJSONSchema(featureGroupSpecSchema, {
@@ -465,6 +504,23 @@ export function buildStatusSchema(): JsonObject {
         format: 'date-time',
         maxLength: 64,
       },
+      appliedHash: {
+        description:
+          'Digest of the spec and credentials the store was last applied with; a resync that finds it unchanged does no Postgres work.',
+        type: 'string',
+        maxLength: 64,
+      },
+      replicas: {
+        description: 'Consumer pods running (the scale subresource).',
+        type: 'integer',
+        format: 'int32',
+        minimum: 0,
+      },
+      selector: {
+        description: "The consumer pods' label selector (the scale subresource, for a HorizontalPodAutoscaler).",
+        type: 'string',
+        maxLength: 1024,
+      },
       conditions: {
         description:
           'Ready, StoreReady, ConsumerReady, Stalled (True: a partition has lag and does not advance) and Replayed.',
@@ -512,10 +568,19 @@ export function buildFeatureGroupCrd(): JsonObject {
           name: API_VERSION,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          subresources: {
+            status: {},
+            // `kubectl scale fg` and a HorizontalPodAutoscaler move spec.consumer.replicas.
+            scale: {
+              specReplicasPath: '.spec.consumer.replicas',
+              statusReplicasPath: '.status.replicas',
+              labelSelectorPath: '.status.selector',
+            },
+          },
           additionalPrinterColumns: [
             { name: 'Ready', type: 'string', jsonPath: `${readyCondition}.status` },
             { name: 'Reason', type: 'string', jsonPath: `${readyCondition}.reason`, priority: 1 },
+            { name: 'Replicas', type: 'integer', jsonPath: '.status.replicas' },
             { name: 'Lag', type: 'integer', jsonPath: '.status.lag' },
             { name: 'Table', type: 'string', jsonPath: '.status.table' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },

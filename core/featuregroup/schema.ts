@@ -111,6 +111,27 @@ export const featureSchema = z
     }
   });
 
+/**
+ * A Kubernetes resource quantity (`500m`, `256Mi`, `1.5`, `2e3`), as apimachinery parses it, but
+ * never negative: no container resource may be.
+ */
+export const QUANTITY_PATTERN =
+  '^\\+?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+export const quantitySchema = z.union([
+  z.number().int().min(0),
+  z.string().regex(new RegExp(QUANTITY_PATTERN), 'must be a Kubernetes quantity such as 500m or 256Mi').max(64),
+]);
+/** Resource names: `cpu`, `memory`, `ephemeral-storage`, `hugepages-2Mi`, `example.com/gpu`. */
+const RESOURCE_NAME = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const resourceList = z.record(
+  z.string().regex(RESOURCE_NAME, 'must be a resource name such as cpu or memory').max(253),
+  quantitySchema,
+);
+/** The consumer container's resources: Kubernetes' ResourceRequirements (limits and requests). */
+export const resourceRequirementsSchema = z
+  .object({ limits: resourceList.optional(), requests: resourceList.optional() })
+  .strict();
+
 export const featureGroupSpecSchema = z
   .object({
     entity: z.object({ name: identifier, keyField: fieldPath }).strict(),
@@ -143,7 +164,7 @@ export const featureGroupSpecSchema = z
       .object({
         replicas: z.number().int().min(0).max(64).default(1),
         batchSize: z.number().int().min(1).max(100_000).default(5_000),
-        resources: z.record(z.string(), z.unknown()).default({}),
+        resources: resourceRequirementsSchema.default({}),
       })
       .strict()
       .default({ replicas: 1, batchSize: 5_000, resources: {} }),

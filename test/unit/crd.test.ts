@@ -64,6 +64,12 @@ function validate(schema: JsonObject, value: unknown, path: string, errors: stri
   if (schema.enum && !(schema.enum as unknown[]).includes(value)) err(`not one of ${JSON.stringify(schema.enum)}`);
   switch (schema.type) {
     case undefined:
+      if (schema['x-kubernetes-int-or-string'] === true) {
+        if (typeof value === 'string') {
+          if (!new RegExp(schema.pattern as string).test(value)) err(`does not match ${schema.pattern as string}`);
+        } else if (!Number.isInteger(value)) err('must be an integer or a string');
+        return;
+      }
       if (schema['x-kubernetes-preserve-unknown-fields'] !== true) err('schema node without type');
       return;
     case 'object': {
@@ -211,10 +217,29 @@ describe('the FeatureGroup CRD', () => {
       },
     });
     expect(crd.spec.versions).toHaveLength(1);
-    expect(version).toMatchObject({ name: 'v1alpha1', served: true, storage: true, subresources: { status: {} } });
+    expect(version).toMatchObject({
+      name: 'v1alpha1',
+      served: true,
+      storage: true,
+      subresources: {
+        status: {},
+        scale: {
+          specReplicasPath: '.spec.consumer.replicas',
+          statusReplicasPath: '.status.replicas',
+          labelSelectorPath: '.status.selector',
+        },
+      },
+    });
+    // Each scale path names a field the schema has, of the type the scale subresource needs.
+    expect(specSchema).toMatchObject({ properties: { consumer: { properties: { replicas: { type: 'integer' } } } } });
+    expect((openAPIV3Schema.properties as any).status.properties).toMatchObject({
+      replicas: { type: 'integer' },
+      selector: { type: 'string' },
+    });
     expect(version.additionalPrinterColumns).toEqual([
       { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
       { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+      { name: 'Replicas', type: 'integer', jsonPath: '.status.replicas' },
       { name: 'Lag', type: 'integer', jsonPath: '.status.lag' },
       { name: 'Table', type: 'string', jsonPath: '.status.table' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
@@ -240,7 +265,12 @@ describe('the FeatureGroup CRD', () => {
       if (!allowedAtRoot.has(key)) problems.push(`root: ${key} not allowed with a status subresource`);
     for (const [path, node] of allNodes(openAPIV3Schema, 'root')) {
       const untyped = node.type === undefined;
-      if (untyped && node['x-kubernetes-preserve-unknown-fields'] !== true) problems.push(`${path}: no type`);
+      // Kubernetes' one typed anyOf: int-or-string, exactly as its own schemas write it.
+      const intOrString =
+        node['x-kubernetes-int-or-string'] === true &&
+        JSON.stringify(node.anyOf) === JSON.stringify([{ type: 'integer' }, { type: 'string' }]);
+      if (untyped && node['x-kubernetes-preserve-unknown-fields'] !== true && !intOrString)
+        problems.push(`${path}: no type`);
       for (const key of [
         '$ref',
         '$schema',
@@ -255,7 +285,7 @@ describe('the FeatureGroup CRD', () => {
         'patternProperties',
         'id',
       ])
-        if (node[key] !== undefined) problems.push(`${path}: ${key}`);
+        if (node[key] !== undefined && !(key === 'anyOf' && intOrString)) problems.push(`${path}: ${key}`);
       if (node.additionalProperties === false) problems.push(`${path}: additionalProperties: false`);
       if (node.additionalProperties !== undefined && node.properties !== undefined)
         problems.push(`${path}: properties and additionalProperties`);
@@ -293,9 +323,20 @@ describe('the FeatureGroup CRD', () => {
     expect(specSchema.required).toEqual(['entity', 'source', 'features']);
     expect(props.deletionPolicy).toMatchObject({ enum: ['Retain', 'Delete'], default: 'Retain' });
     expect(props.consumer.default).toEqual({ replicas: 1, batchSize: 5000, resources: {} });
-    expect(props.consumer.properties.resources).toEqual(
-      expect.objectContaining({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true }),
-    );
+    // Kubernetes' ResourceRequirements: limits and requests only, quantities as int-or-string.
+    const quantity = {
+      anyOf: [{ type: 'integer' }, { type: 'string' }],
+      pattern: expect.any(String),
+      'x-kubernetes-int-or-string': true,
+    };
+    expect(props.consumer.properties.resources).toMatchObject({
+      type: 'object',
+      properties: {
+        limits: { type: 'object', additionalProperties: quantity },
+        requests: { type: 'object', additionalProperties: quantity },
+      },
+    });
+    expect(props.consumer.properties.resources['x-kubernetes-preserve-unknown-fields']).toBeUndefined();
     expect(props.history.properties.enabled.default).toBe(false);
     for (const predicate of [props.source.properties.filter, features.items.properties.aggregate.properties.where]) {
       expect(predicate.oneOf).toEqual([{ required: ['equals'] }, { required: ['in'] }]);
@@ -376,11 +417,14 @@ describe('the CRD CEL rules', () => {
   });
 
   it('puts one rule where each zod refinement is', () => {
-    expect(rulesAt('root.spec.features').map((r) => r.rule)).toEqual([
-      'self.all(f, self.exists_one(g, g.name == f.name))',
-    ]);
+    // Unique names: a list map keyed by name, which the API server enforces (no CEL rule).
+    expect(rulesAt('root.spec.features')).toEqual([]);
+    expect(specSchema).toMatchObject({
+      properties: { features: { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] } },
+    });
     expect(rulesAt('root.spec.features[]').map((r) => r.rule)).toEqual([
       'has(self.from) != has(self.aggregate)',
+      'self.type == oldSelf.type',
       "!has(self.aggregate) || (self.aggregate.fn == 'count' && self.type == 'int64') || (self.aggregate.fn == 'sum' && self.type in ['int64', 'float64']) || (self.aggregate.fn == 'avg' && self.type == 'float64') || (self.aggregate.fn in ['min', 'max'] && self.type in ['int64', 'float64', 'timestamp']) || (self.aggregate.fn == 'last_n' && self.type == 'json')",
     ]);
     expect(rulesAt('root.spec.features[].name').map((r) => r.rule)).toEqual(["!(self in ['entity_id'])"]);
