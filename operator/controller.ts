@@ -9,7 +9,8 @@ import { keepWatching } from '../core/kube-watch';
 import type { Logger } from '../core/logger';
 import type { KubeClients } from './kube';
 import type { WorkQueue } from './queue';
-import { GROUP, LABELS, MANAGED_BY, PLURAL, VERSION } from './resource';
+import type { ObjectReads } from './reconcile';
+import { GROUP, LABELS, MANAGED_BY, PLURAL, VERSION, type FeatureGroupObject } from './resource';
 
 type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
@@ -25,6 +26,7 @@ const keyOf = (object: KubernetesObject): string | undefined =>
 export class Controller {
   private informers: Watched<KubernetesObject>[] = [];
   private groupInformers: Watched<KubernetesObject>[] = [];
+  private deploymentInformers: Watched<KubernetesObject>[] = [];
   private resync: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -62,6 +64,7 @@ export class Controller {
             selector,
           );
       this.groupInformers.push(groups);
+      this.deploymentInformers.push(deployments);
       this.watch(groups, (object) => keyOf(object), 'featuregroups');
       this.watch(deployments, (object) => ownerKey(object), 'deployments');
     }
@@ -69,6 +72,30 @@ export class Controller {
     this.resync = setInterval(() => this.resyncAll(), this.resyncSeconds * 1000);
     this.resync.unref();
     this.resyncAll();
+  }
+
+  /**
+   * Reads from the informers' caches, as controller-runtime's client does: a reconcile costs the
+   * API server no GET. What is read may be a little behind; a write based on it is guarded by
+   * resourceVersion or is an idempotent apply, and the watch event of our own write queues the
+   * group again with the newer object.
+   */
+  readonly cache: ObjectReads = {
+    group: (namespace, name) =>
+      Promise.resolve(this.cached(this.groupInformers, namespace, name) as FeatureGroupObject | undefined),
+    deployment: (namespace, name) => Promise.resolve(this.cached(this.deploymentInformers, namespace, name)),
+  };
+
+  private cached(
+    informers: Watched<KubernetesObject>[],
+    namespace: string,
+    name: string,
+  ): KubernetesObject | undefined {
+    for (const informer of informers) {
+      const object = informer.get(name, namespace);
+      if (object) return object;
+    }
+    return undefined;
   }
 
   async stop(): Promise<void> {

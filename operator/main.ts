@@ -16,6 +16,7 @@ import { LeaderElector } from './leader';
 import { leaseOwner } from './lease-owner';
 import { WorkQueue } from './queue';
 import { ProgressMonitor } from './progress';
+import { EventRecorder } from './events';
 import { FeatureGroupReconciler } from './reconcile';
 import { listenExpress } from '../core/http/express-server';
 
@@ -58,6 +59,11 @@ async function main(): Promise<void> {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  const storeApplies = new Counter({
+    name: 'featurestore_operator_store_applies_total',
+    help: 'Times a group store was applied (DDL, grants, role); a resync of unchanged groups adds none',
+    registers: [registry],
+  });
   const kafkaAdmin = createKafka(config.KAFKA_BROKERS, 'featurestore-operator', log).admin();
   let adminConnected: Promise<void> | undefined;
   const connectedAdmin = async () => {
@@ -81,7 +87,7 @@ async function main(): Promise<void> {
     log,
     registry,
   });
-  const reconciler = new FeatureGroupReconciler({
+  const reconciler: FeatureGroupReconciler = new FeatureGroupReconciler({
     replayOffsets,
     kube,
     pool,
@@ -96,9 +102,15 @@ async function main(): Promise<void> {
     consumerDatabaseUrl: consumerDatabaseUrl(config),
     writerPassword: (group) => derivedWriterPassword(config.DATABASE_URL, group),
     progress: (key) => progress.get(key),
+    cache: {
+      group: (namespace, name) => controller.cache.group(namespace, name),
+      deployment: (namespace, name) => controller.cache.deployment(namespace, name),
+    },
+    events: new EventRecorder(kube.core, log),
+    onStoreApplied: () => storeApplies.inc(),
     log,
   });
-  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
+  const queue: WorkQueue = new WorkQueue((key) => reconciler.reconcile(key), {
     concurrency: config.RECONCILE_CONCURRENCY,
     log,
     onResult: (_key, outcome, seconds) => {
@@ -107,7 +119,7 @@ async function main(): Promise<void> {
     },
   });
   enqueue = (key) => queue.add(key);
-  const controller = new Controller(kube, queue, config.WATCH_NAMESPACES, config.RESYNC_SECONDS, log);
+  const controller: Controller = new Controller(kube, queue, config.WATCH_NAMESPACES, config.RESYNC_SECONDS, log);
 
   let leading = !config.LEADER_ELECTION;
   const app = express();

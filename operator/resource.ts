@@ -48,6 +48,12 @@ export interface FeatureGroupStatus {
   lag?: number;
   /** The newest event time stored, over all partitions. */
   newestEventTime?: string;
+  /** A digest of the spec and credentials the store was last applied with: equal, a resync skips Postgres. */
+  appliedHash?: string;
+  /** Consumer pods running (the scale subresource's status.replicas). */
+  replicas?: number;
+  /** The consumer pods' label selector (the scale subresource's, for an HPA). */
+  selector?: string;
   conditions?: Condition[];
 }
 

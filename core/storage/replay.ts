@@ -39,14 +39,16 @@ export function replayRequestOf(
  * Rebuilds a group from Kafka: empties its values, tiles and history, sets each partition's
  * offset to where the replay starts, and bumps the replay epoch, in one transaction. Locks are
  * taken in the consumers' order (offset rows, then the registry row) so a batch in flight either
- * commits before (and is wiped) or is fenced after; nothing is counted twice or half.
+ * commits before (and is wiped) or is fenced after; nothing is counted twice or half. A request
+ * whose token the registry already holds was carried out: checked under the registry row's lock,
+ * so two operators (an old leader and a new one) never run the same request twice.
  */
 export async function replayGroup(
   pool: Pool,
   group: CompiledGroup,
   startOffsets: ReadonlyMap<number, number>,
   token: string,
-): Promise<number> {
+): Promise<{ epoch: number; replayed: boolean }> {
   const { ref, spec } = group;
   const consumerGroup = consumerGroupFor(ref);
   const offsets = qualified(PLATFORM_SCHEMA, 'consumer_offsets');
@@ -54,11 +56,12 @@ export async function replayGroup(
     await client.query(`SELECT 1 FROM ${offsets} WHERE consumer_group = $1 ORDER BY partition FOR UPDATE`, [
       consumerGroup,
     ]);
-    const row = await client.query<{ replay_epoch: string }>(
-      `SELECT replay_epoch FROM ${qualified(PLATFORM_SCHEMA, 'feature_groups')} WHERE namespace = $1 AND name = $2 FOR UPDATE`,
+    const row = await client.query<{ replay_epoch: string; replay_token: string | null }>(
+      `SELECT replay_epoch, replay_token FROM ${qualified(PLATFORM_SCHEMA, 'feature_groups')} WHERE namespace = $1 AND name = $2 FOR UPDATE`,
       [ref.namespace, ref.name],
     );
     if (!row.rows[0]) throw new Error(`feature group ${ref.namespace}/${ref.name} is not registered`);
+    if (row.rows[0].replay_token === token) return { epoch: Number(row.rows[0].replay_epoch), replayed: false };
     await client.query(`TRUNCATE ${group.ownedTables.map((t) => t.sql).join(', ')}`);
     await client.query(`DELETE FROM ${offsets} WHERE consumer_group = $1`, [consumerGroup]);
     const partitions = [...startOffsets.keys()];
@@ -71,6 +74,6 @@ export async function replayGroup(
       `UPDATE ${qualified(PLATFORM_SCHEMA, 'feature_groups')} SET replay_epoch = $3, replay_token = $4, updated_at = now() WHERE namespace = $1 AND name = $2`,
       [ref.namespace, ref.name, epoch, token],
     );
-    return epoch;
+    return { epoch, replayed: true };
   });
 }

@@ -15,7 +15,7 @@ export class StoreConflictError extends Error {
   readonly code = 'E_STORE_CONFLICT';
   constructor(
     readonly conflicts: string[],
-    readonly reason: 'TypeChangeRefused' | 'TopicKeyConflict' = 'TypeChangeRefused',
+    readonly reason: 'TypeChangeRefused' | 'TopicKeyConflict' | 'TableNameTaken' = 'TypeChangeRefused',
   ) {
     super(conflicts.join('; '));
   }
@@ -48,6 +48,34 @@ async function refuseTopicKeyConflict(client: PoolClient, group: CompiledGroup):
   }
 }
 
+/**
+ * Table names come from `<namespace>_<name>` with `-` and `.` as `_` (see tableNameFor), so two
+ * groups can map to one table: `team-a/clicks` and `team/a-clicks`. The group registered first
+ * keeps it; the other is refused, under a lock per table name so two applied at once cannot both
+ * pass. (The registry's unique table_name would refuse it too, with a database error.)
+ */
+async function refuseTableNameTaken(db: Pool | PoolClient, group: CompiledGroup, locked: boolean): Promise<void> {
+  const table = group.tables.values.name;
+  if (locked) await db.query('SELECT pg_advisory_xact_lock(727210004, hashtext($1))', [table]);
+  const owner = await db.query<{ namespace: string; name: string }>(
+    `SELECT namespace, name FROM ${qualified(PLATFORM_SCHEMA, 'feature_groups')} WHERE table_name = $1 AND NOT (namespace = $2 AND name = $3)`,
+    [table, group.ref.namespace, group.ref.name],
+  );
+  const row = owner.rows[0];
+  if (row) {
+    throw new StoreConflictError(
+      [
+        `its table name ${table} is already taken by ${row.namespace}/${row.name} (names map to tables with '-' and '.' as '_'); ` +
+          'rename this group or move it to another namespace',
+      ],
+      'TableNameTaken',
+    );
+  }
+}
+
+/** How long DDL waits for a table lock (a long query, a stuck migration) before failing and retrying. */
+const DDL_LOCK_TIMEOUT = '5s';
+
 async function observeColumns(pool: Pool, table: string): Promise<ObservedColumns | undefined> {
   const result = await pool.query<{ column_name: string; data_type: string }>(
     'SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2',
@@ -78,6 +106,8 @@ export async function applyStore(
   generation: number,
 ): Promise<{ table: string; statements: string[] }> {
   const { tables } = group;
+  // Before looking at the table's columns: they may be another group's.
+  await refuseTableNameTaken(pool, group, false);
   const plan = planStore(group, await observeColumns(pool, tables.values.name));
   if (plan.conflicts.length > 0) throw new StoreConflictError(plan.conflicts);
   // Window aggregates live in a tiles table with columns per aggregate feature.
@@ -95,6 +125,8 @@ export async function applyStore(
     plan.statements.push(...aggregateLogDdl(group, log && new Set(log.keys())));
   }
   await withTransaction(pool, async (client) => {
+    await client.query(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`);
+    await refuseTableNameTaken(client, group, true);
     await refuseTopicKeyConflict(client, group);
     for (const statement of plan.statements) await client.query(statement);
     await upsertGroup(client, group.ref, group.spec, tables.values.name, generation);

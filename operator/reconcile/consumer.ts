@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import {
   PatchStrategy,
-  type AppsV1Api,
   type KubernetesObjectApi,
   type V1Deployment,
+  type V1ResourceRequirements,
   type V1Secret,
 } from '@kubernetes/client-node';
 import type { FeatureGroupSpec } from '../../core/featuregroup/schema';
@@ -16,7 +16,6 @@ import {
   type FeatureGroupObject,
 } from '../resource';
 import type { ConditionInput } from '../conditions';
-import { isNotFound } from '../kube';
 
 export interface ConsumerSettings {
   image: string;
@@ -67,6 +66,18 @@ export function consumerLabels(group: FeatureGroupObject): Record<string, string
   };
 }
 
+/** The labels the consumer Deployment selects its pods by. */
+function selectorLabels(group: FeatureGroupObject): Record<string, string> {
+  const labels = consumerLabels(group);
+  return { [LABELS.name]: labels[LABELS.name]!, [LABELS.instance]: labels[LABELS.instance]! };
+}
+
+/** The same, as the label selector string the scale subresource reports. */
+export const consumerSelector = (group: FeatureGroupObject): string =>
+  Object.entries(selectorLabels(group))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+
 /**
  * The desired consumer Deployment: pure, so the same inputs always yield the same object.
  * A digest of the writer password is part of the spec hash: new credentials roll the pods, which
@@ -81,7 +92,7 @@ export function desiredDeployment(
 ): V1Deployment {
   const name = consumerName(group.metadata.name);
   const labels = consumerLabels(group);
-  const selector = { [LABELS.name]: labels[LABELS.name]!, [LABELS.instance]: labels[LABELS.instance]! };
+  const selector = selectorLabels(group);
   const specHash = shortHash(
     JSON.stringify({
       spec,
@@ -140,7 +151,7 @@ export function desiredDeployment(
               ports: [{ name: 'metrics', containerPort: 8083 }],
               readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 10, failureThreshold: 6 },
-              resources: spec.consumer.resources,
+              resources: resourceRequirements(spec.consumer.resources),
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
@@ -153,6 +164,15 @@ export function desiredDeployment(
       },
     },
   };
+}
+
+/** Quantities as the API's strings (a manifest may say `cpu: 1`). */
+function resourceRequirements(resources: FeatureGroupSpec['consumer']['resources']): V1ResourceRequirements {
+  const list = (values: Record<string, string | number> | undefined) =>
+    values && Object.fromEntries(Object.entries(values).map(([k, v]) => [k, String(v)]));
+  const limits = list(resources.limits);
+  const requests = list(resources.requests);
+  return { ...(limits ? { limits } : {}), ...(requests ? { requests } : {}) };
 }
 
 /** Server-side apply: the operator owns exactly the fields it sets, and reapplying is a no-op. */
@@ -221,17 +241,4 @@ export function consumerCondition(deployment: V1Deployment | undefined): Conditi
     reason: 'Progressing',
     message: `${available}/${desired} consumer replicas available, ${updated} updated`,
   };
-}
-
-export async function readDeployment(
-  apps: AppsV1Api,
-  namespace: string,
-  name: string,
-): Promise<V1Deployment | undefined> {
-  try {
-    return await apps.readNamespacedDeployment({ name, namespace });
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  }
 }

@@ -1,12 +1,20 @@
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import type { Pool } from 'pg';
-import { describeIssues, featureGroupSpecSchema, type GroupRef } from '../../core/featuregroup/schema';
-import { getGroup } from '../../core/storage/registry';
+import {
+  describeIssues,
+  featureGroupSpecSchema,
+  type FeatureGroupSpec,
+  type GroupRef,
+} from '../../core/featuregroup/schema';
+import { getGroup, type RegisteredGroup } from '../../core/storage/registry';
 import { replayGroup, replayRequestOf } from '../../core/storage/replay';
 import type { Logger } from '../../core/logger';
 import { compileGroup, groupTables, type CompiledGroup } from '../../core/featuregroup/compiled';
 import { writerRoleFor } from '../../core/storage/roles';
-import { setCondition, type ConditionInput } from '../conditions';
+import { conditionOf, setCondition, type ConditionInput } from '../conditions';
+import { describeDatabaseError } from '../database-errors';
+import type { EventRecorder } from '../events';
 import { isNotFound, type KubeClients } from '../kube';
 import type { ReconcileResult } from '../queue';
 import { describeStall, type GroupProgress } from '../progress';
@@ -27,12 +35,12 @@ import {
   applyDeployment,
   consumerCondition,
   consumerName,
+  consumerSelector,
   desiredDeployment,
-  readDeployment,
   type ConsumerSettings,
 } from './consumer';
 import { recordTransitions, writeStatus } from './status';
-import { finalizeStore, reconcileStore } from './store';
+import { finalizeStore, reconcileStore, type StoreOutcome } from './store';
 
 export interface ReconcilerDeps {
   kube: KubeClients;
@@ -46,7 +54,17 @@ export interface ReconcilerDeps {
   writerPassword: (group: { namespace: string; name: string; uid: string }) => string;
   /** The group's consumption as last observed (lag, stalled partitions), when it has been. */
   progress?: (key: string) => GroupProgress | undefined;
+  /** Reads of the objects the controller watches, from its informers' caches. */
+  cache: ObjectReads;
+  events: EventRecorder;
+  /** Counts each time the store is applied (DDL, grants): a resync of unchanged groups adds none. */
+  onStoreApplied?: () => void;
   log: Logger;
+}
+
+export interface ObjectReads {
+  group(namespace: string, name: string): Promise<FeatureGroupObject | undefined>;
+  deployment(namespace: string, name: string): Promise<V1Deployment | undefined>;
 }
 
 /** While a consumer rolls out nothing else wakes us reliably on every cluster: look again soon. */
@@ -57,16 +75,33 @@ const PROGRESS_REQUEUE_MS = 5_000;
  * API server and Postgres say now, never from the event that woke it.
  */
 export class FeatureGroupReconciler {
+  /**
+   * The store each group was last applied with by this process. Status records the same, but the
+   * informer's copy of our own status write can lag behind the next reconcile, which would then
+   * apply again for nothing.
+   */
+  private readonly applied = new Map<string, { uid: string; hash: string; condition: ConditionInput }>();
+
   constructor(private readonly deps: ReconcilerDeps) {}
+
+  /** The StoreReady condition of a store already applied with `hash`, from status or from memory. */
+  private appliedStore(group: FeatureGroupObject, hash: string): ConditionInput | undefined {
+    const { namespace, name, uid } = group.metadata;
+    const remembered = this.applied.get(`${namespace}/${name}`);
+    if (remembered?.uid === uid && remembered.hash === hash) return remembered.condition;
+    const condition = conditionOf(group.status?.conditions, ConditionType.StoreReady);
+    return group.status?.appliedHash === hash && condition?.status === 'True' ? condition : undefined;
+  }
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const [namespace, name] = key.split('/') as [string, string];
-    const group = await this.get(namespace, name);
+    const group = await this.deps.cache.group(namespace, name);
     if (!group) return {};
     if (group.metadata.deletionTimestamp) return this.finalize(group);
     if (!group.metadata.finalizers?.includes(FINALIZER)) {
+      // The watch event of this patch queues the group again, with the finalizer in the cache.
       await this.patchFinalizers(group, [...(group.metadata.finalizers ?? []), FINALIZER]);
-      return { requeueAfterMs: 0 };
+      return {};
     }
 
     const generation = group.metadata.generation;
@@ -84,26 +119,44 @@ export class FeatureGroupReconciler {
     const spec = parsed.data;
     const ref: GroupRef = { namespace, name };
     const compiled = compileGroup(ref, spec);
-    const { objects, apps } = this.deps.kube;
+    const { objects } = this.deps.kube;
 
     const password = this.deps.writerPassword({ namespace, name, uid: group.metadata.uid });
     await applyCredentials(objects, group, password, this.deps.consumerDatabaseUrl(writerRole(ref), password));
-    let store;
+    const appliedHash = storeHash(spec, password);
+    let store: StoreOutcome;
+    let registered: RegisteredGroup | undefined;
     try {
-      store = await reconcileStore(this.deps.pool, compiled, generation, password);
+      registered = await getGroup(this.deps.pool, ref);
+      const applied = this.appliedStore(group, appliedHash);
+      if (applied && registered) {
+        // What was applied is what is asked for, and the registry has it: no DDL, no grants, no
+        // ALTER ROLE. A spec edit, new credentials or a lost registry row applies again.
+        store = { condition: applied, table: registered.table, applied: true };
+      } else {
+        store = await reconcileStore(this.deps.pool, compiled, generation, password);
+        this.deps.onStoreApplied?.();
+        if (store.applied) {
+          registered = await getGroup(this.deps.pool, ref);
+          this.applied.set(key, { uid: group.metadata.uid, hash: appliedHash, condition: store.condition });
+        }
+      }
     } catch (error) {
-      const message = `database error: ${(error as Error).message}`;
+      const failure = describeDatabaseError(error);
+      this.deps.log.warn({ err: error, group: key, reason: failure.reason }, 'store reconcile failed');
       await this.updateStatus(
         group,
-        [{ type: ConditionType.StoreReady, status: 'False', reason: 'DatabaseError', message }],
+        [{ type: ConditionType.StoreReady, status: 'False', ...failure }],
         undefined,
+        undefined,
+        new Set([ConditionType.StoreReady]),
       );
       throw error;
     }
-    const replay = store.applied ? await this.replayIfAsked(group, compiled) : undefined;
+    const replay = store.applied && registered ? await this.replayIfAsked(group, compiled, registered) : undefined;
     if (store.applied)
       await applyDeployment(objects, desiredDeployment(group, spec, this.deps.consumer, replay?.epoch ?? 0, password));
-    const deployment = await readDeployment(apps, namespace, consumerName(name));
+    const deployment = await this.deps.cache.deployment(namespace, consumerName(name));
     const consumer = consumerCondition(deployment);
     const progress = this.deps.progress?.(key);
     const stalled = progress && stalledCondition(progress);
@@ -112,6 +165,9 @@ export class FeatureGroupReconciler {
       [store.condition, consumer, ...(replay?.condition ? [replay.condition] : []), ...(stalled ? [stalled] : [])],
       store.table,
       progress,
+      new Set(),
+      store.applied ? appliedHash : undefined,
+      deployment,
     );
     return consumer.status === 'True' ? {} : { requeueAfterMs: PROGRESS_REQUEUE_MS };
   }
@@ -123,10 +179,9 @@ export class FeatureGroupReconciler {
   private async replayIfAsked(
     group: FeatureGroupObject,
     compiled: CompiledGroup,
-  ): Promise<{ epoch: number; condition?: ConditionInput } | undefined> {
+    registered: RegisteredGroup,
+  ): Promise<{ epoch: number; condition?: ConditionInput }> {
     const { ref, spec } = compiled;
-    const registered = await getGroup(this.deps.pool, ref);
-    if (!registered) return undefined;
     const request = replayRequestOf(group.metadata.annotations);
     if (!request) return { epoch: registered.replayEpoch };
     if ('error' in request)
@@ -141,7 +196,8 @@ export class FeatureGroupReconciler {
       };
     if (registered.replayToken === request.token) return { epoch: registered.replayEpoch };
     const offsets = await this.deps.replayOffsets(spec.source.topic, request.from);
-    const epoch = await replayGroup(this.deps.pool, compiled, offsets, request.token);
+    const { epoch, replayed } = await replayGroup(this.deps.pool, compiled, offsets, request.token);
+    if (!replayed) return { epoch };
     this.deps.log.info(
       { group: `${ref.namespace}/${ref.name}`, from: request.token, epoch, partitions: offsets.size },
       'feature group replayed from Kafka',
@@ -163,27 +219,13 @@ export class FeatureGroupReconciler {
         if (!isNotFound(error)) throw error;
       });
     await finalizeStore(this.deps.pool, { namespace, name }, policy);
+    this.applied.delete(`${namespace}/${name}`);
     await this.patchFinalizers(
       group,
       (group.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
     );
     this.deps.log.info({ group: `${namespace}/${name}`, deletionPolicy: policy }, 'feature group finalized');
     return {};
-  }
-
-  private async get(namespace: string, name: string): Promise<FeatureGroupObject | undefined> {
-    try {
-      return (await this.deps.kube.custom.getNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: PLURAL,
-        namespace,
-        name,
-      })) as FeatureGroupObject;
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
   }
 
   /** Merge patch guarded by resourceVersion: a concurrent writer makes it fail and we retry. */
@@ -201,11 +243,18 @@ export class FeatureGroupReconciler {
     );
   }
 
+  /**
+   * `repeated`: conditions whose event is recorded again even if unchanged (a failure that recurs).
+   * `appliedHash`: what the store now holds, when it was applied or confirmed; else status keeps its own.
+   */
   private async updateStatus(
     group: FeatureGroupObject,
     inputs: ConditionInput[],
     table: string | undefined,
     progress?: GroupProgress,
+    repeated: ReadonlySet<ConditionType> = new Set(),
+    appliedHash?: string,
+    deployment?: V1Deployment,
   ): Promise<void> {
     const generation = group.metadata.generation;
     let conditions: Condition[] = group.status?.conditions ?? [];
@@ -238,13 +287,19 @@ export class FeatureGroupReconciler {
           ...(group.status?.lag !== undefined ? { lag: group.status.lag } : {}),
           ...(group.status?.newestEventTime ? { newestEventTime: group.status.newestEventTime } : {}),
         };
+    const applied = appliedHash ?? group.status?.appliedHash;
+    const replicas = deployment?.status?.replicas ?? group.status?.replicas;
     const status: FeatureGroupStatus = {
       observedGeneration: generation,
       ...(table ? { table } : group.status?.table ? { table: group.status.table } : {}),
       ...observed,
+      ...(applied ? { appliedHash: applied } : {}),
+      // The scale subresource's view: replicas running, and the selector an HPA counts pods by.
+      ...(replicas !== undefined ? { replicas } : {}),
+      selector: consumerSelector(group),
       conditions,
     };
-    await recordTransitions(this.deps.kube.core, group, status, this.deps.log);
+    await recordTransitions(this.deps.events, group, status, repeated);
     await writeStatus(this.deps.kube.custom, group, status);
   }
 }
@@ -265,6 +320,13 @@ function stalledCondition(progress: GroupProgress): ConditionInput {
     message: `${progress.lag} records behind`,
   };
 }
+
+/** What applying the store depends on: the spec and the writer's credentials. */
+const storeHash = (spec: FeatureGroupSpec, password: string): string =>
+  createHash('sha256')
+    .update(JSON.stringify({ spec, credentials: createHash('sha256').update(password).digest('hex') }))
+    .digest('hex')
+    .slice(0, 32);
 
 /** The same naming the grants use, so the consumer's URL always names the role that was granted. */
 const writerRole = (ref: GroupRef): string => writerRoleFor(groupTables(ref).values.name);

@@ -1,7 +1,16 @@
-import { PatchStrategy, setHeaderOptions, type CoreV1Api, type CustomObjectsApi } from '@kubernetes/client-node';
-import type { Logger } from '../../core/logger';
+import { PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kubernetes/client-node';
+import type { EventRecorder, EventType } from '../events';
 import { conditionOf } from '../conditions';
-import { GROUP, isTrouble, PLURAL, VERSION, type FeatureGroupObject, type FeatureGroupStatus } from '../resource';
+import {
+  ConditionType,
+  GROUP,
+  isTrouble,
+  PLURAL,
+  VERSION,
+  type Condition,
+  type FeatureGroupObject,
+  type FeatureGroupStatus,
+} from '../resource';
 import { isNotFound } from '../kube';
 
 const sameStatus = (a: FeatureGroupStatus | undefined, b: FeatureGroupStatus): boolean =>
@@ -32,38 +41,39 @@ export async function writeStatus(
   return true;
 }
 
-/** A Kubernetes Event on the group for each condition that flipped, as `kubectl describe` shows. */
+/** Reasons of a condition on its way to health: worth a Normal event, never a Warning. */
+const PROGRESS_REASONS: ReadonlySet<string> = new Set(['Progressing', 'DeploymentMissing', 'Reconciling', 'Replaying']);
+
+/**
+ * Warning only when a person has something to do: a refused spec, an unreachable database, a
+ * stalled partition, a bad replay request. Rollouts, replays and Ready itself are Normal (Ready
+ * mirrors the condition that failed, which already warned).
+ */
+export function eventTypeFor(condition: Condition): EventType {
+  if (condition.type === ConditionType.Ready || PROGRESS_REASONS.has(condition.reason)) return 'Normal';
+  return isTrouble(condition) ? 'Warning' : 'Normal';
+}
+
+/**
+ * A Kubernetes Event on the group for each condition that flipped, as `kubectl describe` shows,
+ * and for each of `repeated` even when it did not: a failure that recurs on every retry raises
+ * its event's count.
+ */
 export async function recordTransitions(
-  core: CoreV1Api,
+  recorder: EventRecorder,
   group: FeatureGroupObject,
   next: FeatureGroupStatus,
-  log: Logger,
+  repeated: ReadonlySet<ConditionType> = new Set(),
 ): Promise<void> {
   for (const condition of next.conditions ?? []) {
     const before = conditionOf(group.status?.conditions, condition.type);
-    if (before?.status === condition.status && before.reason === condition.reason) continue;
-    const now = new Date();
-    await core
-      .createNamespacedEvent({
-        namespace: group.metadata.namespace,
-        body: {
-          metadata: { generateName: `${group.metadata.name}.`, namespace: group.metadata.namespace },
-          involvedObject: {
-            apiVersion: group.apiVersion,
-            kind: group.kind,
-            name: group.metadata.name,
-            namespace: group.metadata.namespace,
-            uid: group.metadata.uid,
-          },
-          type: isTrouble(condition) ? 'Warning' : 'Normal',
-          reason: condition.reason,
-          message: `${condition.type}=${condition.status}: ${condition.message}`,
-          source: { component: 'featurestore-operator' },
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      })
-      .catch((error: unknown) => log.warn({ err: error }, 'could not record event'));
+    const flipped = before?.status !== condition.status || before.reason !== condition.reason;
+    if (!flipped && !repeated.has(condition.type)) continue;
+    await recorder.record(
+      group,
+      eventTypeFor(condition),
+      condition.reason,
+      `${condition.type}=${condition.status}: ${condition.message}`,
+    );
   }
 }

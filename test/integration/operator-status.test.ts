@@ -1,0 +1,243 @@
+/**
+ * What the operator tells platform engineers, against a real kube-apiserver, Postgres and Kafka:
+ * Normal events for progress and Warning ones only when a person is needed, aggregated into one
+ * Event whose count grows while a failure repeats (Postgres cut off from the operator by a proxy);
+ * names whose tables would collide refused with a reason, never a database error; and the scale
+ * subresource moving the consumer replicas, which share the group's partitions.
+ */
+import { CoreV1Api, CustomObjectsApi, AppsV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
+import type { Pool } from 'pg';
+import { consumerGroupFor } from '../../core/kafka';
+import { createTopic, testKafka, testPool, uniqueName } from '../support/platform';
+import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
+import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+
+const GROUP = 'featurestore.dev';
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+interface FeatureGroupResource {
+  metadata: { name: string; namespace: string; generation: number };
+  status?: { observedGeneration?: number; replicas?: number; selector?: string; conditions?: Condition[] };
+}
+
+describe('operator status, events, names and scale', () => {
+  const namespace = uniqueName('ops');
+  // `<namespace>-a/clicks` and `<namespace>/a-clicks` map to one table name.
+  const otherNamespace = `${namespace}-a`;
+  let kube: KubeConfig;
+  let core: CoreV1Api;
+  let custom: CustomObjectsApi;
+  let apps: AppsV1Api;
+  let pool: Pool;
+  let proxy: TcpProxy;
+  let operator: RunningService;
+  let runner: RunningService;
+
+  const get = async (ns: string, name: string): Promise<FeatureGroupResource> =>
+    (await custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: 'v1alpha1',
+      plural: 'featuregroups',
+      namespace: ns,
+      name,
+    })) as FeatureGroupResource;
+  const condition = (fg: FeatureGroupResource, type: string) => fg.status?.conditions?.find((c) => c.type === type);
+  const waitFor = (ns: string, name: string, what: string, predicate: (fg: FeatureGroupResource) => boolean) =>
+    eventually(
+      async () => {
+        const fg = await get(ns, name);
+        return predicate(fg) ? fg : undefined;
+      },
+      `${ns}/${name}: ${what}`,
+      90_000,
+    );
+  const eventsOf = async (ns: string, name: string): Promise<CoreV1Event[]> =>
+    (
+      await core.listNamespacedEvent({
+        namespace: ns,
+        fieldSelector: `involvedObject.kind=FeatureGroup,involvedObject.name=${name}`,
+      })
+    ).items;
+  const manifest = (ns: string, name: string, topic: string, replicas = 1) =>
+    JSON.stringify({
+      apiVersion: `${GROUP}/v1alpha1`,
+      kind: 'FeatureGroup',
+      metadata: { name, namespace: ns },
+      spec: {
+        entity: { name: 'user', keyField: 'entity_id' },
+        source: { topic, eventTimeField: 'timestamp' },
+        features: [{ name: 'last_action', type: 'string', from: 'action' }],
+        consumer: { replicas },
+        deletionPolicy: 'Delete',
+      },
+    });
+
+  beforeAll(async () => {
+    kube = kubeConfig();
+    core = kube.makeApiClient(CoreV1Api);
+    custom = kube.makeApiClient(CustomObjectsApi);
+    apps = kube.makeApiClient(AppsV1Api);
+    pool = testPool();
+    await installFeatureGroupCrd();
+    for (const ns of [namespace, otherNamespace]) await core.createNamespace({ body: { metadata: { name: ns } } });
+    const database = new URL(requireEnv('DATABASE_URL'));
+    // The operator reaches Postgres through a proxy the test can cut; its consumers do not.
+    proxy = await startTcpProxy(Number(database.port), database.hostname);
+    const throughProxy = new URL(database);
+    throughProxy.port = String(proxy.port);
+    operator = await startService(
+      'operator',
+      {
+        KUBECONFIG: process.env.KUBECONFIG!,
+        DATABASE_URL: throughProxy.toString(),
+        CONSUMER_DATABASE_HOST: database.host,
+        KAFKA_BROKERS: requireEnv('KAFKA_BROKERS'),
+        LEADER_ELECTION: 'false',
+        WATCH_NAMESPACES: `${namespace},${otherNamespace}`,
+        RESYNC_SECONDS: '10',
+        PROGRESS_INTERVAL_SECONDS: '1',
+      },
+      `${namespace}-operator`,
+    );
+    await operator.waitReady();
+    runner = await startService(
+      'local-runner',
+      { KUBECONFIG: process.env.KUBECONFIG!, RUNNER_BASE_PORT: String(20000 + Math.floor(Math.random() * 20000)) },
+      `${namespace}-runner`,
+    );
+  });
+
+  afterAll(async () => {
+    proxy?.restore();
+    for (const ns of [namespace, otherNamespace])
+      await kubectl(['delete', 'featuregroups', '--all', '-n', ns, '--wait=true', '--timeout=60s']);
+    await Promise.all([operator?.stop(), runner?.stop()]);
+    await proxy?.stop();
+    await pool?.end();
+  });
+
+  it('create to Ready emits Normal events only', async () => {
+    await kubectlOk(['apply', '-f', '-'], manifest(namespace, 'calm', `${namespace}-calm`));
+    await waitFor(namespace, 'calm', 'Ready', (g) => condition(g, 'Ready')?.status === 'True');
+    const events = await eventsOf(namespace, 'calm');
+    expect(events.filter((e) => e.type === 'Warning').map((e) => `${e.reason}: ${e.message}`)).toEqual([]);
+    expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(['Provisioned', 'Available', 'Ready']));
+  });
+
+  it('names whose tables would collide: the second group is refused with a reason, never a database error', async () => {
+    await kubectlOk(['apply', '-f', '-'], manifest(otherNamespace, 'clicks', `${namespace}-clicks`));
+    await waitFor(otherNamespace, 'clicks', 'Ready', (g) => condition(g, 'Ready')?.status === 'True');
+    await kubectlOk(['apply', '-f', '-'], manifest(namespace, 'a-clicks', `${namespace}-a-clicks`));
+    const refused = await waitFor(
+      namespace,
+      'a-clicks',
+      'StoreReady=False',
+      (g) => condition(g, 'StoreReady')?.status === 'False',
+    );
+    expect(condition(refused, 'StoreReady')).toMatchObject({
+      reason: 'TableNameTaken',
+      message: expect.stringContaining(`already taken by ${otherNamespace}/clicks`),
+    });
+    const said = [...(refused.status?.conditions ?? []).map((c) => c.message)];
+    const warned = (await eventsOf(namespace, 'a-clicks')).filter((e) => e.type === 'Warning');
+    expect(warned.map((e) => e.reason)).toEqual(['TableNameTaken']);
+    for (const text of [...said, ...warned.map((e) => e.message ?? '')])
+      expect(text).not.toMatch(/duplicate key|violates|constraint|DatabaseError|SQLSTATE/);
+    // The first group is untouched and still Ready.
+    expect(condition(await get(otherNamespace, 'clicks'), 'Ready')?.status).toBe('True');
+  });
+
+  it('kubectl scale fg gives two consumer replicas sharing the group partitions', async () => {
+    const topic = `${namespace}-scaled`;
+    await createTopic(testKafka(), topic, 4);
+    await kubectlOk(['apply', '-f', '-'], manifest(namespace, 'scaled', topic));
+    await waitFor(namespace, 'scaled', 'Ready', (g) => condition(g, 'Ready')?.status === 'True');
+    await kubectlOk(['scale', 'featuregroup', 'scaled', '-n', namespace, '--replicas', '2']);
+    const scaled = await waitFor(
+      namespace,
+      'scaled',
+      'two replicas, Ready',
+      (g) => g.status?.replicas === 2 && condition(g, 'Ready')?.status === 'True',
+    );
+    expect(scaled.status?.selector).toBe(
+      'app.kubernetes.io/name=featurestore-consumer,app.kubernetes.io/instance=scaled',
+    );
+    const deployment = await apps.readNamespacedDeployment({ name: 'scaled-consumer', namespace });
+    expect(deployment.spec?.replicas).toBe(2);
+    // What an HPA reads: the scale subresource.
+    const scale = JSON.parse(
+      await kubectlOk(['get', '--raw', `/apis/${GROUP}/v1alpha1/namespaces/${namespace}/featuregroups/scaled/scale`]),
+    ) as { spec: { replicas: number }; status: { replicas: number; selector: string } };
+    expect(scale).toMatchObject({ spec: { replicas: 2 }, status: { replicas: 2, selector: scaled.status?.selector } });
+    // Two members of the group's Kafka consumer group, splitting the four partitions.
+    const admin = testKafka().admin();
+    await admin.connect();
+    try {
+      const members = await eventually(
+        async () => {
+          const { groups } = await admin.describeGroups([consumerGroupFor({ namespace, name: 'scaled' })]);
+          const group = groups[0]!;
+          return group.state === 'Stable' && group.members.length === 2 ? group.members : undefined;
+        },
+        'two stable consumer group members',
+        90_000,
+      );
+      const { AssignerProtocol } = await import('kafkajs');
+      const assigned = members.map((m) =>
+        Object.values(AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {}).flat(),
+      );
+      expect(assigned.every((partitions) => partitions.length > 0)).toBe(true);
+      expect(assigned.flat().sort()).toEqual([0, 1, 2, 3]);
+    } finally {
+      await admin.disconnect();
+    }
+    const listed = await kubectlOk(['get', 'fg', 'scaled', '-n', namespace]);
+    expect(listed).toMatch(/^scaled\s+True\s+2\s/m);
+  });
+
+  it('Postgres out of reach: one Warning event whose count grows, then Ready again', async () => {
+    await kubectlOk(['apply', '-f', '-'], manifest(namespace, 'cutoff', `${namespace}-cutoff`, 0));
+    await waitFor(namespace, 'cutoff', 'Ready', (g) => condition(g, 'Ready')?.status === 'True');
+    proxy.cut();
+    try {
+      // A change while the database is out of reach: every retry fails the same way.
+      await kubectlOk(['apply', '-f', '-'], manifest(namespace, 'cutoff', `${namespace}-cutoff-2`, 0));
+      const warnings = async () =>
+        (await eventsOf(namespace, 'cutoff')).filter((e) => e.type === 'Warning' && e.reason === 'DatabaseUnreachable');
+      const first = await eventually(
+        async () => {
+          const found = await warnings();
+          return found.length === 1 && (found[0]!.count ?? 0) >= 2 ? found[0] : undefined;
+        },
+        'a repeated DatabaseUnreachable warning',
+        60_000,
+      );
+      const later = await eventually(
+        async () => {
+          const found = await warnings();
+          return found.length === 1 && (found[0]!.count ?? 0) > (first.count ?? 0) ? found[0] : undefined;
+        },
+        'its count to grow',
+        60_000,
+      );
+      expect(later.metadata?.name).toBe(first.metadata?.name);
+      expect(later.message).toMatch(/^StoreReady=False: Postgres cannot be reached/);
+      const fg = await get(namespace, 'cutoff');
+      expect(condition(fg, 'StoreReady')).toMatchObject({ status: 'False', reason: 'DatabaseUnreachable' });
+    } finally {
+      proxy.restore();
+    }
+    await waitFor(
+      namespace,
+      'cutoff',
+      'Ready again at generation 2',
+      (g) => g.status?.observedGeneration === 2 && condition(g, 'Ready')?.status === 'True',
+    );
+  });
+});
