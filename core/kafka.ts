@@ -28,6 +28,12 @@ export function consumerGroupFor(ref: { namespace: string; name: string }): stri
   return `featurestore.${ref.namespace}.${ref.name}`;
 }
 
+/** Each partition's high watermark: the offset the next record will get. */
+export async function highWatermarks(admin: Admin, topic: string): Promise<Map<number, number>> {
+  const watermarks = await admin.fetchTopicOffsets(topic);
+  return new Map(watermarks.map((w) => [w.partition, Number(w.high)]));
+}
+
 /**
  * Where a replay starts in each partition of `topic`: its earliest record, or the first record at
  * or after a timestamp (the end of the partition when there is none).

@@ -521,9 +521,39 @@ export function buildStatusSchema(): JsonObject {
         type: 'string',
         maxLength: 1024,
       },
+      replay: {
+        description:
+          'The replay last asked for (featurestore.dev/replay-from), as carried out, and its progress toward the offsets the topic had when it began.',
+        type: 'object',
+        properties: {
+          id: { description: 'The request: replay-from, with #replay-id when given.', type: 'string', maxLength: 512 },
+          epoch: { description: 'The replay epoch it started.', type: 'integer', format: 'int64', minimum: 0 },
+          description: { description: 'Where it started from.', type: 'string', maxLength: 1024 },
+          targets: {
+            description: "Each partition's high watermark when it began: caught up once every one is stored.",
+            type: 'array',
+            maxItems: 10000,
+            items: {
+              type: 'object',
+              properties: {
+                partition: { type: 'integer', format: 'int32', minimum: 0 },
+                offset: { type: 'integer', format: 'int64', minimum: 0 },
+              },
+            },
+          },
+          startedAt: { type: 'string', format: 'date-time', maxLength: 64 },
+          behind: {
+            description: 'Records still behind the targets, as last observed.',
+            type: 'integer',
+            format: 'int64',
+            minimum: 0,
+          },
+          completedAt: { type: 'string', format: 'date-time', maxLength: 64 },
+        },
+      },
       conditions: {
         description:
-          'Ready, StoreReady, ConsumerReady, Stalled (True: a partition has lag and does not advance) and Replayed.',
+          'Ready, StoreReady, ConsumerReady, Stalled (True: a partition has lag and does not advance), Replaying (True: a replay has not caught up yet) and Replayed.',
         type: 'array',
         maxItems: 16,
         'x-kubernetes-list-type': 'map',

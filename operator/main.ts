@@ -2,7 +2,7 @@ import express from 'express';
 import { createPool } from '../core/storage/pool';
 import { Counter, Histogram } from 'prom-client';
 import { mountOps } from '../core/http/ops';
-import { createKafka, replayStartOffsets } from '../core/kafka';
+import { createKafka, highWatermarks, replayStartOffsets } from '../core/kafka';
 import { createLogger } from '../core/logger';
 import { createRegistry } from '../core/metrics';
 import { migrationsDir } from '../core/paths';
@@ -76,6 +76,7 @@ async function main(): Promise<void> {
   };
   const replayOffsets = async (topic: string, from: 'earliest' | number) =>
     replayStartOffsets(await connectedAdmin(), topic, from);
+  const watermarks = async (topic: string) => highWatermarks(await connectedAdmin(), topic);
   // The monitor wakes the queue, which runs the reconciler, which reads the monitor: bound below.
   let enqueue: (key: string) => void = () => undefined;
   const progress = new ProgressMonitor({
@@ -89,6 +90,7 @@ async function main(): Promise<void> {
   });
   const reconciler: FeatureGroupReconciler = new FeatureGroupReconciler({
     replayOffsets,
+    highWatermarks: watermarks,
     kube,
     pool,
     consumer: {

@@ -23,12 +23,13 @@ export const ConditionType = {
   StoreReady: 'StoreReady',
   ConsumerReady: 'ConsumerReady',
   Replayed: 'Replayed',
+  Replaying: 'Replaying',
   Stalled: 'Stalled',
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
 /** Conditions whose True means trouble (Kubernetes' "abnormal-true" polarity); for the others False does. */
-export const ABNORMAL_TRUE: ReadonlySet<ConditionType> = new Set([ConditionType.Stalled]);
+export const ABNORMAL_TRUE: ReadonlySet<ConditionType> = new Set([ConditionType.Stalled, ConditionType.Replaying]);
 export const isTrouble = (condition: { type: ConditionType; status: string }): boolean =>
   ABNORMAL_TRUE.has(condition.type) ? condition.status === 'True' : condition.status === 'False';
 
@@ -39,6 +40,21 @@ export interface Condition {
   message: string;
   lastTransitionTime: string;
   observedGeneration: number;
+}
+
+/** The replay last asked for, as carried out: what its progress is measured against. */
+export interface ReplayStatus {
+  /** The request (replay-from, with #replay-id when given). */
+  id: string;
+  epoch: number;
+  /** Where it starts, for the Replayed message: `from the earliest records (request earliest)`. */
+  description: string;
+  /** Each partition's high watermark when the replay began: caught up once every one is stored. */
+  targets: { partition: number; offset: number }[];
+  startedAt: string;
+  /** Records still behind the targets, as last observed. */
+  behind?: number;
+  completedAt?: string;
 }
 
 export interface FeatureGroupStatus {
@@ -54,6 +70,7 @@ export interface FeatureGroupStatus {
   replicas?: number;
   /** The consumer pods' label selector (the scale subresource's, for an HPA). */
   selector?: string;
+  replay?: ReplayStatus;
   conditions?: Condition[];
 }
 

@@ -29,7 +29,10 @@ import {
   type Condition,
   type FeatureGroupObject,
   type FeatureGroupStatus,
+  type ReplayStatus,
 } from '../resource';
+import { replayBehind, replayConditions } from './replay-progress';
+import { consumerGroupFor } from '../../core/kafka';
 import {
   applyCredentials,
   applyDeployment,
@@ -46,6 +49,8 @@ export interface ReconcilerDeps {
   kube: KubeClients;
   pool: Pool;
   consumer: ConsumerSettings;
+  /** Each partition's high watermark (Kafka admin): what a replay must catch up with. */
+  highWatermarks: (topic: string) => Promise<Map<number, number>>;
   /** Where a replay starts in each partition of a topic (Kafka admin). */
   replayOffsets: (topic: string, from: 'earliest' | number) => Promise<Map<number, number>>;
   /** The consumer's DATABASE_URL for a given writer role and password. */
@@ -69,6 +74,20 @@ export interface ObjectReads {
 
 /** While a consumer rolls out nothing else wakes us reliably on every cluster: look again soon. */
 const PROGRESS_REQUEUE_MS = 5_000;
+/** How often a replay's progress is looked at until it has caught up. */
+const REPLAY_REQUEUE_MS = 1_000;
+
+/** What a status write reports besides conditions; what is left out keeps its value in status. */
+interface Observed {
+  table?: string | undefined;
+  progress?: GroupProgress | undefined;
+  /** Conditions whose event is recorded again even if unchanged: a failure that recurs. */
+  repeated?: ReadonlySet<ConditionType>;
+  /** What the store now holds, when it was applied or confirmed. */
+  appliedHash?: string;
+  deployment?: V1Deployment | undefined;
+  replay?: ReplayStatus | undefined;
+}
 
 /**
  * One FeatureGroup, moved one step toward its spec: level-triggered and idempotent, from what the
@@ -81,6 +100,8 @@ export class FeatureGroupReconciler {
    * apply again for nothing.
    */
   private readonly applied = new Map<string, { uid: string; hash: string; condition: ConditionInput }>();
+  /** Replays this process began or last measured, for the same reason. */
+  private readonly replays = new Map<string, { uid: string; replay: ReplayStatus }>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -113,7 +134,7 @@ export class FeatureGroupReconciler {
         reason: 'InvalidSpec',
         message: describeIssues(parsed.error),
       };
-      await this.updateStatus(group, [invalid], undefined);
+      await this.updateStatus(group, [invalid], {});
       return {};
     }
     const spec = parsed.data;
@@ -144,13 +165,9 @@ export class FeatureGroupReconciler {
     } catch (error) {
       const failure = describeDatabaseError(error);
       this.deps.log.warn({ err: error, group: key, reason: failure.reason }, 'store reconcile failed');
-      await this.updateStatus(
-        group,
-        [{ type: ConditionType.StoreReady, status: 'False', ...failure }],
-        undefined,
-        undefined,
-        new Set([ConditionType.StoreReady]),
-      );
+      await this.updateStatus(group, [{ type: ConditionType.StoreReady, status: 'False', ...failure }], {
+        repeated: new Set([ConditionType.StoreReady]),
+      });
       throw error;
     }
     const replay = store.applied && registered ? await this.replayIfAsked(group, compiled, registered) : undefined;
@@ -160,15 +177,28 @@ export class FeatureGroupReconciler {
     const consumer = consumerCondition(deployment);
     const progress = this.deps.progress?.(key);
     const stalled = progress && stalledCondition(progress);
-    await this.updateStatus(
-      group,
-      [store.condition, consumer, ...(replay?.condition ? [replay.condition] : []), ...(stalled ? [stalled] : [])],
-      store.table,
+    const conditions = [store.condition, consumer, ...(replay?.condition ? [replay.condition] : [])];
+    let replaying = replay ? this.currentReplay(group, replay.began, replay.epoch) : undefined;
+    if (replaying && !replaying.completedAt) {
+      const behind = await replayBehind(this.deps.pool, consumerGroupFor(ref), spec.source.topic, replaying);
+      conditions.push(...replayConditions(replaying, behind));
+      const total = [...behind.values()].reduce((a, b) => a + b, 0);
+      replaying = {
+        ...replaying,
+        behind: total,
+        ...(total === 0 ? { completedAt: formatTime(Date.now()) } : {}),
+      };
+      this.replays.set(key, { uid: group.metadata.uid, replay: replaying });
+    }
+    if (stalled) conditions.push(stalled);
+    await this.updateStatus(group, conditions, {
+      table: store.table,
       progress,
-      new Set(),
-      store.applied ? appliedHash : undefined,
+      ...(store.applied ? { appliedHash } : {}),
       deployment,
-    );
+      replay: replaying,
+    });
+    if (replaying && !replaying.completedAt) return { requeueAfterMs: REPLAY_REQUEUE_MS };
     return consumer.status === 'True' ? {} : { requeueAfterMs: PROGRESS_REQUEUE_MS };
   }
 
@@ -180,7 +210,7 @@ export class FeatureGroupReconciler {
     group: FeatureGroupObject,
     compiled: CompiledGroup,
     registered: RegisteredGroup,
-  ): Promise<{ epoch: number; condition?: ConditionInput }> {
+  ): Promise<{ epoch: number; condition?: ConditionInput; began?: ReplayStatus }> {
     const { ref, spec } = compiled;
     const request = replayRequestOf(group.metadata.annotations);
     if (!request) return { epoch: registered.replayEpoch };
@@ -195,6 +225,8 @@ export class FeatureGroupReconciler {
         },
       };
     if (registered.replayToken === request.token) return { epoch: registered.replayEpoch };
+    // The targets first: what the topic holds now is what the replay must have stored to be done.
+    const targets = await this.deps.highWatermarks(spec.source.topic);
     const offsets = await this.deps.replayOffsets(spec.source.topic, request.from);
     const { epoch, replayed } = await replayGroup(this.deps.pool, compiled, offsets, request.token);
     if (!replayed) return { epoch };
@@ -202,8 +234,30 @@ export class FeatureGroupReconciler {
       { group: `${ref.namespace}/${ref.name}`, from: request.token, epoch, partitions: offsets.size },
       'feature group replayed from Kafka',
     );
-    const message = `state rebuilt from ${request.from === 'earliest' ? 'the earliest records' : new Date(request.from).toISOString()} (request ${request.token}), epoch ${epoch}`;
-    return { epoch, condition: { type: ConditionType.Replayed, status: 'True', reason: 'Replayed', message } };
+    const began: ReplayStatus = {
+      id: request.token,
+      epoch,
+      description: `from ${request.from === 'earliest' ? 'the earliest records' : new Date(request.from).toISOString()} (request ${request.token})`,
+      targets: [...targets].sort(([a], [b]) => a - b).map(([partition, offset]) => ({ partition, offset })),
+      startedAt: formatTime(Date.now()),
+    };
+    return { epoch, began };
+  }
+
+  /**
+   * The replay in progress, if one is: begun by this reconcile, remembered by this process (the
+   * informer's copy of our status write may lag), or recorded in status by an earlier leader.
+   */
+  private currentReplay(
+    group: FeatureGroupObject,
+    began: ReplayStatus | undefined,
+    epoch: number,
+  ): ReplayStatus | undefined {
+    const key = `${group.metadata.namespace}/${group.metadata.name}`;
+    const remembered = this.replays.get(key);
+    const known =
+      began ?? (remembered?.uid === group.metadata.uid ? remembered.replay : undefined) ?? group.status?.replay;
+    return known?.epoch === epoch ? known : undefined;
   }
 
   private async finalize(group: FeatureGroupObject): Promise<ReconcileResult> {
@@ -220,6 +274,7 @@ export class FeatureGroupReconciler {
       });
     await finalizeStore(this.deps.pool, { namespace, name }, policy);
     this.applied.delete(`${namespace}/${name}`);
+    this.replays.delete(`${namespace}/${name}`);
     await this.patchFinalizers(
       group,
       (group.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
@@ -243,19 +298,8 @@ export class FeatureGroupReconciler {
     );
   }
 
-  /**
-   * `repeated`: conditions whose event is recorded again even if unchanged (a failure that recurs).
-   * `appliedHash`: what the store now holds, when it was applied or confirmed; else status keeps its own.
-   */
-  private async updateStatus(
-    group: FeatureGroupObject,
-    inputs: ConditionInput[],
-    table: string | undefined,
-    progress?: GroupProgress,
-    repeated: ReadonlySet<ConditionType> = new Set(),
-    appliedHash?: string,
-    deployment?: V1Deployment,
-  ): Promise<void> {
+  private async updateStatus(group: FeatureGroupObject, inputs: ConditionInput[], observed: Observed): Promise<void> {
+    const { table, progress, repeated = new Set<ConditionType>(), appliedHash, deployment, replay } = observed;
     const generation = group.metadata.generation;
     let conditions: Condition[] = group.status?.conditions ?? [];
     for (const input of inputs) conditions = setCondition(conditions, input, generation);
@@ -278,7 +322,7 @@ export class FeatureGroupReconciler {
             message: failing[0]?.message ?? 'reconciling',
           };
     conditions = setCondition(conditions, ready, generation);
-    const observed = progress
+    const consumption = progress
       ? {
           lag: progress.lag,
           ...(progress.newestEventMs !== undefined ? { newestEventTime: formatTime(progress.newestEventMs) } : {}),
@@ -292,8 +336,10 @@ export class FeatureGroupReconciler {
     const status: FeatureGroupStatus = {
       observedGeneration: generation,
       ...(table ? { table } : group.status?.table ? { table: group.status.table } : {}),
-      ...observed,
+      ...consumption,
+      ...(replay && !replay.completedAt && replay.behind !== undefined ? { lag: replay.behind } : {}),
       ...(applied ? { appliedHash: applied } : {}),
+      ...(replay ? { replay } : group.status?.replay ? { replay: group.status.replay } : {}),
       // The scale subresource's view: replicas running, and the selector an HPA counts pods by.
       ...(replicas !== undefined ? { replicas } : {}),
       selector: consumerSelector(group),

@@ -8,9 +8,16 @@
 import { CoreV1Api, CustomObjectsApi, AppsV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
 import type { Pool } from 'pg';
 import { consumerGroupFor } from '../../core/kafka';
-import { createTopic, testKafka, testPool, uniqueName } from '../support/platform';
+import {
+  createTopic,
+  idempotentProducer,
+  storedOffsetTotal,
+  testKafka,
+  testPool,
+  uniqueName,
+} from '../support/platform';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
-import { eventually, requireEnv, startService, type RunningService } from '../support/services';
+import { eventually, requireEnv, serverEnv, startService, type RunningService } from '../support/services';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 const GROUP = 'featurestore.dev';
@@ -23,7 +30,14 @@ interface Condition {
 }
 interface FeatureGroupResource {
   metadata: { name: string; namespace: string; generation: number };
-  status?: { observedGeneration?: number; replicas?: number; selector?: string; conditions?: Condition[] };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    selector?: string;
+    lag?: number;
+    replay?: { id: string; epoch: number; behind?: number; completedAt?: string };
+    conditions?: (Condition & { lastTransitionTime: string })[];
+  };
 }
 
 describe('operator status, events, names and scale', () => {
@@ -64,7 +78,7 @@ describe('operator status, events, names and scale', () => {
         fieldSelector: `involvedObject.kind=FeatureGroup,involvedObject.name=${name}`,
       })
     ).items;
-  const manifest = (ns: string, name: string, topic: string, replicas = 1) =>
+  const manifest = (ns: string, name: string, topic: string, replicas = 1, batchSize?: number) =>
     JSON.stringify({
       apiVersion: `${GROUP}/v1alpha1`,
       kind: 'FeatureGroup',
@@ -73,7 +87,7 @@ describe('operator status, events, names and scale', () => {
         entity: { name: 'user', keyField: 'entity_id' },
         source: { topic, eventTimeField: 'timestamp' },
         features: [{ name: 'last_action', type: 'string', from: 'action' }],
-        consumer: { replicas },
+        consumer: { replicas, ...(batchSize ? { batchSize } : {}) },
         deletionPolicy: 'Delete',
       },
     });
@@ -199,6 +213,155 @@ describe('operator status, events, names and scale', () => {
     }
     const listed = await kubectlOk(['get', 'fg', 'scaled', '-n', namespace]);
     expect(listed).toMatch(/^scaled\s+True\s+2\s/m);
+  });
+
+  it('a replay of 100,000 events: Replaying with falling lag, and Ready only once every entity is served', async () => {
+    const name = 'replayed';
+    const topic = `${namespace}-replayed`;
+    const ENTITIES = 20_000;
+    const EVENTS = 100_000;
+    await createTopic(testKafka(), topic, 4);
+    const producer = await idempotentProducer(testKafka());
+    const t0 = Date.UTC(2026, 0, 1);
+    try {
+      for (let start = 0; start < EVENTS; start += 10_000) {
+        await producer.send({
+          topic,
+          acks: -1,
+          messages: Array.from({ length: 10_000 }, (_, j) => {
+            const i = start + j;
+            const entity = `${namespace}-e${i % ENTITIES}`;
+            const timestamp = new Date(t0 + i * 1000).toISOString();
+            return { key: entity, value: JSON.stringify({ entity_id: entity, action: `a${i}`, timestamp }) };
+          }),
+        });
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    // Independent of the code under test: an entity's newest event is its last one, i ≡ e (mod ENTITIES).
+    const expected = (e: number) => `a${e + EVENTS - ENTITIES}`;
+    const consumerGroup = consumerGroupFor({ namespace, name });
+    // Small batches, so that the replay takes long enough to be watched.
+    await kubectlOk(['apply', '-f', '-'], manifest(namespace, name, topic, 1, 100));
+    await eventually(
+      async () => ((await storedOffsetTotal(pool, consumerGroup)) === EVENTS ? true : undefined),
+      'the first pass over the topic',
+      180_000,
+    );
+    const served = await startService(
+      'serving',
+      { ...serverEnv(), REGISTRY_REFRESH_MS: '200' },
+      `${namespace}-serving`,
+    );
+    try {
+      await served.waitReady();
+      /** Every entity's last_action as serving answers it, 1,000 per request; a missing one is undefined. */
+      const servedValues = async (): Promise<(string | undefined)[]> => {
+        const values: (string | undefined)[] = [];
+        for (let from = 0; from < ENTITIES; from += 1_000) {
+          const ids = Array.from({ length: 1_000 }, (_, k) => `${namespace}-e${from + k}`);
+          const response = await fetch(`${served.url}/get-online-features`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ features: [`${namespace}/${name}:last_action`], entities: { user: ids } }),
+          });
+          const body = (await response.json()) as { results: { values: (string | null)[]; statuses: string[] }[] };
+          const column = body.results[1]!;
+          values.push(
+            ...column.values.map((v, k) => (column.statuses[k] === 'PRESENT' ? (v ?? undefined) : undefined)),
+          );
+        }
+        return values;
+      };
+      const firstPass = await eventually(
+        async () => {
+          const values = await servedValues();
+          return values.every((v, e) => v === expected(e)) ? values : undefined;
+        },
+        'every entity served after the first pass',
+        60_000,
+      );
+      expect(firstPass).toHaveLength(ENTITIES);
+      const before = condition(await get(namespace, name), 'Replayed');
+
+      await kubectlOk([
+        'annotate',
+        'featuregroup',
+        name,
+        '-n',
+        namespace,
+        'featurestore.dev/replay-from=earliest',
+        'featurestore.dev/replay-id=r1',
+      ]);
+      // Watch status until Ready: record what Replaying said on the way.
+      const behind: number[] = [];
+      const lags: (number | undefined)[] = [];
+      const readiness: string[] = [];
+      const ready = await eventually(
+        async () => {
+          const fg = await get(namespace, name);
+          const replaying = condition(fg, 'Replaying');
+          if (fg.status?.replay?.id !== 'earliest#r1') return undefined;
+          if (replaying?.status === 'True') {
+            behind.push(fg.status.replay.behind!);
+            lags.push(fg.status.lag);
+            readiness.push(`${condition(fg, 'Ready')?.status}/${condition(fg, 'Ready')?.reason}`);
+          }
+          return condition(fg, 'Ready')?.status === 'True' ? fg : undefined;
+        },
+        'the replay to catch up',
+        300_000,
+      );
+      // At the moment Ready came back, every entity is served with its newest value.
+      const values = await servedValues();
+      expect(values.filter((v, e) => v !== expected(e))).toEqual([]);
+      // While Replaying, Ready was False (Replaying, or Progressing while the consumers rolled onto
+      // the new epoch), and LAG showed the replay's figure.
+      expect(readiness).toContain('False/Replaying');
+      expect(readiness.filter((r) => r !== 'False/Replaying' && r !== 'False/Progressing')).toEqual([]);
+      expect(lags).toEqual(behind);
+      expect(ready.status?.replay).toMatchObject({ id: 'earliest#r1', behind: 0, completedAt: expect.any(String) });
+      expect(condition(ready, 'Replaying')).toMatchObject({ status: 'False', reason: 'CaughtUp' });
+      const replayed = condition(ready, 'Replayed')!;
+      expect(replayed).toMatchObject({ status: 'True', reason: 'Replayed' });
+      expect(replayed.message).toMatch(/request earliest#r1\), epoch 1; caught up with 100,000 records/);
+      expect(before).toBeUndefined();
+      // The lag Replaying reported fell and never rose, from at most the whole topic.
+      const distinct = [...new Set(behind)];
+      expect(distinct.length).toBeGreaterThanOrEqual(2);
+      expect(distinct[0]).toBeLessThanOrEqual(EVENTS);
+      for (let i = 1; i < behind.length; i++) expect(behind[i]).toBeLessThanOrEqual(behind[i - 1]!);
+
+      // The same request again under another replay-id: a replay of its own, with its own times.
+      await kubectlOk([
+        'annotate',
+        'featuregroup',
+        name,
+        '-n',
+        namespace,
+        'featurestore.dev/replay-id=r2',
+        '--overwrite',
+      ]);
+      const again = await eventually(
+        async () => {
+          const fg = await get(namespace, name);
+          return fg.status?.replay?.id === 'earliest#r2' &&
+            fg.status.replay.completedAt &&
+            condition(fg, 'Ready')?.status === 'True'
+            ? fg
+            : undefined;
+        },
+        'the second replay to catch up',
+        300_000,
+      );
+      expect(again.status?.replay?.epoch).toBe(2);
+      expect(condition(again, 'Replayed')!.message).toMatch(/request earliest#r2\), epoch 2/);
+      expect(condition(again, 'Replayed')!.lastTransitionTime > replayed.lastTransitionTime).toBe(true);
+      expect((await servedValues()).filter((v, e) => v !== expected(e))).toEqual([]);
+    } finally {
+      await served.stop();
+    }
   });
 
   it('Postgres out of reach: one Warning event whose count grows, then Ready again', async () => {
