@@ -33,11 +33,15 @@ const codeOf = (error: unknown): string | undefined => {
   return undefined;
 };
 
-export function describeDatabaseError(error: unknown): DescribedFailure {
+/**
+ * `who` retries: the operator for its own statements, the consumer for a stalled partition's
+ * writes (see describeRecordedError).
+ */
+export function describeDatabaseError(error: unknown, who = 'the operator'): DescribedFailure {
   const code = codeOf(error);
   const raw = (error as ErrorShape | undefined)?.message;
   const text = typeof raw === 'string' ? raw : '';
-  const retrying = 'the operator retries with backoff';
+  const retrying = `${who} retries with backoff`;
   if ((code && NETWORK_CODES.has(code)) || /timeout exceeded when trying to connect|Connection terminated/i.test(text))
     return {
       reason: 'DatabaseUnreachable',
@@ -46,7 +50,7 @@ export function describeDatabaseError(error: unknown): DescribedFailure {
   if (code === undefined || !/^[0-9A-Z]{5}$/.test(code))
     return {
       reason: 'DatabaseError',
-      message: `the request to Postgres failed; ${retrying} (details in the operator log)`,
+      message: `the request to Postgres failed; ${retrying} (details in its log)`,
     };
   const sqlClass = code.slice(0, 2);
   if (sqlClass === '08' || code === '57P01' || code === '57P02' || code === '57P03')
@@ -62,12 +66,12 @@ export function describeDatabaseError(error: unknown): DescribedFailure {
   if (code === '42501')
     return {
       reason: 'DatabasePermissionDenied',
-      message: `the operator's Postgres role lacks a privilege it needs (SQLSTATE ${code}): see the README's database roles`,
+      message: `its Postgres role lacks a privilege it needs (SQLSTATE ${code}): see the README's database roles`,
     };
   if (code === '55P03' || code === '57014')
     return {
       reason: 'DatabaseBusy',
-      message: `a table of this group is locked by another session past the operator's lock_timeout (SQLSTATE ${code}); ${retrying}`,
+      message: `a table of this group is locked by another session past the lock_timeout (SQLSTATE ${code}); ${retrying}`,
     };
   if (code === '40001' || code === '40P01')
     return { reason: 'DatabaseConflict', message: `a concurrent change conflicted (SQLSTATE ${code}); ${retrying}` };
@@ -78,6 +82,17 @@ export function describeDatabaseError(error: unknown): DescribedFailure {
     };
   return {
     reason: 'DatabaseError',
-    message: `Postgres refused a statement (SQLSTATE ${code}); ${retrying} (details in the operator log)`,
+    message: `Postgres refused a statement (SQLSTATE ${code}); ${retrying} (details in its log)`,
   };
+}
+
+/**
+ * The error a consumer recorded for a partition (`<SQLSTATE>: <message>` when Postgres gave one, see
+ * services/consumer), as a sentence for the Stalled condition; the text itself is served by
+ * GET /v1/feature-groups/{namespace}/{name}.
+ */
+export function describeRecordedError(recorded: string): string {
+  const match = /^([0-9A-Z]{5}): ([\s\S]*)$/.exec(recorded);
+  const error = match ? { code: match[1], message: match[2] } : { message: recorded };
+  return describeDatabaseError(error, 'the consumer').message;
 }

@@ -8,6 +8,7 @@ import { lagOf, watermarksOf } from '../core/progress';
 import { repeatEvery } from '../core/repeat';
 import { readPartitionProgress } from '../core/storage/progress';
 import { listGroups } from '../core/storage/registry';
+import { describeRecordedError } from './database-errors';
 
 export interface StalledPartition {
   partition: number;
@@ -170,12 +171,15 @@ export class ProgressMonitor {
   }
 }
 
-/** The Stalled condition's message: which partitions, how far behind, since when, and why. */
+/**
+ * The Stalled condition's message: which partitions, how far behind, since when, and why (as a
+ * sentence: the database's own text is served by GET /v1/feature-groups/{namespace}/{name}).
+ */
 export function describeStall(stalled: readonly StalledPartition[], nowMs: number): string {
   return stalled
     .map((p) => {
       const seconds = Math.round((nowMs - p.sinceMs) / 1000);
-      return `partition ${p.partition}: ${p.lag} records behind, no progress for ${seconds}s${p.lastError ? `; last error: ${p.lastError}` : ''}`;
+      return `partition ${p.partition}: ${p.lag} records behind, no progress for ${seconds}s${p.lastError ? `; last error: ${describeRecordedError(p.lastError)}` : ''}`;
     })
     .join('; ');
 }

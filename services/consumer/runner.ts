@@ -238,13 +238,9 @@ export class GroupRunner {
             { err: error, attempt, delayMs, partition: batch.partition },
             'batch failed; retrying, nothing committed',
           );
-          recordPartitionError(
-            pool,
-            this.consumerGroup,
-            batch.topic,
-            batch.partition,
-            (error as Error).message ?? String(error),
-          ).catch(() => undefined);
+          recordPartitionError(pool, this.consumerGroup, batch.topic, batch.partition, recordedText(error)).catch(
+            () => undefined,
+          );
           heartbeat().catch(() => undefined);
         },
       );
@@ -293,4 +289,11 @@ export class GroupRunner {
 function fetchStart(batch: EachBatchPayload['batch']): number {
   const fetched = (batch as { fetchedOffset?: string }).fetchedOffset;
   return Number(fetched ?? batch.firstOffset() ?? batch.lastOffset());
+}
+
+/** What a partition's last error is recorded as: `<SQLSTATE>: <message>` when Postgres gave one. */
+function recordedText(error: unknown): string {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const text = typeof message === 'string' ? message : String(error);
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? `${code}: ${text}` : text;
 }

@@ -124,8 +124,9 @@ describe('stalled group', () => {
     await pool.query(
       `CREATE OR REPLACE FUNCTION features."${table}_refuse"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the disk is full' USING ERRCODE = '53100'; END $$`,
     );
-    // The operator grants on this table at every resync. Postgres refuses two concurrent updates of
-    // the table's catalog row ("tuple concurrently updated"), so take the operator's grants lock.
+    // The operator grants on this table whenever it applies the store. Postgres refuses two
+    // concurrent updates of the table's catalog row ("tuple concurrently updated"), so take the
+    // operator's grants lock.
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
@@ -151,7 +152,7 @@ describe('stalled group', () => {
     expect(condition(stalled, 'Stalled')).toMatchObject({
       reason: 'PartitionStalled',
       message: expect.stringMatching(
-        /partition \d: \d+ records behind, no progress for \d+s; last error: .*the disk is full/,
+        /partition \d: \d+ records behind, no progress for \d+s; last error: Postgres is out of a resource \(SQLSTATE 53100: disk, memory or connections\); the consumer retries with backoff/,
       ),
     });
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'PartitionStalled' });
@@ -164,7 +165,9 @@ describe('stalled group', () => {
     const detail = (await (await fetch(`${serving.url}/v1/feature-groups/${namespace}/${name}`)).json()) as {
       freshness: { partitions: { lastError: string | null }[] };
     };
-    expect(detail.freshness.partitions.some((p) => /the disk is full/.test(p.lastError ?? ''))).toBe(true);
+    // The database's own words are served here, not in the condition.
+    expect(condition(stalled, 'Stalled')?.message).not.toMatch(/the disk is full/);
+    expect(detail.freshness.partitions.some((p) => p.lastError === '53100: the disk is full')).toBe(true);
     // Warning, not Normal: a person should look.
     const events = JSON.parse(await kubectlOk(['get', 'events', '-n', namespace, '-o', 'json'])) as {
       items: { type: string; reason: string }[];
