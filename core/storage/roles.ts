@@ -57,6 +57,34 @@ export function writerRoleFor(table: string): string {
   return `${table.slice(0, 45)}_${createHash('sha256').update(table).digest('hex').slice(0, 10)}_writer`;
 }
 
+/** Serializes grants on the objects every group shares; also taken by dropWriterRole. */
+const SHARED_GRANTS_LOCK = 727210002;
+/** Serializes grants on one group's own objects (with hashtext of its table name). */
+export const GROUP_GRANTS_LOCK = 727210005;
+
+/** Whether the serving role or the writer lacks one of the grants on shared objects. */
+async function sharedGrantsMissing(db: PoolClient, writer: string): Promise<boolean> {
+  const serving = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [SERVING_ROLE]);
+  if (serving.rowCount === 0) return true;
+  const held = await db.query<{ ok: boolean }>(
+    // (One privilege per call: has_table_privilege with a list is true if any one is held.)
+    `SELECT bool_and(has_schema_privilege(r, $3, 'USAGE') AND has_schema_privilege(r, $4, 'USAGE')
+       AND has_table_privilege(r, $5, 'SELECT'))
+       AND has_table_privilege($2, $6, 'SELECT') AND has_table_privilege($2, $6, 'INSERT')
+       AND has_table_privilege($2, $6, 'UPDATE') AS ok
+     FROM unnest(ARRAY[$1, $2]::text[]) AS r`,
+    [
+      SERVING_ROLE,
+      writer,
+      PLATFORM_SCHEMA,
+      FEATURES_SCHEMA,
+      `${PLATFORM_SCHEMA}.feature_groups`,
+      `${PLATFORM_SCHEMA}.consumer_offsets`,
+    ],
+  );
+  return held.rows[0]?.ok !== true;
+}
+
 async function ensureRole(db: PoolClient, role: string, login: boolean): Promise<void> {
   // CREATE ROLE takes no bind parameters; the name is a validated identifier, quoted once here.
   const exists = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
@@ -77,20 +105,31 @@ export async function applyGrants(
   if (!PASSWORD.test(writerPassword)) throw new Error('writer password must be 48 hex characters');
   const writer = writerRoleFor(table);
   await withTransaction(pool, async (client) => {
-    await client.query('SELECT pg_advisory_xact_lock(727210002)');
-    await ensureRole(client, SERVING_ROLE, false);
+    await client.query(`SET LOCAL lock_timeout = '5s'`);
+    // The group's own objects (its writer role, its tables) under a lock of the group's own.
+    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [GROUP_GRANTS_LOCK, table]);
     await ensureRole(client, writer, true);
     const verifier = scramVerifier(writerPassword);
     if (!(await hasVerifier(client, writer, verifier))) {
       // Base64 and hex only: nothing in the verifier needs quoting.
       await client.query(`ALTER ROLE ${quoteIdent(writer)} WITH LOGIN PASSWORD '${verifier}'`);
     }
-    const groupTable = qualified(FEATURES_SCHEMA, table);
-    const schemas = `${quoteIdent(PLATFORM_SCHEMA)}, ${quoteIdent(FEATURES_SCHEMA)}`;
-    for (const role of [SERVING_ROLE, writer].map(quoteIdent)) {
-      await client.query(`GRANT USAGE ON SCHEMA ${schemas} TO ${role}`);
-      await client.query(`GRANT SELECT ON ${qualified(PLATFORM_SCHEMA, 'feature_groups')} TO ${role}`);
+    // Objects every group's grants touch (the serving role, the schemas, the registry and offsets
+    // tables): Postgres refuses two concurrent updates of one catalog row ("tuple concurrently
+    // updated"), so these take the shared lock, and only when a grant is missing.
+    if (await sharedGrantsMissing(client, writer)) {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [SHARED_GRANTS_LOCK]);
+      await ensureRole(client, SERVING_ROLE, false);
+      const schemas = `${quoteIdent(PLATFORM_SCHEMA)}, ${quoteIdent(FEATURES_SCHEMA)}`;
+      for (const role of [SERVING_ROLE, writer].map(quoteIdent)) {
+        await client.query(`GRANT USAGE ON SCHEMA ${schemas} TO ${role}`);
+        await client.query(`GRANT SELECT ON ${qualified(PLATFORM_SCHEMA, 'feature_groups')} TO ${role}`);
+      }
+      await client.query(
+        `GRANT SELECT, INSERT, UPDATE ON ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} TO ${quoteIdent(writer)}`,
+      );
     }
+    const groupTable = qualified(FEATURES_SCHEMA, table);
     await client.query(`GRANT SELECT ON ${groupTable} TO ${quoteIdent(SERVING_ROLE)}`);
     await client.query(`GRANT SELECT, INSERT, UPDATE ON ${groupTable} TO ${quoteIdent(writer)}`);
     // The group's tiles and history tables, where they exist. DELETE: the consumer removes rows
@@ -106,9 +145,6 @@ export async function applyGrants(
         `GRANT SELECT, INSERT, UPDATE, DELETE ON ${qualified(FEATURES_SCHEMA, extra)} TO ${quoteIdent(writer)}`,
       );
     }
-    await client.query(
-      `GRANT SELECT, INSERT, UPDATE ON ${qualified(PLATFORM_SCHEMA, 'consumer_offsets')} TO ${quoteIdent(writer)}`,
-    );
   });
   return writer;
 }
@@ -120,7 +156,7 @@ export async function dropWriterRole(pool: Pool, table: string): Promise<void> {
   if (exists.rowCount === 0) return;
   await withTransaction(pool, async (client) => {
     // DROP OWNED revokes grants on shared objects (schemas, registry): serialize with applyGrants.
-    await client.query('SELECT pg_advisory_xact_lock(727210002)');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [SHARED_GRANTS_LOCK]);
     await client.query(`REASSIGN OWNED BY ${quoteIdent(writer)} TO CURRENT_USER`);
     await client.query(`DROP OWNED BY ${quoteIdent(writer)}`);
     await client.query(`DROP ROLE ${quoteIdent(writer)}`);

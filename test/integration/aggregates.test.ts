@@ -560,7 +560,7 @@ describe('window aggregates, exact across kill -9', () => {
     await before.waitReady();
     const admin = kafka.admin();
     await admin.connect();
-    const epoch = await replayGroup(pool, group, await replayStartOffsets(admin, topic, 'earliest'), 'earliest');
+    const { epoch } = await replayGroup(pool, group, await replayStartOffsets(admin, topic, 'earliest'), 'earliest');
     await admin.disconnect();
     expect(epoch).toBe(1);
     expect(Number((await pool.query(`SELECT count(*) FROM ${group.tables.values.sql}`)).rows[0].count)).toBe(0);

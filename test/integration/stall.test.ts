@@ -15,6 +15,7 @@ import {
 import type { Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import { tableNameFor } from '../../core/storage/identifiers';
+import { GROUP_GRANTS_LOCK } from '../../core/storage/roles';
 import { expectedState, generateStream, kafkaKeyOf, storedState, TEST_GROUP_SPEC } from '../support/oracle';
 import { createTopic, idempotentProducer, testKafka, testPool, uniqueName } from '../support/platform';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
@@ -126,11 +127,11 @@ describe('stalled group', () => {
     );
     // The operator grants on this table whenever it applies the store. Postgres refuses two
     // concurrent updates of the table's catalog row ("tuple concurrently updated"), so take the
-    // operator's grants lock.
+    // operator's grants lock for this group.
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock(727210002)');
+      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [GROUP_GRANTS_LOCK, table]);
       await client.query(
         `CREATE TRIGGER refuse_all BEFORE INSERT OR UPDATE ON features."${table}" FOR EACH ROW EXECUTE FUNCTION features."${table}_refuse"()`,
       );
