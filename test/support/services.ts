@@ -13,6 +13,26 @@ const ENTRY = {
 } as const;
 export type ServiceKind = keyof typeof ENTRY;
 
+/**
+ * Every service process the tests started, over the whole jest run (one set on `process`, which
+ * test files share, unlike their module state). A test that fails or times out before it stops
+ * its services leaves them running; they are killed, by pid, when the run exits, so that none
+ * outlives it to consume from the next run's servers or to load a benchmark.
+ */
+const CHILDREN = Symbol.for('featurestore.test-services');
+type WithChildren = NodeJS.Process & { [CHILDREN]?: Set<ChildProcess> };
+function startedServices(): Set<ChildProcess> {
+  const holder = process as WithChildren;
+  if (!holder[CHILDREN]) {
+    const children = new Set<ChildProcess>();
+    holder[CHILDREN] = children;
+    process.on('exit', () => {
+      for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+  }
+  return holder[CHILDREN];
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -118,6 +138,9 @@ export async function startService(
     env: { ...process.env, LOG_LEVEL: 'info', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const children = startedServices();
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
   return new RunningService(kind, proc, port, join(logDir, `${label}.log`));
 }
 
