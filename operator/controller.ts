@@ -65,7 +65,16 @@ export class Controller {
           );
       this.groupInformers.push(groups);
       this.deploymentInformers.push(deployments);
-      this.watch(groups, (object) => keyOf(object), 'featuregroups');
+      this.watch(
+        groups,
+        (object) => keyOf(object),
+        'featuregroups',
+        (object, k) => this.changedBeyondStatus(object, k),
+      );
+      groups.on('delete', (object) => {
+        const k = keyOf(object);
+        if (k) this.seen.delete(k);
+      });
       this.watch(deployments, (object) => ownerKey(object), 'deployments');
     }
     await Promise.all(this.informers.map((informer) => informer.start()));
@@ -108,16 +117,37 @@ export class Controller {
     informer: Watched<KubernetesObject>,
     key: (object: KubernetesObject) => string | undefined,
     what: string,
+    relevant: (object: KubernetesObject, k: string) => boolean = () => true,
   ): void {
     const enqueue = (object: KubernetesObject): void => {
       const k = key(object);
       if (k) this.queue.add(k);
     };
     informer.on('add', enqueue);
-    informer.on('update', enqueue);
+    informer.on('update', (object) => {
+      const k = key(object);
+      if (k && relevant(object, k)) this.queue.add(k);
+    });
     informer.on('delete', enqueue);
     keepWatching(informer, what, this.log, () => this.stopped);
     this.informers.push(informer);
+  }
+
+  /** What a FeatureGroup's reconcile depends on besides status, per key, as last seen. */
+  private readonly seen = new Map<string, string>();
+
+  /**
+   * Whether an update changed more than status (controller-runtime's GenerationChangedPredicate,
+   * with the metadata a reconcile reads). Our own status writes would otherwise queue the group
+   * again at once: during a replay, a loop as fast as the API server answers. What status-only
+   * updates could tell, the resync, requeues and the Deployment watch tell instead.
+   */
+  private changedBeyondStatus(object: KubernetesObject, key: string): boolean {
+    const { uid, generation, annotations, labels, finalizers, deletionTimestamp } = object.metadata ?? {};
+    const fingerprint = JSON.stringify([uid, generation, annotations, labels, finalizers, deletionTimestamp]);
+    if (this.seen.get(key) === fingerprint) return false;
+    this.seen.set(key, fingerprint);
+    return true;
   }
 
   private resyncAll(): void {

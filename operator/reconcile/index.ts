@@ -42,7 +42,7 @@ import {
   desiredDeployment,
   type ConsumerSettings,
 } from './consumer';
-import { recordTransitions, writeStatus } from './status';
+import { recordTransitions, writeStatus, type StatusWrite } from './status';
 import { finalizeStore, reconcileStore, type StoreOutcome } from './store';
 
 export interface ReconcilerDeps {
@@ -76,6 +76,11 @@ export interface ObjectReads {
 const PROGRESS_REQUEUE_MS = 5_000;
 /** How often a replay's progress is looked at until it has caught up. */
 const REPLAY_REQUEUE_MS = 1_000;
+/**
+ * A status computed from a cached copy older than our own last write was refused: look again once
+ * the watch has brought the newer copy (status-only changes do not queue the group themselves).
+ */
+const RETRY_STALE: ReconcileResult = { requeueAfterMs: 200 };
 
 /** What a status write reports besides conditions; what is left out keeps its value in status. */
 interface Observed {
@@ -134,8 +139,7 @@ export class FeatureGroupReconciler {
         reason: 'InvalidSpec',
         message: describeIssues(parsed.error),
       };
-      await this.updateStatus(group, [invalid], {});
-      return {};
+      return (await this.updateStatus(group, [invalid], {})) === 'stale' ? RETRY_STALE : {};
     }
     const spec = parsed.data;
     const ref: GroupRef = { namespace, name };
@@ -189,15 +193,20 @@ export class FeatureGroupReconciler {
         ...(total === 0 ? { completedAt: formatTime(Date.now()) } : {}),
       };
       this.replays.set(key, { uid: group.metadata.uid, replay: replaying });
+    } else if (replaying && !replay?.condition) {
+      // Caught up already: said again from what is known, never left to what the cache holds (a
+      // refused new request's Replayed condition stands instead).
+      conditions.push(...replayConditions(replaying, new Map()));
     }
     if (stalled) conditions.push(stalled);
-    await this.updateStatus(group, conditions, {
+    const written = await this.updateStatus(group, conditions, {
       table: store.table,
       progress,
       ...(store.applied ? { appliedHash } : {}),
       deployment,
       replay: replaying,
     });
+    if (written === 'stale') return RETRY_STALE;
     if (replaying && !replaying.completedAt) return { requeueAfterMs: REPLAY_REQUEUE_MS };
     return consumer.status === 'True' ? {} : { requeueAfterMs: PROGRESS_REQUEUE_MS };
   }
@@ -298,7 +307,11 @@ export class FeatureGroupReconciler {
     );
   }
 
-  private async updateStatus(group: FeatureGroupObject, inputs: ConditionInput[], observed: Observed): Promise<void> {
+  private async updateStatus(
+    group: FeatureGroupObject,
+    inputs: ConditionInput[],
+    observed: Observed,
+  ): Promise<StatusWrite> {
     const { table, progress, repeated = new Set<ConditionType>(), appliedHash, deployment, replay } = observed;
     const generation = group.metadata.generation;
     let conditions: Condition[] = group.status?.conditions ?? [];
@@ -345,8 +358,10 @@ export class FeatureGroupReconciler {
       selector: consumerSelector(group),
       conditions,
     };
-    await recordTransitions(this.deps.events, group, status, repeated);
-    await writeStatus(this.deps.kube.custom, group, status);
+    const written = await writeStatus(this.deps.kube.custom, group, status);
+    // Only a status the API server took is news: one computed from a stale copy is computed again.
+    if (written !== 'stale') await recordTransitions(this.deps.events, group, status, repeated);
+    return written;
   }
 }
 

@@ -1,4 +1,5 @@
-import { PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kubernetes/client-node';
+import { isDeepStrictEqual } from 'node:util';
+import type { CustomObjectsApi } from '@kubernetes/client-node';
 import type { EventRecorder, EventType } from '../events';
 import { conditionOf } from '../conditions';
 import {
@@ -11,34 +12,48 @@ import {
   type FeatureGroupObject,
   type FeatureGroupStatus,
 } from '../resource';
-import { isNotFound } from '../kube';
+import { isConflict, isNotFound } from '../kube';
 
+/**
+ * The status a write would not change. Key order is not meaning: the API server may return keys
+ * in another order than we wrote them.
+ */
 const sameStatus = (a: FeatureGroupStatus | undefined, b: FeatureGroupStatus): boolean =>
-  JSON.stringify(a ?? {}) === JSON.stringify(b);
+  isDeepStrictEqual(JSON.parse(JSON.stringify(a ?? {})), JSON.parse(JSON.stringify(b)));
 
-/** Writes status through the status subresource, only when it changed (no write storms on resync). */
+export type StatusWrite = 'unchanged' | 'written' | 'stale';
+
+/**
+ * Replaces status through the status subresource (controller-runtime's Status().Update()), only
+ * when it changed, so a resync writes nothing.
+ *
+ * The write is guarded by the resourceVersion of the object the status was computed from. A
+ * reconcile reads the informer's cache, which can still hold the object from before our own last
+ * write: a status computed from it would put back what that write replaced (a replay's finished
+ * conditions, for one). The API server refuses it ('stale'), and the reconcile runs again on a
+ * fresher copy. A replace rather than a merge patch, so that a field the new status leaves out is
+ * gone, not kept from the old one.
+ */
 export async function writeStatus(
   custom: CustomObjectsApi,
   group: FeatureGroupObject,
   status: FeatureGroupStatus,
-): Promise<boolean> {
-  if (sameStatus(group.status, status)) return false;
+): Promise<StatusWrite> {
+  if (sameStatus(group.status, status)) return 'unchanged';
   try {
-    await custom.patchNamespacedCustomObjectStatus(
-      {
-        group: GROUP,
-        version: VERSION,
-        plural: PLURAL,
-        namespace: group.metadata.namespace,
-        name: group.metadata.name,
-        body: { status },
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    await custom.replaceNamespacedCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      namespace: group.metadata.namespace,
+      name: group.metadata.name,
+      body: { ...group, status },
+    });
   } catch (error) {
+    if (isConflict(error)) return 'stale';
     if (!isNotFound(error)) throw error;
   }
-  return true;
+  return 'written';
 }
 
 /** Reasons of a condition on its way to health: worth a Normal event, never a Warning. */

@@ -139,7 +139,11 @@ describe('operator status, events, names and scale', () => {
   it('create to Ready emits Normal events only', async () => {
     await kubectlOk(['apply', '-f', '-'], manifest(namespace, 'calm', `${namespace}-calm`));
     await waitFor(namespace, 'calm', 'Ready', (g) => condition(g, 'Ready')?.status === 'True');
-    const events = await eventsOf(namespace, 'calm');
+    // Events are recorded once the status they tell of was written: wait for the last of them.
+    const events = await eventually(async () => {
+      const found = await eventsOf(namespace, 'calm');
+      return found.some((e) => e.reason === 'Ready') ? found : undefined;
+    }, 'the Ready event');
     expect(events.filter((e) => e.type === 'Warning').map((e) => `${e.reason}: ${e.message}`)).toEqual([]);
     expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(['Provisioned', 'Available', 'Ready']));
   });
@@ -159,7 +163,10 @@ describe('operator status, events, names and scale', () => {
       message: expect.stringContaining(`already taken by ${otherNamespace}/clicks`),
     });
     const said = [...(refused.status?.conditions ?? []).map((c) => c.message)];
-    const warned = (await eventsOf(namespace, 'a-clicks')).filter((e) => e.type === 'Warning');
+    const warned = await eventually(async () => {
+      const found = (await eventsOf(namespace, 'a-clicks')).filter((e) => e.type === 'Warning');
+      return found.length > 0 ? found : undefined;
+    }, 'a Warning event');
     expect(warned.map((e) => e.reason)).toEqual(['TableNameTaken']);
     for (const text of [...said, ...warned.map((e) => e.message ?? '')])
       expect(text).not.toMatch(/duplicate key|violates|constraint|DatabaseError|SQLSTATE/);
@@ -283,6 +290,23 @@ describe('operator status, events, names and scale', () => {
         60_000,
       );
       expect(firstPass).toHaveLength(ENTITIES);
+      /**
+       * The group once its status reports replay `id` and Ready=True; `whileReplaying` sees each
+       * status read with Replaying=True on the way. A timeout says what status said last.
+       */
+      const replayCaughtUp = (id: string, whileReplaying: (fg: FeatureGroupResource) => void = () => undefined) =>
+        eventually(
+          async () => {
+            const fg = await get(namespace, name);
+            const said = (fg.status?.conditions ?? []).map((c) => `${c.type}=${c.status}/${c.reason}`).join(', ');
+            if (fg.status?.replay?.id !== id) throw new Error(`status.replay is ${JSON.stringify(fg.status?.replay)}`);
+            if (condition(fg, 'Replaying')?.status === 'True') whileReplaying(fg);
+            if (condition(fg, 'Ready')?.status === 'True') return fg;
+            throw new Error(`replay ${JSON.stringify(fg.status.replay)}; ${said}`);
+          },
+          `replay ${id} to catch up`,
+          180_000,
+        );
       const before = condition(await get(namespace, name), 'Replayed');
 
       await kubectlOk([
@@ -298,21 +322,11 @@ describe('operator status, events, names and scale', () => {
       const behind: number[] = [];
       const lags: (number | undefined)[] = [];
       const readiness: string[] = [];
-      const ready = await eventually(
-        async () => {
-          const fg = await get(namespace, name);
-          const replaying = condition(fg, 'Replaying');
-          if (fg.status?.replay?.id !== 'earliest#r1') return undefined;
-          if (replaying?.status === 'True') {
-            behind.push(fg.status.replay.behind!);
-            lags.push(fg.status.lag);
-            readiness.push(`${condition(fg, 'Ready')?.status}/${condition(fg, 'Ready')?.reason}`);
-          }
-          return condition(fg, 'Ready')?.status === 'True' ? fg : undefined;
-        },
-        'the replay to catch up',
-        300_000,
-      );
+      const ready = await replayCaughtUp('earliest#r1', (fg) => {
+        behind.push(fg.status!.replay!.behind!);
+        lags.push(fg.status!.lag);
+        readiness.push(`${condition(fg, 'Ready')?.status}/${condition(fg, 'Ready')?.reason}`);
+      });
       // At the moment Ready came back, every entity is served with its newest value.
       const values = await servedValues();
       expect(values.filter((v, e) => v !== expected(e))).toEqual([]);
@@ -343,18 +357,8 @@ describe('operator status, events, names and scale', () => {
         'featurestore.dev/replay-id=r2',
         '--overwrite',
       ]);
-      const again = await eventually(
-        async () => {
-          const fg = await get(namespace, name);
-          return fg.status?.replay?.id === 'earliest#r2' &&
-            fg.status.replay.completedAt &&
-            condition(fg, 'Ready')?.status === 'True'
-            ? fg
-            : undefined;
-        },
-        'the second replay to catch up',
-        300_000,
-      );
+      const again = await replayCaughtUp('earliest#r2');
+      expect(again.status?.replay?.completedAt).toEqual(expect.any(String));
       expect(again.status?.replay?.epoch).toBe(2);
       expect(condition(again, 'Replayed')!.message).toMatch(/request earliest#r2\), epoch 2/);
       expect(condition(again, 'Replayed')!.lastTransitionTime > replayed.lastTransitionTime).toBe(true);
@@ -362,7 +366,7 @@ describe('operator status, events, names and scale', () => {
     } finally {
       await served.stop();
     }
-  });
+  }, 600_000);
 
   it('Postgres out of reach: one Warning event whose count grows, then Ready again', async () => {
     await kubectlOk(['apply', '-f', '-'], manifest(namespace, 'cutoff', `${namespace}-cutoff`, 0));

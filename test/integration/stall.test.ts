@@ -170,10 +170,14 @@ describe('stalled group', () => {
     expect(condition(stalled, 'Stalled')?.message).not.toMatch(/the disk is full/);
     expect(detail.freshness.partitions.some((p) => p.lastError === '53100: the disk is full')).toBe(true);
     // Warning, not Normal: a person should look.
-    const events = JSON.parse(await kubectlOk(['get', 'events', '-n', namespace, '-o', 'json'])) as {
-      items: { type: string; reason: string }[];
-    };
-    expect(events.items.some((e) => e.type === 'Warning' && e.reason === 'PartitionStalled')).toBe(true);
+    // Recorded once the status it tells of was written, so it may follow that status by a moment.
+    const warned = await eventually(async () => {
+      const events = JSON.parse(await kubectlOk(['get', 'events', '-n', namespace, '-o', 'json'])) as {
+        items: { type: string; reason: string }[];
+      };
+      return events.items.find((e) => e.reason === 'PartitionStalled');
+    }, 'a PartitionStalled event');
+    expect(warned.type).toBe('Warning');
 
     await pool.query(`DROP TRIGGER refuse_all ON features."${table}"`);
     const recovered = await waitFor(
