@@ -1,3 +1,5 @@
+import { isSqlstate } from '../core/storage/sqlstate';
+
 /**
  * What a condition or an event says about a Postgres failure: a reason and a sentence a platform
  * engineer can act on, never the driver's raw text (which can name internals, and reads as a bug).
@@ -47,7 +49,7 @@ export function describeDatabaseError(error: unknown, who = 'the operator'): Des
       reason: 'DatabaseUnreachable',
       message: `Postgres cannot be reached (${code ?? 'connection lost'}); ${retrying}`,
     };
-  if (code === undefined || !/^[0-9A-Z]{5}$/.test(code))
+  if (!isSqlstate(code))
     return {
       reason: 'DatabaseError',
       message: `the request to Postgres failed; ${retrying} (details in its log)`,

@@ -4,6 +4,7 @@ import type { CompiledGroup } from '../featuregroup/compiled';
 import type { StoredValue } from '../events/values';
 import { ENTITY_COLUMN, COLUMN_TYPES } from './layout';
 import { continuityOf } from './continuity';
+import { sqlstateOf } from './sqlstate';
 import { int8Array, textArray } from './binary-arrays';
 import { PLATFORM_SCHEMA, qualified, quoteIdent, statementName } from './identifiers';
 
@@ -225,9 +226,9 @@ export interface WriteFence {
 const RECORD_SQLSTATE = /^(21|22|23|54)[0-9A-Z]{3}$/;
 
 export function recordCausedError(error: unknown): { sqlstate: string; message: string } | undefined {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  return typeof code === 'string' && RECORD_SQLSTATE.test(code)
-    ? { sqlstate: code, message: String(message) }
+  const sqlstate = sqlstateOf(error);
+  return sqlstate && RECORD_SQLSTATE.test(sqlstate)
+    ? { sqlstate, message: String((error as { message?: unknown }).message) }
     : undefined;
 }
 

@@ -31,6 +31,7 @@ import {
   type FeatureGroupStatus,
   type ReplayStatus,
 } from '../resource';
+import { LastWritten } from './last-written';
 import { replayBehind, replayConditions } from './replay-progress';
 import { consumerGroupFor } from '../../core/kafka';
 import {
@@ -104,17 +105,17 @@ export class FeatureGroupReconciler {
    * informer's copy of our own status write can lag behind the next reconcile, which would then
    * apply again for nothing.
    */
-  private readonly applied = new Map<string, { uid: string; hash: string; condition: ConditionInput }>();
+  private readonly applied = new LastWritten<{ hash: string; condition: ConditionInput }>();
   /** Replays this process began or last measured, for the same reason. */
-  private readonly replays = new Map<string, { uid: string; replay: ReplayStatus }>();
+  private readonly replays = new LastWritten<ReplayStatus>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
   /** The StoreReady condition of a store already applied with `hash`, from status or from memory. */
   private appliedStore(group: FeatureGroupObject, hash: string): ConditionInput | undefined {
     const { namespace, name, uid } = group.metadata;
-    const remembered = this.applied.get(`${namespace}/${name}`);
-    if (remembered?.uid === uid && remembered.hash === hash) return remembered.condition;
+    const remembered = this.applied.get(`${namespace}/${name}`, uid);
+    if (remembered?.hash === hash) return remembered.condition;
     const condition = conditionOf(group.status?.conditions, ConditionType.StoreReady);
     return group.status?.appliedHash === hash && condition?.status === 'True' ? condition : undefined;
   }
@@ -163,7 +164,7 @@ export class FeatureGroupReconciler {
         this.deps.onStoreApplied?.();
         if (store.applied) {
           registered = await getGroup(this.deps.pool, ref);
-          this.applied.set(key, { uid: group.metadata.uid, hash: appliedHash, condition: store.condition });
+          this.applied.set(key, group.metadata.uid, { hash: appliedHash, condition: store.condition });
         }
       }
     } catch (error) {
@@ -192,7 +193,7 @@ export class FeatureGroupReconciler {
         behind: total,
         ...(total === 0 ? { completedAt: formatTime(Date.now()) } : {}),
       };
-      this.replays.set(key, { uid: group.metadata.uid, replay: replaying });
+      this.replays.set(key, group.metadata.uid, replaying);
     } else if (replaying && !replay?.condition) {
       // Caught up already: said again from what is known, never left to what the cache holds (a
       // refused new request's Replayed condition stands instead).
@@ -263,9 +264,7 @@ export class FeatureGroupReconciler {
     epoch: number,
   ): ReplayStatus | undefined {
     const key = `${group.metadata.namespace}/${group.metadata.name}`;
-    const remembered = this.replays.get(key);
-    const known =
-      began ?? (remembered?.uid === group.metadata.uid ? remembered.replay : undefined) ?? group.status?.replay;
+    const known = began ?? this.replays.get(key, group.metadata.uid) ?? group.status?.replay;
     return known?.epoch === epoch ? known : undefined;
   }
 

@@ -15,6 +15,7 @@ import {
   recordPartitionError,
   type RejectedEvent,
 } from '../../core/storage/writer';
+import { sqlstateOf } from '../../core/storage/sqlstate';
 import { PartitionPositions } from './positions';
 import type { ProgressReporter } from './progress';
 import { deadLetterTopicFor, publishDeadLetters } from './dead-letters';
@@ -293,7 +294,8 @@ function fetchStart(batch: EachBatchPayload['batch']): number {
 
 /** What a partition's last error is recorded as: `<SQLSTATE>: <message>` when Postgres gave one. */
 function recordedText(error: unknown): string {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const { message } = (error ?? {}) as { message?: unknown };
   const text = typeof message === 'string' ? message : String(error);
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? `${code}: ${text}` : text;
+  const sqlstate = sqlstateOf(error);
+  return sqlstate ? `${sqlstate}: ${text}` : text;
 }

@@ -8,16 +8,10 @@ import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { Pool } from 'pg';
 import { testPool, uniqueName } from '../support/platform';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
+import { isReadyNow, listFeatureGroups } from '../support/featuregroups';
 import { eventually, requireEnv, startService, type RunningService } from '../support/services';
 
 const GROUPS = 200;
-
-interface Listed {
-  items: {
-    metadata: { name: string; generation: number };
-    status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
-  }[];
-}
 
 describe('a resync of 200 Ready groups', () => {
   const namespace = uniqueName('resync');
@@ -38,19 +32,7 @@ describe('a resync of 200 Ready groups', () => {
         deletionPolicy: 'Delete',
       },
     });
-  const readyCount = async () =>
-    (
-      (await custom.listNamespacedCustomObject({
-        group: 'featurestore.dev',
-        version: 'v1alpha1',
-        plural: 'featuregroups',
-        namespace,
-      })) as Listed
-    ).items.filter(
-      (g) =>
-        g.status?.observedGeneration === g.metadata.generation &&
-        g.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-    ).length;
+  const readyCount = async () => (await listFeatureGroups(custom, namespace)).filter(isReadyNow).length;
   /** Utility statements that change schema, grants or roles, as Postgres counted them. */
   const ddlStatements = async () =>
     Number(

@@ -19,26 +19,9 @@ import {
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
 import { eventually, requireEnv, serverEnv, startService, type RunningService } from '../support/services';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { conditionOf, readFeatureGroup, type FeatureGroupResource } from '../support/featuregroups';
 
 const GROUP = 'featurestore.dev';
-
-interface Condition {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
-interface FeatureGroupResource {
-  metadata: { name: string; namespace: string; generation: number };
-  status?: {
-    observedGeneration?: number;
-    replicas?: number;
-    selector?: string;
-    lag?: number;
-    replay?: { id: string; epoch: number; behind?: number; completedAt?: string };
-    conditions?: (Condition & { lastTransitionTime: string })[];
-  };
-}
 
 describe('operator status, events, names and scale', () => {
   const namespace = uniqueName('ops');
@@ -53,15 +36,8 @@ describe('operator status, events, names and scale', () => {
   let operator: RunningService;
   let runner: RunningService;
 
-  const get = async (ns: string, name: string): Promise<FeatureGroupResource> =>
-    (await custom.getNamespacedCustomObject({
-      group: GROUP,
-      version: 'v1alpha1',
-      plural: 'featuregroups',
-      namespace: ns,
-      name,
-    })) as FeatureGroupResource;
-  const condition = (fg: FeatureGroupResource, type: string) => fg.status?.conditions?.find((c) => c.type === type);
+  const get = (ns: string, name: string) => readFeatureGroup(custom, ns, name);
+  const condition = conditionOf;
   const waitFor = (ns: string, name: string, what: string, predicate: (fg: FeatureGroupResource) => boolean) =>
     eventually(
       async () => {

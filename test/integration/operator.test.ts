@@ -26,21 +26,12 @@ import { secretName } from '../../operator/reconcile/consumer';
 import { dropStore } from '../../core/storage/store';
 import { createTopic, readTopic, testKafka, testPool, uniqueName } from '../support/platform';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
+import { conditionOf, readFeatureGroup, type FeatureGroupResource } from '../support/featuregroups';
 import { eventually, requireEnv, type RunningService, serverEnv, startService } from '../support/services';
 import { recordSoak } from '../support/soak';
 
 const GROUP = 'featurestore.dev';
 const root = join(__dirname, '..', '..');
-
-interface FeatureGroupResource {
-  metadata: { name: string; namespace: string; uid: string; generation: number };
-  spec: Record<string, unknown>;
-  status?: {
-    observedGeneration?: number;
-    table?: string;
-    conditions?: { type: string; status: string; reason: string; message: string }[];
-  };
-}
 
 describe('operator', () => {
   const namespace = uniqueName('op');
@@ -63,16 +54,9 @@ describe('operator', () => {
     RESYNC_SECONDS: '10',
   });
 
-  const get = async (name: string): Promise<FeatureGroupResource> =>
-    (await custom.getNamespacedCustomObject({
-      group: GROUP,
-      version: 'v1alpha1',
-      plural: 'featuregroups',
-      namespace,
-      name,
-    })) as FeatureGroupResource;
+  const get = (name: string) => readFeatureGroup(custom, namespace, name);
 
-  const condition = (fg: FeatureGroupResource, type: string) => fg.status?.conditions?.find((c) => c.type === type);
+  const condition = conditionOf;
 
   const apply = (name: string, spec: Record<string, unknown>) =>
     objects.patch(

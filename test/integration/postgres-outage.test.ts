@@ -18,7 +18,7 @@ import {
   uniqueName,
   idempotentProducer,
 } from '../support/platform';
-import { eventually, serverEnv, startService } from '../support/services';
+import { eventually, serverEnv, startService, type RunningService } from '../support/services';
 import { recordSoak } from '../support/soak';
 
 const postgresScript = join(__dirname, '..', 'servers', 'postgres.sh');
@@ -39,6 +39,29 @@ function streamedGroup(prefix: string, restore: () => void) {
     send: (lines: string[]) =>
       group.producer.send({ topic, acks: -1, messages: lines.map((value) => ({ key: kafkaKeyOf(value), value })) }),
     storedOffsets: () => storedOffsetTotal(group.pool, `featurestore.default.${name}`),
+    /**
+     * Waits until every offset is stored with the consumer still running, then records the
+     * fault's soak row, counted from the table against the oracle, and asserts the state exact.
+     */
+    endsExact: async (consumer: RunningService, fault: string, recoveringSince: number): Promise<void> => {
+      await eventually(async () => {
+        if (!consumer.running) throw new Error(`the consumer exited:\n${consumer.tail(20)}`);
+        return (await group.storedOffsets()) === group.stream.lines.length ? true : undefined;
+      }, `all offsets after: ${fault}`);
+      const recoveredSeconds = (Date.now() - recoveringSince) / 1000;
+      const [state, expected] = [
+        await storedState((sql) => group.pool.query(sql), group.table),
+        expectedState(group.stream.lines, group.stream.invalid),
+      ];
+      recordSoak({
+        kind: 'fault',
+        fault,
+        events_sent: group.stream.lines.length,
+        ...divergence(state, expected),
+        recovered_s: Number(recoveredSeconds.toFixed(1)),
+      });
+      expect(state).toEqual(expected);
+    },
   };
   beforeAll(async () => {
     if (process.env.FS_TEST_STARTED_SERVERS !== '1') {
@@ -90,26 +113,8 @@ describe('Postgres outage', () => {
       execFileSync('bash', [postgresScript, 'start'], { stdio: 'inherit' });
       const backAt = Date.now();
       await g.send(g.stream.lines.slice(15_000));
-
-      await eventually(
-        async () => ((await g.storedOffsets()) === g.stream.lines.length ? true : undefined),
-        'all offsets after the outage',
-      );
-      const caughtUpSeconds = (Date.now() - backAt) / 1000;
-      expect(consumer.running).toBe(true);
       expect(retriesDuringOutage).toBeGreaterThan(0);
-      const [state, expected] = [
-        await storedState((sql) => g.pool.query(sql), g.table),
-        expectedState(g.stream.lines, g.stream.invalid),
-      ];
-      recordSoak({
-        kind: 'fault',
-        fault: 'Postgres stopped and restarted',
-        events_sent: g.stream.lines.length,
-        ...divergence(state, expected),
-        recovered_s: Number(caughtUpSeconds.toFixed(1)),
-      });
-      expect(state).toEqual(expected);
+      await g.endsExact(consumer, 'Postgres stopped and restarted', backAt);
       expect(await consumer.stop()).toBe(0);
     } finally {
       await consumer.stop();
@@ -153,26 +158,14 @@ describe('Postgres crash (immediate shutdown) under asynchronous commits', () =>
       }
       const crashedAt = Date.now();
       await g.send(g.stream.lines.slice(12_000));
-      await eventually(async () => {
-        // (A checked-out connection that died used to end the process with an unhandled 'error'.)
-        if (!consumer.running) throw new Error(`the consumer exited:\n${consumer.tail(20)}`);
-        return (await g.storedOffsets()) === g.stream.lines.length ? true : undefined;
-      }, 'all offsets after the crash');
-      const caughtUpSeconds = (Date.now() - crashedAt) / 1000;
-      expect(consumer.running).toBe(true);
+      // (endsExact fails if the consumer exits: a checked-out connection that died used to end it
+      // with an unhandled 'error'.)
       expect(keptByCrash).toBeLessThanOrEqual(seenBeforeCrash);
-      const [state, expected] = [
-        await storedState((sql) => g.pool.query(sql), g.table),
-        expectedState(g.stream.lines, g.stream.invalid),
-      ];
-      recordSoak({
-        kind: 'fault',
-        fault: `Postgres crashed, async commit (${seenBeforeCrash - keptByCrash} of ${seenBeforeCrash} offsets undone)`,
-        events_sent: g.stream.lines.length,
-        ...divergence(state, expected),
-        recovered_s: Number(caughtUpSeconds.toFixed(1)),
-      });
-      expect(state).toEqual(expected);
+      await g.endsExact(
+        consumer,
+        `Postgres crashed, async commit (${seenBeforeCrash - keptByCrash} of ${seenBeforeCrash} offsets undone)`,
+        crashedAt,
+      );
     } finally {
       await consumer.stop();
     }
@@ -213,26 +206,8 @@ describe('Postgres paused (SIGSTOP) past the statement timeout', () => {
         signalCluster('CONT');
         resumedAt = Date.now();
       }
-      const retries = await consumer.metric('featurestore_consumer_retries_total');
-      await eventually(
-        async () => ((await g.storedOffsets()) === g.stream.lines.length ? true : undefined),
-        'all offsets after the pause',
-      );
-      const caughtUpSeconds = (Date.now() - resumedAt) / 1000;
-      expect(consumer.running).toBe(true);
-      expect(retries).toBeGreaterThan(0);
-      const [state, expected] = [
-        await storedState((sql) => g.pool.query(sql), g.table),
-        expectedState(g.stream.lines, g.stream.invalid),
-      ];
-      recordSoak({
-        kind: 'fault',
-        fault: 'Postgres paused (SIGSTOP) 8 s, statement timeout 1 s',
-        events_sent: g.stream.lines.length,
-        ...divergence(state, expected),
-        recovered_s: Number(caughtUpSeconds.toFixed(1)),
-      });
-      expect(state).toEqual(expected);
+      expect(await consumer.metric('featurestore_consumer_retries_total')).toBeGreaterThan(0);
+      await g.endsExact(consumer, 'Postgres paused (SIGSTOP) 8 s, statement timeout 1 s', resumedAt);
     } finally {
       await consumer.stop();
     }

@@ -19,20 +19,11 @@ import { GROUP_GRANTS_LOCK } from '../../core/storage/roles';
 import { expectedState, generateStream, kafkaKeyOf, storedState, TEST_GROUP_SPEC } from '../support/oracle';
 import { createTopic, idempotentProducer, testKafka, testPool, uniqueName } from '../support/platform';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
+import { conditionOf, readFeatureGroup, type FeatureGroupResource } from '../support/featuregroups';
 import { eventually, requireEnv, serverEnv, startService, type RunningService } from '../support/services';
 
 const GROUP = 'featurestore.dev';
 const STALL_AFTER_SECONDS = 3;
-
-interface Condition {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
-interface FeatureGroupResource {
-  status?: { lag?: number; newestEventTime?: string; conditions?: Condition[] };
-}
 
 describe('stalled group', () => {
   const namespace = uniqueName('stall');
@@ -47,15 +38,8 @@ describe('stalled group', () => {
   let runner: RunningService;
   let serving: RunningService;
 
-  const get = async (): Promise<FeatureGroupResource> =>
-    (await custom.getNamespacedCustomObject({
-      group: GROUP,
-      version: 'v1alpha1',
-      plural: 'featuregroups',
-      namespace,
-      name,
-    })) as FeatureGroupResource;
-  const condition = (fg: FeatureGroupResource, type: string) => fg.status?.conditions?.find((c) => c.type === type);
+  const get = () => readFeatureGroup(custom, namespace, name);
+  const condition = conditionOf;
   const waitFor = (what: string, predicate: (fg: FeatureGroupResource) => boolean, timeoutMs = 60_000) =>
     eventually(
       async () => {
