@@ -153,15 +153,16 @@ describe('stalled group', () => {
     // The database's own words are served here, not in the condition.
     expect(condition(stalled, 'Stalled')?.message).not.toMatch(/the disk is full/);
     expect(detail.freshness.partitions.some((p) => p.lastError === '53100: the disk is full')).toBe(true);
-    // Warning, not Normal: a person should look.
-    // Recorded once the status it tells of was written, so it may follow that status by a moment.
+    // Warning, not Normal: a person should look. (Ready's own event, which mirrors the reason, is
+    // Normal.) Recorded once the status it tells of was written, so it may follow that status by
+    // a moment.
     const warned = await eventually(async () => {
       const events = JSON.parse(await kubectlOk(['get', 'events', '-n', namespace, '-o', 'json'])) as {
-        items: { type: string; reason: string }[];
+        items: { type: string; reason: string; message: string }[];
       };
-      return events.items.find((e) => e.reason === 'PartitionStalled');
-    }, 'a PartitionStalled event');
-    expect(warned.type).toBe('Warning');
+      return events.items.find((e) => e.type === 'Warning' && e.reason === 'PartitionStalled');
+    }, 'a PartitionStalled Warning event');
+    expect(warned.message).toMatch(/^Stalled=True: partition \d/);
 
     await pool.query(`DROP TRIGGER refuse_all ON features."${table}"`);
     const recovered = await waitFor(
