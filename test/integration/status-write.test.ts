@@ -70,6 +70,10 @@ describe('status writes', () => {
   });
 
   afterAll(async () => {
+    // The group first: this API server runs no namespace controller to empty a deleted namespace.
+    await custom
+      ?.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })
+      .catch(() => undefined);
     await core?.deleteNamespace({ name: namespace });
   });
 
