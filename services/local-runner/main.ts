@@ -25,6 +25,7 @@ import { createLogger, type Logger } from '../../core/logger';
 import { createRegistry } from '../../core/metrics';
 import { projectRoot } from '../../core/paths';
 import { onShutdown } from '../../core/shutdown';
+import { pickPort } from './ports';
 import { Replica } from './replica';
 import { listenExpress } from '../../core/http/express-server';
 
@@ -33,8 +34,11 @@ const env = baseEnv.extend({
   PORT: port(8089),
   /** Label selector of the Deployments to run. */
   RUNNER_SELECTOR: z.string().default('app.kubernetes.io/managed-by=featurestore-operator'),
-  /** First local port handed to replicas as PORT (each gets its own). */
-  RUNNER_BASE_PORT: z.coerce.number().int().min(1024).max(65000).default(8090),
+  /**
+   * Replicas listen (PORT) on the first free ports from here upward; unset, the OS picks them.
+   * Either way a replica's port is picked anew at each start.
+   */
+  RUNNER_BASE_PORT: z.coerce.number().int().min(1024).max(65000).optional(),
 });
 
 interface Workload {
@@ -47,7 +51,6 @@ class LocalRunner {
   private readonly workloads = new Map<string, Workload>();
   private readonly apps: AppsV1Api;
   private readonly core: CoreV1Api;
-  private nextPort: number;
   private statusTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly pending = new Map<string, Promise<void>>();
@@ -55,12 +58,11 @@ class LocalRunner {
   constructor(
     private readonly kube: KubeConfig,
     private readonly selector: string,
-    basePort: number,
+    private readonly basePort: number | undefined,
     private readonly log: Logger,
   ) {
     this.apps = kube.makeApiClient(AppsV1Api);
     this.core = kube.makeApiClient(CoreV1Api);
-    this.nextPort = basePort;
   }
 
   async start(): Promise<void> {
@@ -123,7 +125,6 @@ class LocalRunner {
     const variables = await this.resolveEnv(namespace, container.env ?? []);
     if (this.stopped) return;
     while (workload.replicas.length < desired) {
-      const port = this.nextPort++;
       const [command, ...args] = container.command.map((part) =>
         part.startsWith('dist/') ? `${projectRoot()}/${part}` : part,
       );
@@ -131,14 +132,21 @@ class LocalRunner {
         `${key}#${workload.replicas.length}`,
         command!,
         args,
-        { ...variables, PORT: String(port) },
-        port,
+        variables,
+        () => pickPort(this.basePort, this.portsInUse()),
         this.log,
       );
-      replica.start();
+      await replica.start();
       workload.replicas.push(replica);
     }
     while (workload.replicas.length > desired) await workload.replicas.pop()!.stop();
+  }
+
+  private portsInUse(): Set<number> {
+    const ports = new Set<number>();
+    for (const { replicas } of this.workloads.values())
+      for (const { port } of replicas) if (port !== undefined) ports.add(port);
+    return ports;
   }
 
   private async resolveEnv(namespace: string, vars: V1EnvVar[]): Promise<Record<string, string>> {

@@ -18,35 +18,52 @@ export class Replica {
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
 
+  /** Where the running process listens; picked anew at every start, so a lost port is not kept. */
+  port: number | undefined;
+
   constructor(
     readonly name: string,
     private readonly command: string,
     private readonly args: string[],
     private readonly env: Record<string, string>,
-    readonly port: number,
+    private readonly pickPort: () => Promise<number>,
     private readonly log: Logger,
   ) {}
 
-  start(): void {
+  /** Resolves once the process is spawned (its port known), or its restart is scheduled. */
+  async start(): Promise<void> {
+    const startedAt = Date.now();
+    let port: number;
+    try {
+      port = await this.pickPort();
+    } catch (error) {
+      this.restartLater(startedAt, { err: error });
+      return;
+    }
+    if (this.stopping) return;
+    this.port = port;
     const child = spawn(this.command === 'node' ? process.execPath : this.command, this.args, {
-      env: { ...process.env, ...this.env },
+      env: { ...process.env, ...this.env, PORT: String(port) },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     this.child = child;
     alive.add(child);
-    const startedAt = Date.now();
+    this.log.info({ replica: this.name, port, pid: child.pid }, 'replica started');
     child.on('exit', (code, signal) => {
       alive.delete(child);
-      if (this.stopping) return;
-      if (Date.now() - startedAt > 60_000) this.restarts = 0;
-      const delay = backoffDelay(this.restarts++, { initialMs: 1_000, maxMs: 60_000 });
-      this.log.warn({ replica: this.name, code, signal, restartInMs: delay }, 'replica exited; restarting');
-      this.timer = setTimeout(() => this.start(), delay);
+      if (!this.stopping) this.restartLater(startedAt, { code, signal, port });
     });
   }
 
+  private restartLater(startedAt: number, why: Record<string, unknown>): void {
+    if (Date.now() - startedAt > 60_000) this.restarts = 0;
+    const delay = backoffDelay(this.restarts++, { initialMs: 1_000, maxMs: 60_000 });
+    this.log.warn({ replica: this.name, ...why, restartInMs: delay }, 'replica exited; restarting');
+    this.timer = setTimeout(() => void this.start(), delay);
+  }
+
   async ready(): Promise<boolean> {
-    if (!this.child || this.child.exitCode !== null) return false;
+    if (!this.child || this.child.exitCode !== null || this.port === undefined) return false;
     return fetch(`http://127.0.0.1:${this.port}/readyz`).then(
       (r) => r.ok,
       () => false,

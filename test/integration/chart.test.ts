@@ -373,7 +373,7 @@ describe('Helm chart', () => {
       );
       runner = await startService(
         'local-runner',
-        { KUBECONFIG: process.env.KUBECONFIG!, RUNNER_BASE_PORT: String(20000 + Math.floor(Math.random() * 20000)) },
+        { KUBECONFIG: process.env.KUBECONFIG! },
         `${namespace}-runner`,
       );
       await runner.waitReady();

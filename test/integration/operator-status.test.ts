@@ -19,7 +19,7 @@ import {
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
 import { eventually, requireEnv, serverEnv, startService, type RunningService } from '../support/services';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
-import { conditionOf, readFeatureGroup, type FeatureGroupResource } from '../support/featuregroups';
+import { conditionOf, readFeatureGroup, statusSummary, type FeatureGroupResource } from '../support/featuregroups';
 
 const GROUP = 'featurestore.dev';
 
@@ -38,15 +38,30 @@ describe('operator status, events, names and scale', () => {
 
   const get = (ns: string, name: string) => readFeatureGroup(custom, ns, name);
   const condition = conditionOf;
-  const waitFor = (ns: string, name: string, what: string, predicate: (fg: FeatureGroupResource) => boolean) =>
-    eventually(
-      async () => {
-        const fg = await get(ns, name);
-        return predicate(fg) ? fg : undefined;
-      },
-      `${ns}/${name}: ${what}`,
-      90_000,
-    );
+  /** A timeout says what status said last, and what the operator and the local runner logged last. */
+  const waitFor = async (
+    ns: string,
+    name: string,
+    what: string,
+    predicate: (fg: FeatureGroupResource) => boolean,
+  ): Promise<FeatureGroupResource> => {
+    try {
+      return await eventually(
+        async () => {
+          const fg = await get(ns, name);
+          if (predicate(fg)) return fg;
+          throw new Error(statusSummary(fg));
+        },
+        `${ns}/${name}: ${what}`,
+        90_000,
+      );
+    } catch (error) {
+      throw new Error(
+        `${(error as Error).message}\noperator's last lines:\n${operator.tail(15)}\nlocal runner's last lines:\n${runner.tail(15)}`,
+        { cause: error },
+      );
+    }
+  };
   const eventsOf = async (ns: string, name: string): Promise<CoreV1Event[]> =>
     (
       await core.listNamespacedEvent({
@@ -96,11 +111,7 @@ describe('operator status, events, names and scale', () => {
       `${namespace}-operator`,
     );
     await operator.waitReady();
-    runner = await startService(
-      'local-runner',
-      { KUBECONFIG: process.env.KUBECONFIG!, RUNNER_BASE_PORT: String(20000 + Math.floor(Math.random() * 20000)) },
-      `${namespace}-runner`,
-    );
+    runner = await startService('local-runner', { KUBECONFIG: process.env.KUBECONFIG! }, `${namespace}-runner`);
   });
 
   afterAll(async () => {

@@ -112,7 +112,7 @@ describe('operator', () => {
     await Promise.all([operator.waitReady(), standby.waitReady()]);
     runner = await startService(
       'local-runner',
-      { KUBECONFIG: process.env.KUBECONFIG!, RUNNER_BASE_PORT: String(20000 + Math.floor(Math.random() * 20000)) },
+      { KUBECONFIG: process.env.KUBECONFIG! },
       `${namespace}-runner`,
     );
   });

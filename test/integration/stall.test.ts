@@ -74,7 +74,7 @@ describe('stalled group', () => {
     );
     runner = await startService(
       'local-runner',
-      { KUBECONFIG: process.env.KUBECONFIG!, RUNNER_BASE_PORT: String(20000 + Math.floor(Math.random() * 20000)) },
+      { KUBECONFIG: process.env.KUBECONFIG! },
       `${namespace}-runner`,
     );
     serving = await startService('serving', { ...serverEnv(), REGISTRY_REFRESH_MS: '200' }, `${namespace}-serving`);

@@ -47,3 +47,10 @@ export const conditionOf = (fg: FeatureGroupResource, type: string): ReadConditi
 /** Ready=True for the generation the group has now. */
 export const isReadyNow = (fg: FeatureGroupResource): boolean =>
   fg.status?.observedGeneration === fg.metadata.generation && conditionOf(fg, 'Ready')?.status === 'True';
+
+/** What a group's status says, in one line, for a test that timed out waiting on it. */
+export const statusSummary = (fg: FeatureGroupResource): string => {
+  const { conditions = [], ...rest } = fg.status ?? {};
+  const said = conditions.map((c) => `${c.type}=${c.status}/${c.reason}: ${c.message}`).join('; ');
+  return `generation ${fg.metadata.generation}, status ${JSON.stringify(rest)}, conditions: ${said || 'none'}`;
+};
