@@ -371,11 +371,7 @@ describe('Helm chart', () => {
           'current-context': 'sa',
         }),
       );
-      runner = await startService(
-        'local-runner',
-        { KUBECONFIG: process.env.KUBECONFIG! },
-        `${namespace}-runner`,
-      );
+      runner = await startService('local-runner', { KUBECONFIG: process.env.KUBECONFIG! }, `${namespace}-runner`);
       await runner.waitReady();
     });
 

@@ -110,11 +110,7 @@ describe('operator', () => {
     operator = await startService('operator', operatorEnv('operator-a'), `${namespace}-operator-a`);
     standby = await startService('operator', operatorEnv('operator-b'), `${namespace}-operator-b`);
     await Promise.all([operator.waitReady(), standby.waitReady()]);
-    runner = await startService(
-      'local-runner',
-      { KUBECONFIG: process.env.KUBECONFIG! },
-      `${namespace}-runner`,
-    );
+    runner = await startService('local-runner', { KUBECONFIG: process.env.KUBECONFIG! }, `${namespace}-runner`);
   });
 
   afterAll(async () => {

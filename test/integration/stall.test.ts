@@ -72,11 +72,7 @@ describe('stalled group', () => {
       },
       `${namespace}-operator`,
     );
-    runner = await startService(
-      'local-runner',
-      { KUBECONFIG: process.env.KUBECONFIG! },
-      `${namespace}-runner`,
-    );
+    runner = await startService('local-runner', { KUBECONFIG: process.env.KUBECONFIG! }, `${namespace}-runner`);
     serving = await startService('serving', { ...serverEnv(), REGISTRY_REFRESH_MS: '200' }, `${namespace}-serving`);
     await Promise.all([operator.waitReady(), serving.waitReady()]);
     const spec = { ...TEST_GROUP_SPEC, source: { ...TEST_GROUP_SPEC.source, topic }, deletionPolicy: 'Delete' };
