@@ -37,7 +37,7 @@ export class Replica {
     try {
       port = await this.pickPort();
     } catch (error) {
-      this.restartLater(startedAt, { err: error });
+      this.restartLater(startedAt, { err: error }, 'no port for replica; retrying');
       return;
     }
     if (this.stopping) return;
@@ -51,19 +51,19 @@ export class Replica {
     this.log.info({ replica: this.name, port, pid: child.pid }, 'replica started');
     child.on('exit', (code, signal) => {
       alive.delete(child);
-      if (!this.stopping) this.restartLater(startedAt, { code, signal, port });
+      if (!this.stopping) this.restartLater(startedAt, { code, signal, port }, 'replica exited; restarting');
     });
   }
 
-  private restartLater(startedAt: number, why: Record<string, unknown>): void {
+  private restartLater(startedAt: number, why: Record<string, unknown>, message: string): void {
     if (Date.now() - startedAt > 60_000) this.restarts = 0;
     const delay = backoffDelay(this.restarts++, { initialMs: 1_000, maxMs: 60_000 });
-    this.log.warn({ replica: this.name, ...why, restartInMs: delay }, 'replica exited; restarting');
+    this.log.warn({ replica: this.name, ...why, restartInMs: delay }, message);
     this.timer = setTimeout(() => void this.start(), delay);
   }
 
   async ready(): Promise<boolean> {
-    if (!this.child || this.child.exitCode !== null || this.port === undefined) return false;
+    if (!this.child || this.child.exitCode !== null) return false;
     return fetch(`http://127.0.0.1:${this.port}/readyz`).then(
       (r) => r.ok,
       () => false,

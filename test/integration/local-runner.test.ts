@@ -5,11 +5,11 @@
  * can take (a runner handing out base + n failed to listen there on every restart, and the
  * Deployment never became available).
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { AppsV1Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { kubeConfig } from '../support/kube';
 import { uniqueName } from '../support/platform';
 import { eventually, startService, type RunningService } from '../support/services';
+import { portHeldByConnection, tryListen, type ConnectionHeldPort } from '../support/sockets';
 
 /** Answers 200 on every path (the runner probes /readyz) on $PORT: a replica with no dependencies. */
 const REPLICA_SCRIPT =
@@ -21,43 +21,32 @@ describe('local runner', () => {
   let apps: AppsV1Api;
   let core: CoreV1Api;
   let runner: RunningService | undefined;
-  let server: Server;
-  let outbound: Socket;
+  let held: ConnectionHeldPort;
 
   beforeAll(async () => {
     const kube = kubeConfig();
     apps = kube.makeApiClient(AppsV1Api);
     core = kube.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: namespace } } });
-    server = createServer((socket) => socket.on('error', () => undefined));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    outbound = await new Promise<Socket>((resolve) => {
-      const socket = connect((server.address() as { port: number }).port, '127.0.0.1', () => resolve(socket));
-    });
+    held = await portHeldByConnection();
   });
 
   afterAll(async () => {
     // The test API server runs no namespace controller: the Deployment goes by hand.
     await apps?.deleteNamespacedDeployment({ name: 'plain', namespace }).catch(() => undefined);
     await runner?.stop();
-    outbound?.destroy();
-    await new Promise((r) => server?.close(r));
+    await held?.release();
     await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
   });
 
   it('starts a replica whose first port is held by an outbound connection on another port', async () => {
-    const held = outbound.localPort!;
+    const { port: heldPort, connection: outbound } = held;
     // The test's own check that the port is taken for a listener.
-    const refused = await new Promise<string>((resolve) => {
-      const probe = createServer()
-        .once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'))
-        .listen(held, '127.0.0.1', () => probe.close(() => resolve('listening')));
-    });
-    expect(refused).toBe('EADDRINUSE');
+    expect(await tryListen(heldPort)).toBe('EADDRINUSE');
 
     runner = await startService(
       'local-runner',
-      { KUBECONFIG: process.env.KUBECONFIG!, RUNNER_SELECTOR: selector, RUNNER_BASE_PORT: String(held) },
+      { KUBECONFIG: process.env.KUBECONFIG!, RUNNER_SELECTOR: selector, RUNNER_BASE_PORT: String(heldPort) },
       `${namespace}-runner`,
     );
     await runner.waitReady();
@@ -97,10 +86,10 @@ describe('local runner', () => {
       .filter((entry) => entry.msg === 'replica started' && entry.replica === `${namespace}/plain#0`);
     expect(started).toHaveLength(1);
     const port = started[0]!.port!;
-    expect(port).toBeGreaterThan(held);
+    expect(port).toBeGreaterThan(heldPort);
     expect(await (await fetch(`http://127.0.0.1:${port}/readyz`)).text()).toBe('ok');
     // Still held by the connection: the replica went around it, it did not take it over.
-    expect(outbound.localPort).toBe(held);
+    expect(outbound.localPort).toBe(heldPort);
     expect(outbound.destroyed).toBe(false);
   });
 });

@@ -1,5 +1,6 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { pickPort } from '../../services/local-runner/ports';
+import { portHeldByConnection, tryListen, type ConnectionHeldPort } from '../support/sockets';
 
 /**
  * The local runner's replica ports, on real sockets: whatever pickPort returns, a server (as the
@@ -22,27 +23,20 @@ function listen(port: number): Promise<Server> {
 
 const portOf = (server: Server): number => (server.address() as { port: number }).port;
 
-/** Listens on `port` and closes again: the test's own check that it is free. */
-async function canListen(port: number): Promise<boolean> {
-  try {
-    const server = await listen(port);
-    await new Promise((r) => server.close(r));
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** The test's own check that `port` is free: it listens there, and closes again. */
+const canListen = async (port: number): Promise<boolean> => (await tryListen(port)) === 'listening';
 
-/** A listener and a connection to it; resolves with the connection's local (ephemeral) port. */
+const held: ConnectionHeldPort[] = [];
+
+/** A connection's local (ephemeral) port, held until the test ends. */
 async function outboundPort(): Promise<number> {
-  const server = await listen(0);
-  return new Promise((resolve) => {
-    const socket = connect(portOf(server), '127.0.0.1', () => resolve(socket.localPort!));
-    open.push(socket);
-  });
+  const connection = await portHeldByConnection();
+  held.push(connection);
+  return connection.port;
 }
 
 afterEach(async () => {
+  for (const connection of held.splice(0)) await connection.release();
   // Connections first: a server's close waits for its connections to end.
   const handles = open.splice(0);
   for (const handle of handles) if ('destroy' in handle) handle.destroy();
