@@ -8,7 +8,7 @@
 import { AppsV1Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { kubeConfig } from '../support/kube';
 import { uniqueName } from '../support/platform';
-import { eventually, startService, type RunningService } from '../support/services';
+import { eventually, explainedBy, startService, type RunningService } from '../support/services';
 import { portHeldByConnection, tryListen, type ConnectionHeldPort } from '../support/sockets';
 
 /** Answers 200 on every path (the runner probes /readyz) on $PORT: a replica with no dependencies. */
@@ -71,9 +71,7 @@ describe('local runner', () => {
       'the Deployment available, its replica listening',
       60_000,
     );
-    await available.catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}; the runner's last lines:\n${runner!.tail(10)}`, { cause: error });
-    });
+    await explainedBy(available, { runner: runner! }, 10);
     const started = runner
       .logLines()
       .flatMap((line) => {

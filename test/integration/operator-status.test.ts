@@ -17,7 +17,7 @@ import {
   uniqueName,
 } from '../support/platform';
 import { installFeatureGroupCrd, kubeConfig, kubectl, kubectlOk } from '../support/kube';
-import { eventually, requireEnv, serverEnv, startService, type RunningService } from '../support/services';
+import { eventually, explainedBy, requireEnv, serverEnv, startService, type RunningService } from '../support/services';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { conditionOf, readFeatureGroup, statusSummary, type FeatureGroupResource } from '../support/featuregroups';
 
@@ -45,22 +45,16 @@ describe('operator status, events, names and scale', () => {
     what: string,
     predicate: (fg: FeatureGroupResource) => boolean,
   ): Promise<FeatureGroupResource> => {
-    try {
-      return await eventually(
-        async () => {
-          const fg = await get(ns, name);
-          if (predicate(fg)) return fg;
-          throw new Error(statusSummary(fg));
-        },
-        `${ns}/${name}: ${what}`,
-        90_000,
-      );
-    } catch (error) {
-      throw new Error(
-        `${(error as Error).message}\noperator's last lines:\n${operator.tail(15)}\nlocal runner's last lines:\n${runner.tail(15)}`,
-        { cause: error },
-      );
-    }
+    const found = eventually(
+      async () => {
+        const fg = await get(ns, name);
+        if (predicate(fg)) return fg;
+        throw new Error(statusSummary(fg));
+      },
+      `${ns}/${name}: ${what}`,
+      90_000,
+    );
+    return explainedBy(found, { operator, 'local runner': runner });
   };
   const eventsOf = async (ns: string, name: string): Promise<CoreV1Event[]> =>
     (

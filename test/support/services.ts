@@ -172,6 +172,23 @@ export async function startIngestAndServing(
   return services;
 }
 
+/**
+ * `wait`, and if it fails, its error followed by the last lines each service wrote, so that a
+ * timeout in CI says what the processes were doing.
+ */
+export async function explainedBy<T>(
+  wait: Promise<T>,
+  services: Record<string, RunningService>,
+  lines = 15,
+): Promise<T> {
+  try {
+    return await wait;
+  } catch (error) {
+    const tails = Object.entries(services).map(([name, service]) => `${name}'s last lines:\n${service.tail(lines)}`);
+    throw new Error([(error as Error).message, ...tails].join('\n'), { cause: error });
+  }
+}
+
 export async function eventually<T>(
   probe: () => Promise<T | undefined>,
   what: string,
