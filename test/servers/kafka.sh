@@ -11,7 +11,7 @@
 #   pid      print the broker JVM pid
 #   env      print KAFKA_BROKERS=...
 #   topics   run kafka-topics (TopicCommand) against the broker, e.g. `topics --list`
-# Env: KAFKA_VERSION (3.9.1), FS_KAFKA_PORT (59092), FS_KAFKA_CONTROLLER_PORT (59093),
+# Env: KAFKA_VERSION (3.9.1), FS_KAFKA_PORT (29092), FS_KAFKA_CONTROLLER_PORT (29093),
 #      FS_KAFKA_JAVA_OPTS (extra JVM flags), FS_KAFKA_LISTEN (the broker's address; 127.0.0.1), KAFKA_START_TIMEOUT (90), FS_STATE_DIR, FS_CACHE_DIR
 set -euo pipefail
 LOG_TAG=kafka
@@ -20,10 +20,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
 SLF4J_VERSION="${SLF4J_VERSION:-1.7.36}" # the slf4j-api that Kafka 3.x uses
-KAFKA_PORT="${FS_KAFKA_PORT:-59092}"
+KAFKA_PORT="${FS_KAFKA_PORT:-29092}"
 # The broker's address: loopback, or FS_KAFKA_LISTEN (an address inside a real node's namespace).
 LISTEN="${FS_KAFKA_LISTEN:-127.0.0.1}"
-CONTROLLER_PORT="${FS_KAFKA_CONTROLLER_PORT:-59093}"
+CONTROLLER_PORT="${FS_KAFKA_CONTROLLER_PORT:-29093}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 CLUSTER_ID="ZmVhdHVyZXN0b3JlLWRldg" # base64url("featurestore-dev"); fixed so re-formatting is deterministic
 DIST="$CACHE_DIR/kafka-$KAFKA_VERSION"

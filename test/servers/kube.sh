@@ -20,7 +20,7 @@
 #   kubectl     run the built kubectl against this server, e.g. `kubectl get ns`
 #   kubectl-path  print the path of the built kubectl (for callers with their own KUBECONFIG)
 #   audit-log   print the path of the API server's audit log (JSON lines, Metadata level)
-# Env: FS_KUBE_PORT (56443), FS_ETCD_PORT (52379), FS_ETCD_PEER_PORT (52380),
+# Env: FS_KUBE_PORT (26443), FS_ETCD_PORT (22379), FS_ETCD_PEER_PORT (22380),
 #      FS_KUBE_START_TIMEOUT (90), FS_ETCD_FSYNC (0: etcd runs with --unsafe-no-fsync, which only
 #      loses data if the machine itself crashes), FS_KUBE_APISERVER_ARGS / FS_ETCD_ARGS (extra flags),
 #      FS_STATE_DIR, FS_CACHE_DIR; for the build: GOPATH/GOMODCACHE/GOCACHE (Go's defaults), GOPROXY.
@@ -46,9 +46,9 @@ APISERVER_BIN="$KUBE_DIST/bin/kube-apiserver"
 KUBECTL_BIN="$KUBE_DIST/bin/kubectl"
 ETCD_BIN="$ETCD_DIST/bin/etcd"
 
-KUBE_PORT="${FS_KUBE_PORT:-56443}"
-ETCD_PORT="${FS_ETCD_PORT:-52379}"
-ETCD_PEER_PORT="${FS_ETCD_PEER_PORT:-52380}"
+KUBE_PORT="${FS_KUBE_PORT:-26443}"
+ETCD_PORT="${FS_ETCD_PORT:-22379}"
+ETCD_PEER_PORT="${FS_ETCD_PEER_PORT:-22380}"
 START_TIMEOUT="${FS_KUBE_START_TIMEOUT:-90}"
 K_DIR="$STATE_DIR/kube"
 PKI="$K_DIR/pki"

@@ -371,8 +371,8 @@ case "${1:-}" in
   exec) shift; in_ns "$@" ;;
   # What a pod needs to reach the node's Postgres and Kafka.
   env)
-    echo "DATABASE_URL=postgres://featurestore:featurestore@$NODE_IP:${FS_PG_PORT:-55432}/featurestore"
-    echo "KAFKA_BROKERS=$NODE_IP:${FS_KAFKA_PORT:-59092}"
+    echo "DATABASE_URL=postgres://featurestore:featurestore@$NODE_IP:${FS_PG_PORT:-25432}/featurestore"
+    echo "KAFKA_BROKERS=$NODE_IP:${FS_KAFKA_PORT:-29092}"
     echo "REGISTRY=$NODE_IP:$REGISTRY_PORT"
     ;;
   load-image)

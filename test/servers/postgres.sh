@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local PostgreSQL for tests: 127.0.0.1:${FS_PG_PORT:-55432}, data in $STATE_DIR/postgres/data.
+# Local PostgreSQL for tests: 127.0.0.1:${FS_PG_PORT:-25432}, data in $STATE_DIR/postgres/data.
 #
 # Usage: postgres.sh {start|stop|status|pid|env|psql [ARGS...]}
 #   start   init on first use (role+db featurestore/featurestore), start, wait for pg_isready
@@ -8,14 +8,14 @@
 #   pid     print the postmaster pid (for kill -STOP/-CONT fault tests)
 #   env     print DATABASE_URL=...
 #   psql    open psql as featurestore on the featurestore database
-# Env: FS_PG_PORT (55432), FS_STATE_DIR, PG_START_TIMEOUT (30), FS_PG_LISTEN (an extra listen
+# Env: FS_PG_PORT (25432), FS_STATE_DIR, PG_START_TIMEOUT (30), FS_PG_LISTEN (an extra listen
 #      address) and FS_PG_ALLOW_CIDR (clients from there may log in with a password): for a real node
 set -euo pipefail
 LOG_TAG=postgres
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PG_PORT="${FS_PG_PORT:-55432}"
+PG_PORT="${FS_PG_PORT:-25432}"
 # Loopback, plus FS_PG_LISTEN (an address inside a network namespace of a real node) when set.
 LISTEN_ADDRESSES="127.0.0.1${FS_PG_LISTEN:+,$FS_PG_LISTEN}"
 PG_DIR="$STATE_DIR/postgres"
