@@ -16,6 +16,12 @@ export const consumerEnv = baseEnv.extend({
     .default(8 * 1024 * 1024),
   /** How long the group waits for a silent member (e.g. a killed pod) before moving its partitions. */
   CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(30_000),
+  /**
+   * How old the consumer's view of its topic may grow before it is read again: partitions added to
+   * the source topic (kafka-topics --alter --partitions) are assigned and read within about this long.
+   * kafkajs's own default is 5 minutes.
+   */
+  CONSUMER_METADATA_MAX_AGE_MS: z.coerce.number().int().min(1_000).max(300_000).default(30_000),
   /** Partitions processed at once, each in its own transaction: overlaps Postgres and Node work. */
   CONSUMER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(4),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(4),

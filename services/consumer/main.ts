@@ -58,6 +58,7 @@ async function main(): Promise<void> {
     maxBytes: config.CONSUMER_MAX_BYTES_PER_PARTITION * 4,
     sessionTimeout: config.CONSUMER_SESSION_TIMEOUT_MS,
     heartbeatInterval: Math.min(3_000, config.CONSUMER_SESSION_TIMEOUT_MS / 3),
+    metadataMaxAge: config.CONSUMER_METADATA_MAX_AGE_MS,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 10_000 },
   });
   // Dead letters must not be lost: the idempotent producer retries until Kafka takes them.
