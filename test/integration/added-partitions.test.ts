@@ -90,7 +90,18 @@ describe('partitions added to a source topic', () => {
     await served('on-p0', 'first');
 
     await admin.createPartitions({ topicPartitions: [{ topic, count: 3 }] });
-    // A kafkajs producer drops, without an error, a record for a partition its metadata lacks: a new one knows them.
+    // A kafkajs producer drops, without an error, a record for a partition its metadata lacks: a new
+    // one, started once the broker lists the partitions with their leaders, knows them.
+    await eventually(
+      async () => {
+        const [described] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+        return described?.partitions.length === 3 && described.partitions.every((p) => p.leader >= 0)
+          ? true
+          : undefined;
+      },
+      `${topic} listed with 3 partitions, each with a leader`,
+      60_000,
+    );
     await producer.disconnect();
     producer = await idempotentProducer(kafka);
     await send(1, 'on-p1', 'second');
