@@ -115,14 +115,7 @@ describe('partitions added to a source topic', () => {
     await served('on-p1', 'second');
     await served('on-p2', 'third');
 
-    const assigned = consumer
-      .logLines()
-      .flatMap((line) => {
-        if (!line.startsWith('{')) return [];
-        const entry = JSON.parse(line) as { msg?: string; partitions?: number[] };
-        return entry.msg === 'partitions assigned' ? [entry.partitions] : [];
-      })
-      .at(-1);
+    const assigned = consumer.logEntries<{ partitions: number[] }>('partitions assigned').at(-1)?.partitions;
     expect(assigned).toEqual([0, 1, 2]);
   });
 });

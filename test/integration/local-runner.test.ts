@@ -73,15 +73,8 @@ describe('local runner', () => {
     );
     await explainedBy(available, { runner: runner! }, 10);
     const started = runner
-      .logLines()
-      .flatMap((line) => {
-        try {
-          return [JSON.parse(line) as { msg?: string; replica?: string; port?: number }];
-        } catch {
-          return [];
-        }
-      })
-      .filter((entry) => entry.msg === 'replica started' && entry.replica === `${namespace}/plain#0`);
+      .logEntries<{ replica?: string; port?: number }>('replica started')
+      .filter((entry) => entry.replica === `${namespace}/plain#0`);
     expect(started).toHaveLength(1);
     const port = started[0]!.port!;
     expect(port).toBeGreaterThan(heldPort);

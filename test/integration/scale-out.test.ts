@@ -174,10 +174,7 @@ describe('scale-out: replicas share partitions exactly', () => {
     expect(snapshots.some((s) => [...s.offsets.values()].reduce((a, b) => a + b, 0n) < BigInt(TOTAL))).toBe(true);
     // Each replica, the added one too, held partitions at some point.
     for (const r of replicas) {
-      const assigned = r
-        .logLines()
-        .filter((l) => l.includes('"partitions assigned"'))
-        .map((l) => (JSON.parse(l) as { partitions: number[] }).partitions);
+      const assigned = r.logEntries<{ partitions: number[] }>('partitions assigned').map((entry) => entry.partitions);
       expect(assigned.some((p) => p.length > 0)).toBe(true);
     }
     const survivors = replicas.filter((r) => r.running);

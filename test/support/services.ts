@@ -82,6 +82,18 @@ export class RunningService {
     return readFileSync(this.logFile, 'utf8').split('\n').filter(Boolean);
   }
 
+  /** The service's pino entries whose `msg` is `message`, oldest first (lines that are not JSON skipped). */
+  logEntries<T extends object>(message: string): T[] {
+    return this.logLines().flatMap((line) => {
+      try {
+        const entry = JSON.parse(line) as T & { msg?: unknown };
+        return entry.msg === message ? [entry] : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
   tail(lines = 30): string {
     return this.output.slice(-lines).join('\n');
   }
